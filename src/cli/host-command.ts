@@ -1,0 +1,83 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Host, type HostOptions } from '../core/host.js';
+import type { ServiceDefinition } from '../core/service-definition.js';
+import { installCoreServices } from '../services/install.js';
+import { parseFlags, usage, UsageError, type FlagSpec, type FlagValues } from './flags.js';
+
+export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
+  port: { type: 'int', help: 'HTTP port (default 8000; 0 picks a free port)' },
+  bindAddress: { type: 'string', help: 'interface to listen on (default 127.0.0.1)' },
+  id: { type: 'string', help: 'host id (default: the id stored in the sandbox, else a random UUID)' },
+  sandbox: { type: 'string', help: 'directory of the persistent index (default ./sandbox)' },
+  publicUri: { type: 'string', help: 'URI advertised to peers' },
+  peerNodes: { type: 'list', help: 'comma-separated peer URIs to join at start' },
+  isAuthorizationEnabled: { type: 'bool', help: 'require authentication and authorization' },
+  adminUser: { type: 'string', help: 'admin user email (default admin@localhost)' },
+  adminPassword: { type: 'string', help: 'admin password; creates the admin user' },
+  keyFile: { type: 'string', help: 'PKCS#8 PEM private key used to sign tokens' },
+  keyPassphrase: { type: 'string', help: 'passphrase of --keyFile' },
+  services: { type: 'list', repeatable: true, help: 'JavaScript module exporting service definitions (repeatable)' },
+  requestPayloadSizeLimit: { type: 'int', help: 'largest accepted request body in bytes (default 67108864)' },
+  maintenanceIntervalMicros: { type: 'int', help: 'host maintenance period: expiry purge (default 1000000)' },
+  queryTaskExpirationMicros: { type: 'int', help: 'default lifetime of query tasks and pages (default 600000000)' },
+  migrationIntervalMicros: { type: 'int', help: 'default interval of continuous migration runs (default 60000000)' },
+  logLevel: { type: 'string', help: 'pino log level: fatal, error, warn, info, debug (default info)' },
+  securePort: { type: 'int', help: 'HTTPS port', ignored: true },
+  sslClientAuthMode: { type: 'string', help: 'TLS client auth', ignored: true },
+  certificateFile: { type: 'string', help: 'HTTPS certificate', ignored: true },
+  perFactoryPeerSynchronizationLimitSeconds: { type: 'int', help: 'per-factory synchronization limit', ignored: true },
+  isPeerSynchronizationEnabled: { type: 'bool', help: 'synchronize on group changes', ignored: true },
+  authProviderHostUri: { type: 'string', help: 'delegate authentication', ignored: true },
+  resourceSandbox: { type: 'string', help: 'UI resources directory', ignored: true },
+  location: { type: 'string', help: 'location tag', ignored: true },
+  autoBackupDirectory: { type: 'string', help: 'backup directory', ignored: true },
+  isAutoBackupEnabled: { type: 'bool', help: 'automatic backups', ignored: true },
+});
+
+export function hostUsage(): string {
+  return `usage: krypton host [--name=value ...]\n\n${usage(HOST_FLAGS)}`;
+}
+
+/** Turns parsed flags into host options (flags absent keep the defaults). */
+export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(flags)) if (!HOST_FLAGS[k]?.ignored && k !== 'services') o[k] = v;
+  if (typeof o['bindAddress'] === 'string' && o['bindAddress'] === '') throw new UsageError('--bindAddress must not be empty');
+  return o as Partial<HostOptions>;
+}
+
+/** Loads `--services` modules: every exported service definition (or an exported `services` array). */
+export async function loadServiceModules(paths: readonly string[]): Promise<ServiceDefinition[]> {
+  const out: ServiceDefinition[] = [];
+  for (const p of paths) {
+    const mod = (await import(pathToFileURL(resolve(p)).href)) as Record<string, unknown>;
+    const candidates = Array.isArray(mod['services']) ? (mod['services'] as unknown[]) : Object.values(mod);
+    const defs = candidates.filter((v): v is ServiceDefinition => !!v && typeof v === 'object' && ['stateful', 'stateless'].includes((v as { type?: string }).type ?? ''));
+    if (defs.length === 0) throw new UsageError(`--services=${p}: the module exports no service definitions`);
+    out.push(...defs);
+  }
+  return out;
+}
+
+/** `krypton host`: starts a host and runs until SIGINT/SIGTERM (graceful stop, exit 0). */
+export async function runHost(args: readonly string[]): Promise<number> {
+  const flags = parseFlags(args, HOST_FLAGS);
+  const services = await loadServiceModules((flags['services'] as string[] | undefined) ?? []);
+  const host = new Host({ ...hostOptionsFromFlags(flags), services });
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string) => {
+    stopping ??= (async () => {
+      host.log.info({ reason }, 'stopping');
+      await host.stop();
+      host.log.info('stopped');
+    })();
+    return stopping;
+  };
+  await host.start((h) => installCoreServices(h, () => void stop('DELETE /core/management').then(() => process.exit(0))));
+  process.stdout.write(`krypton host ready id=${host.id} uri=${host.uri} sandbox=${resolve(host.options.sandbox)}\n`);
+  await new Promise<void>((resolveDone) => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop(sig).then(resolveDone));
+  });
+  return 0;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { UsageError } from './flags.js';
+import { hostUsage, runHost } from './host-command.js';
+
+const HELP = `krypton — Xenon-compatible document host built for side-by-side upgrades
+
+usage:
+  krypton host [--port=8000] [--id=ID] [--sandbox=DIR] [...]   start a host
+  krypton migrate --source=URI --destination=URI --factory=LINK  migrate a factory (see --help)
+  krypton help
+
+${hostUsage()}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'host':
+      return runHost(rest);
+    case 'migrate': {
+      const { runMigrate } = await import('./migrate-command.js');
+      return runMigrate(rest);
+    }
+    case 'help':
+    case '--help':
+    case undefined:
+      process.stdout.write(HELP);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command: ${command}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`krypton: ${err.message}\nRun 'krypton help' for the flags.\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`krypton: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
+import { HttpClient } from '../core/http-client.js';
+import type { Doc } from '../core/document.js';
+import { parseFlags, UsageError, usage, type FlagSpec } from './flags.js';
+
+export const MIGRATE_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
+  source: { type: 'string', help: 'source (blue) host URI, e.g. http://localhost:8000' },
+  destination: { type: 'string', help: 'destination (green) host URI; the task runs there' },
+  factory: { type: 'string', help: 'source factory link, e.g. /core/examples' },
+  to: { type: 'string', help: 'destination factory link (default: --factory)' },
+  transform: { type: 'string', help: 'transformation service link on the destination' },
+  transformRequest: { type: 'bool', help: 'use the TransformRequest contract (USE_TRANSFORM_REQUEST)' },
+  query: { type: 'string', help: 'file with a querySpec (JSON) selecting what to migrate' },
+  continuous: { type: 'bool', help: 're-run every --interval until interrupted (Ctrl-C cancels the task)' },
+  interval: { type: 'int', help: 'continuous interval in microseconds (default 60000000)' },
+  allVersions: { type: 'bool', help: 'migrate every retained version (ALL_VERSIONS)' },
+  'all-versions': { type: 'bool', help: 'same as --allVersions' },
+  estimate: { type: 'bool', help: 'count the source first for a progress total (ESTIMATE_COUNT; default true)' },
+  token: { type: 'string', help: 'x-xenon-auth-token to use on the destination (auth on)' },
+  pollMillis: { type: 'int', help: 'progress poll period in ms (default 500)' },
+});
+
+interface TaskDoc extends Doc {
+  taskInfo: { stage: string; failure?: { message?: string } };
+  progress?: { processedServiceCount: number; skippedServiceCount: number; estimatedTotalServiceCount: number; fetchedDocumentCount: number; runCount: number };
+}
+
+function buildTask(f: Record<string, unknown>): Doc {
+  const source = String(f['source']).replace(/\/$/, '');
+  const destination = String(f['destination']).replace(/\/$/, '');
+  const options: string[] = [];
+  if (f['allVersions'] || f['all-versions']) options.push('ALL_VERSIONS');
+  if (f['estimate'] !== false) options.push('ESTIMATE_COUNT');
+  if (f['transformRequest']) options.push('USE_TRANSFORM_REQUEST');
+  const task: Doc = {
+    sourceNodeGroupReference: `${source}/core/node-groups/default`,
+    destinationNodeGroupReference: `${destination}/core/node-groups/default`,
+    sourceFactoryLink: f['factory'],
+    destinationFactoryLink: f['to'] ?? f['factory'],
+    continuousMigration: f['continuous'] === true,
+    migrationOptions: options,
+  };
+  if (f['interval']) task['maintenanceIntervalMicros'] = f['interval'];
+  if (f['transform']) task['transformationServiceLink'] = f['transform'];
+  if (f['query']) {
+    try {
+      task['querySpec'] = JSON.parse(readFileSync(String(f['query']), 'utf8'));
+    } catch (err) {
+      throw new UsageError(`--query=${String(f['query'])}: ${(err as Error).message}`);
+    }
+  }
+  return task;
+}
+
+/**
+ * `krypton migrate`: posts a migration task to the destination, follows it with a progress bar
+ * (plain lines when not on a terminal), exits 0 when FINISHED, 1 with the failure message.
+ */
+export async function runMigrate(args: readonly string[]): Promise<number> {
+  const f = parseFlags(args, MIGRATE_FLAGS);
+  for (const req of ['source', 'destination', 'factory']) if (!f[req]) throw new UsageError(`--${req} is required\n\n${usage(MIGRATE_FLAGS)}`);
+  const destination = String(f['destination']).replace(/\/$/, '');
+  const client = new HttpClient(2);
+  const headers: Record<string, string> = f['token'] ? { 'x-xenon-auth-token': String(f['token']) } : {};
+  const created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: buildTask(f), headers });
+  const link = created.body['documentSelfLink'] as string;
+  const out = process.stdout;
+  out.write(`migration task ${destination}${link}\n`);
+  const tty = process.stdout.isTTY === true;
+  const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} docs | {rate} docs/s | ETA {eta_formatted} | {stage}' }, cliProgress.Presets.shades_classic) : undefined;
+  let cancelled = false;
+  const onSigint = () => {
+    cancelled = true;
+  };
+  process.once('SIGINT', onSigint);
+  const started = Date.now();
+  let barStarted = false;
+  let lastLine = 0;
+  try {
+    for (;;) {
+      const task = (await client.send<TaskDoc>(`${destination}${link}`, { method: 'GET', headers })).body;
+      const p = task.progress;
+      const done = (p?.processedServiceCount ?? 0) + (p?.skippedServiceCount ?? 0);
+      const total = p && p.estimatedTotalServiceCount > 0 ? p.estimatedTotalServiceCount : Math.max(done, 1);
+      const rate = Math.round(done / Math.max((Date.now() - started) / 1000, 0.001));
+      if (bar) {
+        if (!barStarted) bar.start(total, done, { rate, stage: task.taskInfo.stage });
+        barStarted = true;
+        bar.setTotal(Math.max(total, done));
+        bar.update(done, { rate, stage: task.taskInfo.stage });
+      } else if (Date.now() - lastLine > 1000 || ['FINISHED', 'FAILED'].includes(task.taskInfo.stage)) {
+        lastLine = Date.now();
+        out.write(`stage=${task.taskInfo.stage} processed=${p?.processedServiceCount ?? 0} skipped=${p?.skippedServiceCount ?? 0} total=${p?.estimatedTotalServiceCount ?? -1} rate=${rate}/s\n`);
+      }
+      if (cancelled) {
+        await client.send(`${destination}${link}`, { method: 'PATCH', body: { taskInfo: { stage: 'CANCELLED' } }, headers });
+        bar?.stop();
+        out.write('migration cancelled\n');
+        return 130;
+      }
+      if (!f['continuous'] && task.taskInfo.stage === 'FINISHED') {
+        bar?.stop();
+        out.write(`FINISHED: migrated ${p?.processedServiceCount ?? 0}, skipped ${p?.skippedServiceCount ?? 0} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+        return 0;
+      }
+      if (!f['continuous'] && task.taskInfo.stage === 'FAILED') {
+        bar?.stop();
+        process.stderr.write(`FAILED: ${task.taskInfo.failure?.message ?? 'unknown error'}\n`);
+        return 1;
+      }
+      await new Promise((r) => setTimeout(r, Number(f['pollMillis'] ?? 500)));
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    await client.close();
+  }
+}

@@ -1,0 +1,65 @@
+/** Xenon's ServiceDocument built-in fields, in the order Gson emits them after a document's own fields. */
+export const BUILTIN_FIELDS = [
+  'documentVersion',
+  'documentEpoch',
+  'documentKind',
+  'documentSelfLink',
+  'documentUpdateTimeMicros',
+  'documentUpdateAction',
+  'documentExpirationTimeMicros',
+  'documentOwner',
+  'documentAuthPrincipalLink',
+  'documentTransactionId',
+  'documentSourceLink',
+  'documentDescription',
+] as const;
+
+const BUILTIN_SET: ReadonlySet<string> = new Set(BUILTIN_FIELDS);
+
+export function isBuiltinField(name: string): boolean {
+  return BUILTIN_SET.has(name);
+}
+
+export type Doc = Record<string, unknown>;
+
+export interface Builtins {
+  documentVersion: number;
+  documentEpoch?: number;
+  documentKind: string;
+  documentSelfLink: string;
+  documentUpdateTimeMicros: number;
+  documentUpdateAction: string;
+  documentExpirationTimeMicros: number;
+  documentOwner: string;
+  documentAuthPrincipalLink?: string;
+}
+
+/** The user's fields of a document (built-ins and nulls removed; Gson omits nulls). */
+export function userFields(doc: Doc): Doc {
+  const out: Doc = {};
+  for (const [k, v] of Object.entries(doc)) if (!BUILTIN_SET.has(k) && v !== null && v !== undefined) out[k] = v;
+  return out;
+}
+
+/** A full document: the user's fields first, then the built-ins, as Xenon serializes it. */
+export function composeDocument(state: Doc, b: Builtins): Doc {
+  const doc: Doc = userFields(state);
+  doc['documentVersion'] = b.documentVersion;
+  if (b.documentEpoch !== undefined) doc['documentEpoch'] = b.documentEpoch;
+  doc['documentKind'] = b.documentKind;
+  doc['documentSelfLink'] = b.documentSelfLink;
+  doc['documentUpdateTimeMicros'] = b.documentUpdateTimeMicros;
+  doc['documentUpdateAction'] = b.documentUpdateAction;
+  doc['documentExpirationTimeMicros'] = b.documentExpirationTimeMicros;
+  doc['documentOwner'] = b.documentOwner;
+  if (b.documentAuthPrincipalLink !== undefined) doc['documentAuthPrincipalLink'] = b.documentAuthPrincipalLink;
+  return doc;
+}
+
+/** Reads an integer field leniently (Gson accepts "5" for 5); undefined when absent or not integral. */
+export function longField(doc: Doc | undefined, name: string): number | undefined {
+  const v = doc?.[name];
+  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
+  if (typeof v === 'string' && /^-?\d+$/.test(v.trim())) return Number(v);
+  return undefined;
+}

@@ -1,0 +1,233 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { SqliteStore } from '../store/sqlite-store.js';
+import { fail } from './errors.js';
+import { SystemClock, type Clock } from './clock.js';
+import { LinkLocks } from './link-locks.js';
+import { HttpClient } from './http-client.js';
+import { createHttpServer, errorReply } from './http-server.js';
+import { Operation, type Reply } from './operation.js';
+import { ServiceStats, UTILITY_SUFFIXES, type Service } from './service.js';
+import type { ServiceDefinition } from './service-definition.js';
+import { genericUtility } from '../services/utility-handlers.js';
+import { QueryPages } from '../query/query-pages.js';
+import { xenonFnv64 } from './fnv-hash.js';
+
+export interface HostOptions {
+  port: number;
+  bindAddress: string;
+  /** Host id; default: the id persisted in the sandbox, else a new random UUID. */
+  id?: string;
+  sandbox: string;
+  publicUri?: string;
+  peerNodes: string[];
+  isAuthorizationEnabled: boolean;
+  adminUser: string;
+  adminPassword?: string;
+  keyFile?: string;
+  keyPassphrase?: string;
+  /** User services (the authoring API); ExampleService and the core services are always started. */
+  services: ServiceDefinition[];
+  requestPayloadSizeLimit: number;
+  /** Period of host maintenance (expiration purge, task expiry). */
+  maintenanceIntervalMicros: number;
+  /** Default lifetime of query tasks and their pages. */
+  queryTaskExpirationMicros: number;
+  /** Default migration task maintenance interval (continuous re-runs). */
+  migrationIntervalMicros: number;
+  logLevel: string;
+  clock?: Clock;
+}
+
+export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
+  port: 8000,
+  bindAddress: '127.0.0.1',
+  sandbox: './sandbox',
+  peerNodes: [],
+  isAuthorizationEnabled: false,
+  adminUser: 'admin@localhost',
+  services: [],
+  requestPayloadSizeLimit: 64 * 1024 * 1024,
+  maintenanceIntervalMicros: 1_000_000,
+  queryTaskExpirationMicros: 600_000_000,
+  migrationIntervalMicros: 60_000_000,
+  logLevel: 'info',
+}) as HostOptions;
+
+/** A filter runs before routing; returning a Reply ends the request (auth, forwarding). */
+export type RequestFilter = (op: Operation) => Promise<Reply | undefined>;
+
+/** Something started with the host and stopped with it (background loops, timers). */
+export interface HostComponent {
+  start?(): Promise<void> | void;
+  stop?(): Promise<void> | void;
+  maintain?(nowMicros: number): Promise<void> | void;
+}
+
+/**
+ * A krypton host: one process serving services at URI links over HTTP, with one embedded index.
+ * Request pipeline: parse (http-server) → filters (authorize, forward to owner) → route → handle.
+ */
+export class Host {
+  readonly options: HostOptions;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly locks = new LinkLocks();
+  readonly client = new HttpClient();
+  store!: SqliteStore;
+  readonly queryPages = new QueryPages(this);
+  id = '';
+  private idPrefix = '';
+  private readonly services = new Map<string, Service>();
+  private readonly stats = new Map<string, ServiceStats>();
+  private readonly filters: RequestFilter[] = [];
+  private readonly components: HostComponent[] = [];
+  private server: Server | undefined;
+  private maintenanceTimer: NodeJS.Timeout | undefined;
+  private inFlight = 0;
+  private stopping = false;
+  port = 0;
+
+  constructor(options: Partial<HostOptions> = {}) {
+    this.options = { ...DEFAULT_HOST_OPTIONS, ...options };
+    this.clock = this.options.clock ?? new SystemClock();
+    this.log = pino({ level: this.options.logLevel, base: null });
+  }
+
+  /** Base URI peers and clients use for this host. */
+  get uri(): string {
+    if (this.options.publicUri) return this.options.publicUri.replace(/\/$/, '');
+    const h = this.options.bindAddress === '0.0.0.0' ? '127.0.0.1' : this.options.bindAddress;
+    return `http://${h.includes(':') ? `[${h}]` : h}:${this.port}`;
+  }
+
+  /** A new document id in Xenon's format: hex(hash(hostId)) + hex(nowMicros); unique per host. */
+  newId(): string {
+    return this.idPrefix + this.clock.nowMicros().toString(16);
+  }
+
+  register(service: Service): void {
+    if (this.services.has(service.link)) fail('CONFLICT', `a service is already started at ${service.link}`);
+    this.services.set(service.link, service);
+  }
+
+  service(link: string): Service | undefined {
+    return this.services.get(link);
+  }
+
+  serviceLinks(): string[] {
+    return [...this.services.keys()].sort();
+  }
+
+  statsFor(link: string): ServiceStats {
+    let s = this.stats.get(link);
+    if (!s) this.stats.set(link, (s = new ServiceStats()));
+    return s;
+  }
+
+  addFilter(filter: RequestFilter): void {
+    this.filters.push(filter);
+  }
+
+  addComponent(c: HostComponent): void {
+    this.components.push(c);
+  }
+
+  /** Opens the sandbox, starts every service and listens. */
+  async start(install: (host: Host) => Promise<void> | void): Promise<void> {
+    this.store = SqliteStore.open(this.options.sandbox);
+    this.id = this.options.id ?? this.store.getMeta('hostId') ?? randomUUID();
+    this.store.setMeta('hostId', this.id);
+    this.idPrefix = xenonFnv64(this.id).toString(16);
+    await install(this);
+    for (const c of this.components) await c.start?.();
+    this.server = createHttpServer((op) => this.dispatch(op), {
+      requestPayloadSizeLimit: this.options.requestPayloadSizeLimit,
+      onError: (err, op) => this.logError(err, op),
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.options.port, this.options.bindAddress, () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    const interval = Math.max(10, this.options.maintenanceIntervalMicros / 1000);
+    this.maintenanceTimer = setInterval(() => void this.maintain(), interval);
+    this.maintenanceTimer.unref();
+  }
+
+  private async maintain(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const now = this.clock.nowMicros();
+      this.store.purgeExpired(now);
+      this.queryPages.sweep(now);
+      for (const c of this.components) await c.maintain?.(now);
+    } catch (err) {
+      this.log.error({ err }, 'maintenance failed');
+    }
+  }
+
+  /** Routes one operation: filters, then exact link, utility suffix, factory child, else 404. */
+  async dispatch(op: Operation): Promise<Reply> {
+    this.inFlight++;
+    try {
+      for (const f of this.filters) {
+        const r = await f(op);
+        if (r) return r;
+      }
+      return await this.route(op);
+    } catch (err) {
+      this.logError(err, op);
+      return errorReply(err);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async route(op: Operation): Promise<Reply> {
+    const path = op.path;
+    const direct = this.services.get(path);
+    if (direct) {
+      this.statsFor(path).adjust(`${op.action}requestCount`, 1, this.clock.nowMicros());
+      return direct.handle(op);
+    }
+    const slash = path.lastIndexOf('/');
+    const parent = path.slice(0, slash);
+    const last = path.slice(slash + 1);
+    if (UTILITY_SUFFIXES.has(last)) {
+      const owner = this.services.get(parent);
+      if (owner) return owner.handleUtility ? owner.handleUtility(op, last) : genericUtility(this, owner.link, op, last);
+      const gp = parent.lastIndexOf('/');
+      const factory = this.services.get(parent.slice(0, gp));
+      if (factory?.handleChild) return factory.handleChild(op, parent, last);
+    }
+    const factory = this.services.get(parent);
+    if (factory?.handleChild && last.length > 0) return factory.handleChild(op, path, undefined);
+    return fail('NOT_FOUND', `Service not found: ${op.uri}`);
+  }
+
+  private logError(err: unknown, op: Operation | undefined): void {
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    const ctx = op ? { action: op.action, path: op.path } : {};
+    if (status >= 500) this.log.error({ err, ...ctx }, 'request failed');
+    else this.log.debug({ status, msg: (err as Error).message, ...ctx }, 'request rejected');
+  }
+
+  /** Graceful stop: stop accepting, finish in-flight requests, stop components, close the index. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
+    this.server?.closeIdleConnections();
+    const deadline = Date.now() + 10_000;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.server?.closeAllConnections();
+    await closed;
+    for (const c of [...this.components].reverse()) await c.stop?.();
+    await this.client.close();
+    this.store?.close();
+  }
+}

@@ -1,0 +1,94 @@
+import { Pool, type Dispatcher } from 'undici';
+import { fromServiceErrorResponse, kryptonError, type KryptonError } from './errors.js';
+
+export interface ClientRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  headers?: Record<string, string>;
+  body?: unknown;
+  /** Milliseconds until the request is abandoned with 408. */
+  timeoutMs?: number;
+}
+
+export interface ClientResponse<T = unknown> {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: T;
+}
+
+/**
+ * Host-to-host HTTP with keep-alive connection pools (undici Pool per origin).
+ * Non-2xx answers are rebuilt into KryptonErrors from their ServiceErrorResponse.
+ */
+export class HttpClient {
+  private readonly pools = new Map<string, Pool>();
+
+  constructor(private readonly connections = 16) {}
+
+  private pool(origin: string): Pool {
+    let p = this.pools.get(origin);
+    if (!p) {
+      p = new Pool(origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 30_000 });
+      this.pools.set(origin, p);
+    }
+    return p;
+  }
+
+  /** Sends a request; throws a KryptonError for network failures and non-2xx statuses. */
+  async send<T = unknown>(url: string, req: ClientRequest): Promise<ClientResponse<T>> {
+    const res = await this.sendRaw(url, req);
+    if (res.status >= 400) throw this.toError(url, res);
+    return res as ClientResponse<T>;
+  }
+
+  /** Like send, but returns error statuses instead of throwing (network failures still throw). */
+  async sendRaw(url: string, req: ClientRequest): Promise<ClientResponse> {
+    const u = new URL(url);
+    const headers: Record<string, string> = { ...(req.headers ?? {}) };
+    let body: string | undefined;
+    if (req.body !== undefined) {
+      body = typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const timeout = req.timeoutMs ?? 60_000;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.pool(u.origin).request({
+        method: req.method,
+        path: u.pathname + u.search,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
+    } catch (cause) {
+      const e = cause as Error & { code?: string };
+      if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {
+        throw kryptonError('TIMEOUT', `${req.method} ${url} timed out after ${timeout} ms`, { cause });
+      }
+      throw kryptonError('UNAVAILABLE', `${req.method} ${url} failed: ${e.code ?? ''} ${e.message}`.trim(), { cause });
+    }
+    const text = await res.body.text();
+    let parsed: unknown = undefined;
+    if (text.length > 0) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    return { status: res.statusCode, headers: res.headers, body: parsed };
+  }
+
+  toError(url: string, res: ClientResponse): KryptonError {
+    const err = fromServiceErrorResponse(res.body, res.status);
+    if (!(res.body && typeof res.body === 'object' && 'message' in res.body)) {
+      return fromServiceErrorResponse({ message: `${url} answered ${res.status}`, statusCode: res.status }, res.status);
+    }
+    return err;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.pools.clear();
+  }
+}

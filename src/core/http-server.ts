@@ -1,0 +1,161 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { kryptonError, toServiceErrorResponse } from './errors.js';
+import { ACTIONS, JsonStream, Operation, RawJson, type Action, type Reply } from './operation.js';
+
+export type Dispatcher = (op: Operation) => Promise<Reply>;
+
+export interface HttpServerOptions {
+  requestPayloadSizeLimit: number;
+  onError: (err: unknown, op: Operation | undefined) => void;
+}
+
+/** node:http adapter: request → Operation → dispatcher → Reply → response, Xenon's header rules. */
+export function createHttpServer(dispatch: Dispatcher, options: HttpServerOptions): Server {
+  const server = createServer((req, res) => {
+    handle(req, res, dispatch, options).catch((err) => {
+      options.onError(err, undefined);
+      if (!res.headersSent) writeReply(req, res, errorReply(err));
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = 65_000;
+  server.requestTimeout = 0;
+  return server;
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, dispatch: Dispatcher, options: HttpServerOptions): Promise<void> {
+  const method = (req.method ?? '') as Action;
+  if (!ACTIONS.includes(method)) {
+    req.resume();
+    res.setHeader('connection', 'close');
+    writeReply(req, res, errorReply(kryptonError('BAD_REQUEST', `Unsupported method: ${req.method}`)));
+    return;
+  }
+  let bodyText: string | undefined;
+  try {
+    bodyText = await readBody(req, options.requestPayloadSizeLimit);
+  } catch (err) {
+    res.setHeader('connection', 'close');
+    writeReply(req, res, errorReply(err));
+    return;
+  }
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  let path = q < 0 ? url : url.slice(0, q);
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    /* keep the raw path: it will 404 */
+  }
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  const rawQuery = q < 0 ? '' : url.slice(q + 1);
+  const port = req.socket.localPort ?? 0;
+  const op = new Operation({
+    action: method,
+    path,
+    rawQuery,
+    headers: req.headers,
+    bodyText,
+    contentType: req.headers['content-type'],
+    uri: `http://127.0.0.1:${port}${path}${rawQuery ? '?' + safeDecode(rawQuery) : ''}`,
+    ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
+  });
+  let reply: Reply;
+  try {
+    reply = await dispatch(op);
+  } catch (err) {
+    options.onError(err, op);
+    reply = errorReply(err);
+  }
+  await writeReplyAsync(req, res, reply);
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+export function errorReply(err: unknown): Reply {
+  const body = toServiceErrorResponse(err);
+  return { status: body.statusCode, body };
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      req.resume();
+      reject(kryptonError('PAYLOAD_TOO_LARGE', `Content-Length ${declared} is greater than max size allowed ${limit}`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (c: Buffer) => {
+      if (failed) return;
+      size += c.length;
+      if (size > limit) {
+        failed = true;
+        reject(kryptonError('PAYLOAD_TOO_LARGE', `request body is greater than max size allowed ${limit}`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (failed) return;
+      if (size === 0) return resolve(undefined);
+      let buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      if (req.headers['content-encoding'] === 'gzip') {
+        try {
+          buf = gunzipSync(buf, { maxOutputLength: limit });
+        } catch (cause) {
+          return reject(kryptonError('BAD_REQUEST', 'invalid gzip request body', { cause }));
+        }
+      }
+      resolve(buf.toString('utf8'));
+    });
+  });
+}
+
+function serialize(body: unknown): string {
+  if (body === undefined || body === null) return '';
+  if (body instanceof RawJson) return body.text;
+  if (typeof body === 'string') return body;
+  return JSON.stringify(body);
+}
+
+function wantsGzip(req: IncomingMessage): boolean {
+  const ae = req.headers['accept-encoding'];
+  return typeof ae === 'string' && ae.split(',').some((e) => e.split(';')[0]!.trim() === 'gzip');
+}
+
+function writeReply(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+  let payload: string | Buffer = serialize(reply.body);
+  res.statusCode = reply.status;
+  res.setHeader('content-type', 'application/json');
+  if (reply.headers) for (const [k, v] of Object.entries(reply.headers)) res.setHeader(k, v);
+  if (payload.length > 4096 && wantsGzip(req)) {
+    payload = gzipSync(payload);
+    res.setHeader('content-encoding', 'gzip');
+  }
+  res.setHeader('content-length', Buffer.byteLength(payload));
+  res.end(payload);
+}
+
+async function writeReplyAsync(req: IncomingMessage, res: ServerResponse, reply: Reply): Promise<void> {
+  if (!(reply.body instanceof JsonStream)) return writeReply(req, res, reply);
+  res.statusCode = reply.status;
+  res.setHeader('content-type', 'application/json');
+  if (reply.headers) for (const [k, v] of Object.entries(reply.headers)) res.setHeader(k, v);
+  for await (const chunk of reply.body.chunks) {
+    if (res.destroyed) return;
+    if (!res.write(chunk)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+  }
+  res.end();
+}

@@ -1,0 +1,137 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { fail } from './errors.js';
+import { parseJsonBody } from './lenient-json.js';
+
+export type Action = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
+export const ACTIONS: readonly Action[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/** Xenon pragma directives (standard `pragma` header, `;`-joined). */
+export const Pragma = Object.freeze({
+  FORCE_INDEX_UPDATE: 'xn-force-index-update',
+  FROM_MIGRATION: 'xn-from-migration',
+  NO_FORWARD: 'xn-no-fwd',
+  FORWARDED: 'xn-fwd',
+  REPLICATED: 'xn-rpl',
+  SYNCH_OWNER: 'xn-synch-owner',
+  QUEUE: 'xn-queue',
+  VERIFY_TOKEN: 'xn-verify-token',
+});
+
+/** A pre-serialized JSON body (stored documents are sent as stored, never re-serialized). */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
+/** A streamed JSON body: chunks of text written with back-pressure (large listings). */
+export class JsonStream {
+  constructor(readonly chunks: AsyncIterable<string>) {}
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface OperationInit {
+  action: Action;
+  path: string;
+  rawQuery: string;
+  headers: IncomingHttpHeaders;
+  bodyText: string | undefined;
+  contentType: string | undefined;
+  /** Full request URI as the host saw it (used in Xenon's 404 message). */
+  uri: string;
+  remoteAddress?: string;
+}
+
+/**
+ * One request to a service. The body is parsed lazily, once, with Xenon's content-type rules:
+ * absent content-type means JSON; form-encoded bodies are refused when read as documents.
+ */
+export class Operation {
+  readonly action: Action;
+  readonly path: string;
+  readonly rawQuery: string;
+  readonly query: ReadonlyMap<string, string>;
+  readonly headers: IncomingHttpHeaders;
+  readonly pragmas: ReadonlySet<string>;
+  readonly uri: string;
+  readonly remoteAddress: string | undefined;
+  /** Authenticated subject (user link); undefined when auth is off. Set by the auth phase. */
+  principal: string | undefined;
+  /** True when the request was authenticated as the host itself or a group peer. */
+  isSystem = false;
+  private readonly bodyText: string | undefined;
+  private readonly contentType: string | undefined;
+  private parsed: { value: unknown } | undefined;
+
+  constructor(init: OperationInit) {
+    this.action = init.action;
+    this.path = init.path;
+    this.rawQuery = init.rawQuery;
+    this.query = parseQueryString(init.rawQuery);
+    this.headers = init.headers;
+    this.pragmas = parsePragmas(init.headers['pragma']);
+    this.uri = init.uri;
+    this.remoteAddress = init.remoteAddress;
+    this.bodyText = init.bodyText;
+    this.contentType = init.contentType;
+  }
+
+  hasPragma(directive: string): boolean {
+    return this.pragmas.has(directive);
+  }
+
+  hasBody(): boolean {
+    return this.bodyText !== undefined && this.bodyText.length > 0;
+  }
+
+  /** The parsed JSON body (undefined when empty). Throws 400 for unreadable bodies. */
+  body(): unknown {
+    if (this.parsed) return this.parsed.value;
+    if (!this.hasBody()) {
+      this.parsed = { value: undefined };
+      return undefined;
+    }
+    const ct = this.contentType ?? 'application/json';
+    if (!ct.includes('application/json') && ct.includes('application/x-www-form-urlencoded')) {
+      fail('BAD_REQUEST', `Unrecognized Content-Type for parsing request body: ${ct}`);
+    }
+    this.parsed = { value: parseJsonBody(this.bodyText!) };
+    return this.parsed.value;
+  }
+
+  /** The body as a JSON object; 400 if it is something else. */
+  bodyObject(): Record<string, unknown> | undefined {
+    const b = this.body();
+    if (b === undefined || b === null) return undefined;
+    if (typeof b !== 'object' || Array.isArray(b)) fail('BAD_REQUEST', 'request body must be a JSON object');
+    return b as Record<string, unknown>;
+  }
+}
+
+/** Xenon decodes the whole query string once, then splits on `&` and the first `=`; last wins. */
+export function parseQueryString(raw: string): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!raw) return out;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    decoded = raw;
+  }
+  for (const part of decoded.split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    out.set(eq < 0 ? part : part.slice(0, eq), eq < 0 ? '' : part.slice(eq + 1));
+  }
+  return out;
+}
+
+function parsePragmas(header: string | string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  const values = Array.isArray(header) ? header : header ? [header] : [];
+  for (const v of values) for (const d of v.split(';')) if (d.trim()) out.add(d.trim().toLowerCase());
+  return out;
+}

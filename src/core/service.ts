@@ -1,0 +1,54 @@
+import type { Operation, Reply } from './operation.js';
+
+/** Xenon's utility suffixes: every service path P also answers P/<suffix>. */
+export const UTILITY_SUFFIXES = new Set(['stats', 'template', 'config', 'available', 'subscriptions', 'ui', 'synchronization']);
+
+/** Anything the router can dispatch to. Factories also take requests for their children. */
+export interface Service {
+  readonly link: string;
+  /** Handles a request addressed to `link` itself. */
+  handle(op: Operation): Promise<Reply>;
+  /** Factories only: handles `<link>/<id>` (suffix: a utility suffix after the id, if any). */
+  handleChild?(op: Operation, childLink: string, suffix: string | undefined): Promise<Reply>;
+  /** Handles `<link>/<suffix>` for a utility suffix; services without it get the generic ones. */
+  handleUtility?(op: Operation, suffix: string): Promise<Reply>;
+}
+
+/** Per-service request statistics in Xenon's ServiceStat shape (`GETrequestCount`, …). */
+export class ServiceStats {
+  private readonly entries = new Map<string, { latestValue: number; accumulatedValue: number; version: number; lastUpdateMicrosUtc: number }>();
+
+  adjust(name: string, delta: number, nowMicros: number): void {
+    const e = this.entries.get(name) ?? { latestValue: 0, accumulatedValue: 0, version: 0, lastUpdateMicrosUtc: 0 };
+    e.latestValue += delta;
+    e.accumulatedValue += delta;
+    e.version++;
+    e.lastUpdateMicrosUtc = nowMicros;
+    this.entries.set(name, e);
+  }
+
+  set(name: string, value: number, nowMicros: number): void {
+    const e = this.entries.get(name) ?? { latestValue: 0, accumulatedValue: 0, version: 0, lastUpdateMicrosUtc: 0 };
+    e.latestValue = value;
+    e.accumulatedValue += value;
+    e.version++;
+    e.lastUpdateMicrosUtc = nowMicros;
+    this.entries.set(name, e);
+  }
+
+  get(name: string): number | undefined {
+    return this.entries.get(name)?.latestValue;
+  }
+
+  /** The ServiceStats document (entries sorted by name, as Xenon emits them). */
+  toDocument(selfLink: string, owner: string): Record<string, unknown> {
+    const kind = 'com:vmware:xenon:common:ServiceStats';
+    const entries: Record<string, unknown> = {};
+    for (const name of [...this.entries.keys()].sort()) {
+      const e = this.entries.get(name)!;
+      entries[name] = { name, ...e, kind: `${kind}:ServiceStat` };
+    }
+    if (this.entries.size === 0) return { kind, entries, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0 };
+    return { kind, entries, documentVersion: 0, documentKind: kind, documentSelfLink: selfLink, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: owner };
+  }
+}

@@ -1,0 +1,53 @@
+import { kryptonError, KryptonError } from '../core/errors.js';
+import type { ClientRequest, HttpClient } from '../core/http-client.js';
+
+export interface RetryPolicy {
+  attempts: number;
+  baseDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ attempts: 4, baseDelayMs: 250 });
+
+/** Statuses worth retrying: the peer may come back (timeouts, unavailability, 5xx). */
+function retriable(err: unknown): boolean {
+  if (!(err instanceof KryptonError)) return false;
+  return err.statusCode === 408 || err.statusCode >= 500;
+}
+
+/**
+ * One remote call of the migration task with bounded retries and exponential backoff with jitter;
+ * a 4xx is final at once. The error names the call, so a FAILED task says what to fix.
+ */
+export async function call<T>(client: HttpClient, url: string, req: ClientRequest, what: string, signal: AbortSignal, retry: RetryPolicy = DEFAULT_RETRY): Promise<T> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= retry.attempts; attempt++) {
+    if (signal.aborted) throw kryptonError('CONFLICT', 'migration task cancelled');
+    try {
+      return (await client.send<T>(url, req)).body;
+    } catch (err) {
+      last = err;
+      if (!retriable(err) || attempt === retry.attempts) break;
+      const delay = retry.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  const e = last as KryptonError;
+  throw kryptonError(e instanceof KryptonError && e.statusCode < 500 ? 'VALIDATION' : 'UNAVAILABLE', `${what} failed: ${e.message}`, {
+    cause: e,
+    statusCode: e instanceof KryptonError ? e.statusCode : 500,
+  });
+}
+
+/** Runs `fn` over items with at most `limit` in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}

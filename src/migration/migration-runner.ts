@@ -1,0 +1,271 @@
+import { fail, kryptonError } from '../core/errors.js';
+import { longField, type Doc } from '../core/document.js';
+import type { Host } from '../core/host.js';
+import type { Query, QuerySpecification } from '../query/query-types.js';
+import type { ImportOutcome } from '../services/document-writer.js';
+import { call, mapLimit } from './migration-http.js';
+import { nodeBase, type MigrationTaskState } from './migration-state.js';
+import { transformDocuments } from './migration-transform.js';
+
+const DEFAULT_PAGE_SIZE = 10_000;
+
+/** Everything one run needs; `save` persists progress and checkpoints (after acknowledged pages). */
+export interface RunContext {
+  host: Host;
+  state: MigrationTaskState;
+  signal: AbortSignal;
+  /** Headers sent with every remote call (the task owner's identity when auth is on). */
+  headers: () => Record<string, string>;
+  save: () => void;
+  /** Writes documents into a destination factory on this host, when it is one of the destinations. */
+  importLocally?: (factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean) => Promise<ImportOutcome[]>;
+}
+
+interface PageResult {
+  links: string[];
+  documents: Record<string, Doc>;
+  nextPageLink: string | undefined;
+}
+
+/**
+ * One migration run (xenon-migration.md §2, with the seeds' promises kept): resolve both groups,
+ * check the factories, then for every source node stream the documents it owns in
+ * (updateTime, link) order, page by page, into the destination. A page's checkpoint advances
+ * only after the destination acknowledged all its documents.
+ */
+export async function runMigration(ctx: RunContext): Promise<void> {
+  const { state } = ctx;
+  const started = performance.now();
+  const processedBefore = state.progress.processedServiceCount;
+  const sources = await resolveNodes(ctx, state.sourceReferences, state.sourceNodeGroupReference, 'source');
+  const destinations = await resolveNodes(ctx, state.destinationReferences, state.destinationNodeGroupReference, 'destination');
+  await checkFactory(ctx, sources, state.sourceFactoryLink, 'source');
+  await checkFactory(ctx, destinations.slice(0, 1), state.destinationFactoryLink, 'destination');
+  if (state.migrationOptions.includes('ESTIMATE_COUNT')) await estimate(ctx, sources[0]!);
+  const from = startTime(state, sources);
+  let maxSeen = state.latestSourceUpdateTimeMicros;
+  await Promise.all(
+    sources.map(async (node) => {
+      const seen = await migrateNode(ctx, node, destinations, from);
+      maxSeen = Math.max(maxSeen, seen);
+    }),
+  );
+  state.latestSourceUpdateTimeMicros = maxSeen;
+  const seconds = (performance.now() - started) / 1000;
+  state.progress.lastRunDurationMicros = Math.round(seconds * 1e6);
+  state.progress.documentsPerSecond = Math.round((state.progress.processedServiceCount - processedBefore) / Math.max(seconds, 1e-3));
+}
+
+/** The node base URIs of a group (explicit references, or the AVAILABLE members of a node group). */
+async function resolveNodes(ctx: RunContext, refs: string[], groupRef: string | undefined, side: string): Promise<string[]> {
+  if (refs.length > 0) return refs.map(nodeBase);
+  const url = groupRef!;
+  const checks = Math.max(0, ctx.state.maximumConvergenceChecks);
+  for (let attempt = 0; ; attempt++) {
+    const group = await call<Doc>(ctx.host.client, url, { method: 'GET', headers: ctx.headers(), ...timeout(ctx) }, `GET ${side} node group ${url}`, ctx.signal);
+    const nodes = Object.values((group['nodes'] ?? {}) as Record<string, Doc>).filter((n) => !['UNAVAILABLE', 'REPLACED'].includes(n['status'] as string) && !((n['options'] as string[] | undefined) ?? []).includes('OBSERVER'));
+    const bases = nodes.map((n) => nodeBase(n['groupReference'] as string));
+    if (bases.length === 0) fail('UNAVAILABLE', `the ${side} node group ${url} has no available node`);
+    if (await converged(ctx, nodes, group)) return bases;
+    if (attempt >= checks) fail('UNAVAILABLE', `Nodegroups did not converge after ${checks} retries.`);
+    await sleep(Math.min(ctx.state.maintenanceIntervalMicros / 1000, 5000), ctx.signal);
+  }
+}
+
+/** Xenon's convergence check: every available member reports the same membershipUpdateTimeMicros. */
+async function converged(ctx: RunContext, nodes: Doc[], group: Doc): Promise<boolean> {
+  if (nodes.length <= 1) return true;
+  const expected = group['membershipUpdateTimeMicros'];
+  const answers = await Promise.all(
+    nodes.map((n) => ctx.host.client.send<Doc>(n['groupReference'] as string, { method: 'GET', headers: ctx.headers(), timeoutMs: 10_000 }).then((r) => r.body['membershipUpdateTimeMicros'], () => undefined)),
+  );
+  return answers.every((t) => t !== undefined && t === expected);
+}
+
+async function checkFactory(ctx: RunContext, nodes: string[], factoryLink: string, side: string): Promise<void> {
+  await Promise.all(
+    nodes.map(async (n) => {
+      try {
+        await call(ctx.host.client, `${n}${factoryLink}/config`, { method: 'GET', headers: ctx.headers(), ...timeout(ctx) }, `GET ${side} factory ${n}${factoryLink}`, ctx.signal);
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status === 404) fail('VALIDATION', `the ${side} factory ${factoryLink} does not exist on ${n}: start the service that provides it, then re-run the task`);
+        throw err;
+      }
+    }),
+  );
+}
+
+async function estimate(ctx: RunContext, node: string): Promise<void> {
+  const spec: QuerySpecification = { query: prefixClause(ctx.state.sourceFactoryLink), options: ['COUNT'] };
+  const task = await postQuery(ctx, node, spec);
+  const count = longField((task['results'] ?? {}) as Doc, 'documentCount') ?? 0;
+  ctx.state.progress.estimatedTotalServiceCount = count;
+  ctx.save();
+}
+
+/** Where this run starts: the lowest per-node checkpoint (nothing skipped after a restart or an owner change). */
+function startTime(state: MigrationTaskState, sources: string[]): number {
+  const points = sources.map((s) => state.checkpoints[s]?.updateTimeMicros);
+  if (points.length > 0 && points.every((p) => p !== undefined)) return Math.min(...(points as number[]));
+  const known = Object.values(state.checkpoints).map((c) => c.updateTimeMicros);
+  if (known.length > 0) return Math.min(...known);
+  return state.latestSourceUpdateTimeMicros;
+}
+
+function prefixClause(factoryLink: string): Query {
+  const prefix = factoryLink.endsWith('/') ? factoryLink : `${factoryLink}/`;
+  return { occurance: 'MUST_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: prefix, matchType: 'PREFIX' } };
+}
+
+/** The retrieval query: the user's query (a single term is honoured), the factory prefix and the time bound. */
+export function retrievalSpec(state: MigrationTaskState, fromMicros: number): QuerySpecification {
+  const user = state.querySpec ?? {};
+  const clauses: Query[] = [prefixClause(state.sourceFactoryLink)];
+  const q = user.query;
+  if (q && (q.term || (q.booleanClauses && q.booleanClauses.length > 0))) {
+    const isPrefixOnly = q.booleanClauses?.length === 1 && JSON.stringify(q.booleanClauses[0]).includes('"matchType":"PREFIX"') && JSON.stringify(q).includes(state.sourceFactoryLink);
+    if (!isPrefixOnly) clauses.push(q.term ? { ...q, occurance: 'MUST_OCCUR' } : { occurance: 'MUST_OCCUR', booleanClauses: q.booleanClauses! });
+  }
+  if (fromMicros > 0) {
+    clauses.push({ occurance: 'MUST_OCCUR', term: { propertyName: 'documentUpdateTimeMicros', range: { type: 'LONG', min: fromMicros, isMinInclusive: true, isMaxInclusive: false, precisionStep: 16 } } });
+  }
+  const keep = (user.options ?? []).filter((o) => ['INCLUDE_DELETED'].includes(o));
+  return {
+    query: { occurance: 'MUST_OCCUR', booleanClauses: clauses },
+    options: ['EXPAND_CONTENT', 'OWNER_SELECTION', 'SORT', ...keep],
+    resultLimit: user.resultLimit ?? DEFAULT_PAGE_SIZE,
+    sortTerm: { propertyName: 'documentUpdateTimeMicros', propertyType: 'LONG' },
+    sortOrder: 'ASC',
+    additionalSortTerms: [{ propertyName: 'documentSelfLink', propertyType: 'STRING', sortOrder: 'ASC' }],
+  };
+}
+
+async function postQuery(ctx: RunContext, node: string, spec: QuerySpecification): Promise<Doc> {
+  const body: Doc = { taskInfo: { isDirect: true }, querySpec: spec };
+  const exp = longField(ctx.state, 'documentExpirationTimeMicros');
+  if (exp) body['documentExpirationTimeMicros'] = exp;
+  return call<Doc>(ctx.host.client, `${node}/core/local-query-tasks`, { method: 'POST', headers: ctx.headers(), body, ...timeout(ctx) }, `query on source ${node}`, ctx.signal);
+}
+
+async function fetchPage(ctx: RunContext, node: string, link: string): Promise<PageResult> {
+  const task = await call<Doc>(ctx.host.client, `${node}${link}`, { method: 'GET', headers: ctx.headers(), timeoutMs: 300_000 }, `GET source page ${node}${link}`, ctx.signal);
+  const r = (task['results'] ?? {}) as Doc;
+  return { links: (r['documentLinks'] as string[]) ?? [], documents: (r['documents'] as Record<string, Doc>) ?? {}, nextPageLink: r['nextPageLink'] as string | undefined };
+}
+
+/** Streams one source node's documents; the next page is fetched while the current one is written. */
+async function migrateNode(ctx: RunContext, node: string, destinations: string[], from: number): Promise<number> {
+  const first = await postQuery(ctx, node, retrievalSpec(ctx.state, from));
+  let nextLink = ((first['results'] ?? {}) as Doc)['nextPageLink'] as string | undefined;
+  let pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
+  let maxSeen = 0;
+  while (pending) {
+    const page = await pending;
+    nextLink = page.nextPageLink;
+    pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
+    pending?.catch(() => undefined);
+    const docs = page.links.map((l) => page.documents[l]).filter((d): d is Doc => d !== undefined);
+    if (docs.length === 0) continue;
+    ctx.state.progress.fetchedDocumentCount += docs.length;
+    await writePage(ctx, node, docs, destinations);
+    const last = docs[docs.length - 1]!;
+    const lastTime = longField(last, 'documentUpdateTimeMicros') ?? 0;
+    maxSeen = Math.max(maxSeen, ...docs.map((d) => longField(d, 'documentUpdateTimeMicros') ?? 0));
+    ctx.state.checkpoints[node] = { updateTimeMicros: lastTime, link: last['documentSelfLink'] as string };
+    ctx.save();
+  }
+  if (!ctx.state.checkpoints[node]) ctx.state.checkpoints[node] = { updateTimeMicros: from, link: '' };
+  return maxSeen;
+}
+
+/** Scrubs self links to ids (Xenon §2.7, without the regex bug), transforms, writes, counts. */
+async function writePage(ctx: RunContext, node: string, docs: Doc[], destinations: string[]): Promise<void> {
+  const { state } = ctx;
+  const history = state.migrationOptions.includes('ALL_VERSIONS');
+  const versions = (history ? await withHistory(ctx, node, docs) : docs.map((d) => [d])).flat().map((v) => scrub(v, state.sourceFactoryLink));
+  let byFactory: Map<string, Doc[][]>;
+  if (state.transformationServiceLink) {
+    const t = await transformDocuments(ctx, versions, destinations);
+    state.progress.skippedServiceCount += t.empty;
+    byFactory = t.groups;
+  } else byFactory = new Map([[state.destinationFactoryLink, groupByLink(versions)]]);
+  const overwrite = state.migrationOptions.includes('DELETE_AFTER');
+  for (const [factory, groups] of byFactory) {
+    const outcomes = await importInto(ctx, destinations, factory, history ? groups.map((g) => ({ versions: g })) : groups.map((g) => g[0]!), history, overwrite);
+    for (const o of outcomes) {
+      if (o.result === 'migrated') state.progress.processedServiceCount++;
+      else if (o.result === 'skipped') state.progress.skippedServiceCount++;
+      else if (o.result === 'deleted') state.progress.deletedDocumentCount++;
+    }
+    const failed = outcomes.find((o) => o.result === 'failed');
+    if (failed) fail('VALIDATION', `destination ${factory} rejected ${failed.link}: ${failed.error}`);
+  }
+}
+
+function groupByLink(versions: Doc[]): Doc[][] {
+  const groups = new Map<string, Doc[]>();
+  for (const v of versions) {
+    const key = String(v['documentSelfLink']);
+    const g = groups.get(key);
+    if (g) g.push(v);
+    else groups.set(key, [v]);
+  }
+  return [...groups.values()];
+}
+
+function scrub(doc: Doc, sourceFactoryLink: string): Doc {
+  const link = doc['documentSelfLink'];
+  if (typeof link === 'string' && link.startsWith(sourceFactoryLink)) return { ...doc, documentSelfLink: link.slice(sourceFactoryLink.length) };
+  return doc;
+}
+
+/** ALL_VERSIONS: each document's retained history on the source node, oldest first. */
+async function withHistory(ctx: RunContext, node: string, docs: Doc[]): Promise<Doc[][]> {
+  return mapLimit(docs, 16, async (d) => {
+    const spec: QuerySpecification = {
+      query: { occurance: 'MUST_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: d['documentSelfLink'] as string, matchType: 'TERM' } },
+      options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT', 'SORT'],
+      sortTerm: { propertyName: 'documentVersion', propertyType: 'LONG' },
+      sortOrder: 'ASC',
+    };
+    const task = await postQuery(ctx, node, spec);
+    const r = (task['results'] ?? {}) as Doc;
+    const links = (r['documentLinks'] as string[]) ?? [];
+    const versions = links.map((l) => (r['documents'] as Record<string, Doc>)[l]!).filter(Boolean);
+    for (const v of versions) {
+      const action = v['documentUpdateAction'];
+      if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(action as string)) {
+        fail('VALIDATION', `action=${String(action)} is not supported for ALL_VERSIONS migration. selfLink=${String(v['documentSelfLink'])}, version=${String(v['documentVersion'])}`);
+      }
+    }
+    return versions.length > 0 ? versions : [d];
+  });
+}
+
+/** Writes a batch into the destination: in-process when this host is a destination, else over HTTP. */
+async function importInto(ctx: RunContext, destinations: string[], factory: string, documents: Doc[], history: boolean, overwrite: boolean): Promise<ImportOutcome[]> {
+  if (ctx.importLocally && destinations.includes(ctx.host.uri)) return ctx.importLocally(factory, documents, history, overwrite);
+  const dest = destinations[Math.floor(Math.random() * destinations.length)]!;
+  const res = await call<{ outcomes: ImportOutcome[] }>(
+    ctx.host.client,
+    `${dest}/management/migration-import`,
+    { method: 'POST', headers: ctx.headers(), body: { destinationFactoryLink: factory, documents, history, overwrite }, ...timeout(ctx) },
+    `write to destination ${dest}${factory}`,
+    ctx.signal,
+  );
+  if (!Array.isArray(res?.outcomes)) throw kryptonError('REMOTE', `destination ${dest} answered the import without outcomes`);
+  return res.outcomes;
+}
+
+export function timeout(ctx: RunContext): { timeoutMs?: number } {
+  const t = ctx.state.operationTimeoutMicros;
+  return t && t > 0 ? { timeoutMs: Math.ceil(t / 1000) } : { timeoutMs: 120_000 };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}

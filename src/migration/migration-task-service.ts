@@ -1,0 +1,201 @@
+import { fail, toServiceErrorResponse } from '../core/errors.js';
+import type { Doc } from '../core/document.js';
+import type { Host } from '../core/host.js';
+import type { Operation, Reply } from '../core/operation.js';
+import { ServiceStats } from '../core/service.js';
+import { defineStatefulService } from '../core/service-definition.js';
+import { FactoryService } from '../services/factory-service.js';
+import { runMigration } from './migration-runner.js';
+import { initialState, MIGRATION_TASK_KIND, MIGRATION_TASKS_LINK, TERMINAL_STAGES, type MigrationTaskState, type TaskStage } from './migration-state.js';
+
+const SAVE_INTERVAL_MS = 250;
+
+export const MigrationTaskDefinition = defineStatefulService<Doc>({
+  factoryLink: MIGRATION_TASKS_LINK,
+  documentKind: MIGRATION_TASK_KIND,
+  versionRetentionLimit: 20,
+  versionRetentionFloor: 10,
+});
+
+interface Running {
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+/** Supplies the headers a task's remote calls carry (auth: the identity of the task's creator). */
+export type TaskIdentity = (principal: string | undefined) => Record<string, string>;
+
+/**
+ * `/management/migration-tasks`: started on every host. A task is an explicit state machine
+ * (CREATED → STARTED → FINISHED | FAILED | CANCELLED) whose persisted document is the single source
+ * of truth, checkpoints included, so a task running when the host stops resumes when it restarts.
+ */
+export class MigrationTaskService extends FactoryService {
+  private readonly running = new Map<string, Running>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly lastSave = new Map<string, number>();
+  identity: TaskIdentity = () => ({});
+  /** Optional in-process import into this host's factories (set by install). */
+  importLocally: ((factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean, principal: string | undefined) => Promise<import('../services/document-writer.js').ImportOutcome[]>) | undefined;
+
+  constructor(private readonly taskHost: Host) {
+    super(taskHost, MigrationTaskDefinition);
+  }
+
+  override async handle(op: Operation): Promise<Reply> {
+    if (op.action !== 'POST') return super.handle(op);
+    const body = op.bodyObject() ?? {};
+    const state = initialState(body, this.taskHost.options.migrationIntervalMicros);
+    const create: Doc = { ...state, ...(body['documentSelfLink'] ? { documentSelfLink: body['documentSelfLink'] } : {}) };
+    const exp = body['documentExpirationTimeMicros'];
+    if (exp !== undefined) create['documentExpirationTimeMicros'] = exp;
+    if (op.principal) create['ownerPrincipal'] = op.principal;
+    const doc = await this.writer.create({ body: create, fromMigration: false, forceIndexUpdate: false, principal: op.principal, op });
+    const stage = state.taskInfo.stage;
+    if (stage === 'CREATED') this.start(doc['documentSelfLink'] as string);
+    else if (stage === 'CANCELLED' && state.continuousMigration) this.schedule(doc['documentSelfLink'] as string, state.maintenanceIntervalMicros);
+    return { status: 200, body: doc };
+  }
+
+  override async handleChild(op: Operation, childLink: string, suffix: string | undefined): Promise<Reply> {
+    if (suffix === 'stats' && op.action === 'GET') return { status: 200, body: this.statsDocument(childLink, op) };
+    if (!suffix && op.action === 'PATCH') return this.patch(op, childLink);
+    if (!suffix && op.action === 'DELETE') await this.cancel(childLink);
+    return super.handleChild(op, childLink, suffix);
+  }
+
+  private load(link: string): MigrationTaskState | undefined {
+    const v = this.taskHost.store.getLatest(link);
+    return v && v.action !== 'DELETE' ? (JSON.parse(v.json) as MigrationTaskState) : undefined;
+  }
+
+  private async patch(op: Operation, link: string): Promise<Reply> {
+    const state = this.load(link);
+    if (!state) fail('NOT_FOUND', `Service not found: ${op.uri}`);
+    const body = op.bodyObject() ?? {};
+    const stage = ((body['taskInfo'] ?? {}) as Doc)['stage'] as TaskStage | undefined;
+    if (stage === 'CANCELLED') {
+      await this.cancel(link);
+      const doc = await this.save(link, { ...(this.load(link) ?? state), taskInfo: { stage: 'CANCELLED', isDirect: false } }, true);
+      return { status: 200, body: doc };
+    }
+    if (stage === 'STARTED' || stage === 'CREATED') {
+      if (this.running.has(link)) fail('CONFLICT', `migration task ${link} is already running`);
+      this.start(link);
+      return { status: 200, body: this.load(link) };
+    }
+    return fail('VALIDATION', 'PATCH supports taskInfo.stage CANCELLED (stop) or STARTED (run again)');
+  }
+
+  /** Persists the task document; progress saves are throttled, stage changes are not. */
+  private async save(link: string, state: MigrationTaskState, force: boolean): Promise<Doc | undefined> {
+    const now = Date.now();
+    if (!force && now - (this.lastSave.get(link) ?? 0) < SAVE_INTERVAL_MS) return undefined;
+    this.lastSave.set(link, now);
+    return this.writer.update(link, 'PUT', { body: state, fromMigration: false, forceIndexUpdate: false, principal: state['ownerPrincipal'] as string | undefined, op: undefined });
+  }
+
+  /** Starts a run now (first run: CREATED → STARTED). */
+  start(link: string): void {
+    if (this.running.has(link)) return;
+    const abort = new AbortController();
+    const done = this.run(link, abort).finally(() => this.running.delete(link));
+    this.running.set(link, { abort, done });
+  }
+
+  private async run(link: string, abort: AbortController): Promise<void> {
+    const loaded = this.load(link);
+    if (!loaded) return;
+    const state: MigrationTaskState = { ...loaded, taskInfo: { stage: 'STARTED', isDirect: false } };
+    state.progress.runCount++;
+    await this.save(link, state, true);
+    const principal = state['ownerPrincipal'] as string | undefined;
+    const started = performance.now();
+    try {
+      const expiry = (state['documentExpirationTimeMicros'] as number | undefined) ?? 0;
+      if (expiry > 0 && expiry <= this.taskHost.clock.nowMicros()) fail('TIMEOUT', 'the migration task expired (documentExpirationTimeMicros passed) before it finished');
+      await runMigration({
+        host: this.taskHost,
+        state,
+        signal: abort.signal,
+        headers: () => this.identity(principal),
+        save: () => void this.save(link, state, false).catch((err) => this.taskHost.log.warn({ err, link }, 'saving migration progress failed')),
+        ...(this.importLocally ? { importLocally: (f: string, d: Doc[], h: boolean, o: boolean) => this.importLocally!(f, d, h, o, principal) } : {}),
+      });
+      if (abort.signal.aborted) return;
+      state.taskInfo = { stage: 'FINISHED', isDirect: false, durationMicros: Math.round((performance.now() - started) * 1000) };
+      this.taskHost.log.info({ link, progress: state.progress }, 'migration run finished');
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      const failure = toServiceErrorResponse(err);
+      state.taskInfo = { stage: 'FAILED', isDirect: false, failure, durationMicros: Math.round((performance.now() - started) * 1000) };
+      this.taskHost.log.warn({ link, message: failure.message }, 'migration run failed');
+    }
+    await this.save(link, state, true);
+    if (state.continuousMigration) this.schedule(link, state.maintenanceIntervalMicros);
+  }
+
+  /** Continuous tasks: the next run after the interval (a failed run is retried the same way). */
+  private schedule(link: string, intervalMicros: number): void {
+    clearTimeout(this.timers.get(link));
+    const t = setTimeout(() => {
+      this.timers.delete(link);
+      const s = this.load(link);
+      if (s && s.continuousMigration && s.taskInfo.stage !== 'CANCELLED') this.start(link);
+      else if (s && s.continuousMigration && s.taskInfo.stage === 'CANCELLED' && s.progress.runCount === 0) this.start(link);
+    }, Math.max(1, intervalMicros / 1000));
+    t.unref();
+    this.timers.set(link, t);
+  }
+
+  private async cancel(link: string): Promise<void> {
+    clearTimeout(this.timers.get(link));
+    this.timers.delete(link);
+    const r = this.running.get(link);
+    if (!r) return;
+    r.abort.abort();
+    await r.done.catch(() => undefined);
+  }
+
+  /** `<task>/stats`: the progress counters under Xenon's stat names. */
+  private statsDocument(link: string, op: Operation): Doc {
+    const state = this.load(link);
+    if (!state) fail('NOT_FOUND', `Service not found: ${op.uri}`);
+    const stats = new ServiceStats();
+    const now = this.taskHost.clock.nowMicros();
+    const p = state.progress;
+    if (p.processedServiceCount > 0) stats.set('processedServiceCount', p.processedServiceCount, now);
+    if (p.runCount > 0) {
+      stats.set('estimatedTotalServiceCount', p.estimatedTotalServiceCount, now);
+      stats.set('fetchedDocumentCount', p.fetchedDocumentCount, now);
+      stats.set('skippedServiceCount', p.skippedServiceCount, now);
+    }
+    if (p.deletedDocumentCount > 0) stats.set('deletedDocumentCount', p.deletedDocumentCount, now);
+    if (state.transformationServiceLink) {
+      stats.set('beforeTransformDocumentCount', p.beforeTransformDocumentCount, now);
+      stats.set('afterTransformDocumentCount', p.afterTransformDocumentCount, now);
+    }
+    return stats.toDocument(`${link}/stats`, this.taskHost.id);
+  }
+
+  /** Resumes tasks that were running (or continuous) when the host stopped. */
+  resumeAll(): void {
+    const rows = this.taskHost.store.all<{ json: string }>("SELECT json FROM docs WHERE factory = ? AND latest = 1 AND action != 'DELETE'", [MIGRATION_TASKS_LINK]);
+    for (const { json } of rows) {
+      const s = JSON.parse(json) as MigrationTaskState & Doc;
+      const link = s['documentSelfLink'] as string;
+      if (!TERMINAL_STAGES.has(s.taskInfo.stage)) {
+        this.taskHost.log.info({ link, checkpoints: s.checkpoints }, 'resuming migration task from its checkpoint');
+        this.start(link);
+      } else if (s.continuousMigration && s.taskInfo.stage !== 'CANCELLED') this.schedule(link, s.maintenanceIntervalMicros);
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    // Runs are abandoned, not cancelled: their persisted stage stays STARTED so they resume.
+    for (const r of this.running.values()) r.abort.abort();
+    await Promise.all([...this.running.values()].map((r) => r.done.catch(() => undefined)));
+  }
+}

@@ -1,0 +1,132 @@
+import type { Doc } from '../core/document.js';
+import type { Host } from '../core/host.js';
+import { compileSort, compileWhere, keysetCondition, type SortKey } from './query-compiler.js';
+import type { Query, QuerySpecification } from './query-types.js';
+
+/** One executed page of a query: links in order, and the stored JSON when expanding. */
+export interface QueryPage {
+  links: string[];
+  /** link → stored document JSON text (only when the query expands content). */
+  documents: Map<string, string> | undefined;
+  /** COUNT queries: the count; else the number of links. */
+  count: number;
+  /** Sort-key values of the last row, when more rows follow (keyset cursor). */
+  after: unknown[] | undefined;
+  queryTimeMicros: number;
+}
+
+export interface QueryPlan {
+  spec: QuerySpecification;
+  where: { sql: string; params: unknown[] };
+  keys: SortKey[];
+  /** Filter documents to a node's owned set (cluster OWNER_SELECTION); undefined = all. */
+  ownerFilter?: ((link: string) => boolean) | undefined;
+}
+
+const DEFAULT_ORDER: SortKey[] = [
+  { expr: 'd.version', params: [], desc: true, name: 'documentVersion' },
+  { expr: 'd.id', params: [], desc: false, name: '' },
+];
+
+export function hasOption(spec: QuerySpecification, option: string): boolean {
+  return spec.options?.includes(option as never) ?? false;
+}
+
+/** Compiles a validated query spec once; pages then run it with a keyset cursor. */
+export function planQuery(spec: QuerySpecification, extra?: Query): QueryPlan {
+  const query: Query = extra ? { occurance: 'MUST_OCCUR', booleanClauses: [spec.query!, extra] } : spec.query!;
+  const where = compileWhere(query);
+  const keys = spec.sortTerm ? compileSort(spec) : DEFAULT_ORDER;
+  return { spec, where, keys };
+}
+
+/**
+ * Runs one page: at most `limit` rows strictly after `after` in sort order. Streams nothing into
+ * memory beyond the page (keyset paging; no snapshot of the whole result set is ever built).
+ */
+export function runPage(host: Host, plan: QueryPlan, limit: number, after: unknown[] | undefined, offset = 0): QueryPage {
+  const started = performance.now();
+  const spec = plan.spec;
+  const allVersions = hasOption(spec, 'INCLUDE_ALL_VERSIONS');
+  const conds: string[] = [];
+  const params: unknown[] = [];
+  if (!allVersions) conds.push(hasOption(spec, 'INCLUDE_DELETED') ? 'd.latest = 1' : "d.latest = 1 AND d.action != 'DELETE'");
+  conds.push('(d.expiration = 0 OR d.expiration > ?)');
+  params.push(host.clock.nowMicros());
+  conds.push(`(${plan.where.sql})`);
+  params.push(...plan.where.params);
+  if (hasOption(spec, 'COUNT')) {
+    const row = host.store.get<{ n: number }>(`SELECT count(*) AS n FROM docs d WHERE ${conds.join(' AND ')}`, params);
+    return { links: [], documents: undefined, count: row?.n ?? 0, after: undefined, queryTimeMicros: micros(started) };
+  }
+  if (after) {
+    const k = keysetCondition(plan.keys, after);
+    conds.push(`(${k.sql})`);
+    params.push(...k.params);
+  }
+  const keyCols = plan.keys.map((k, i) => `${k.expr} AS k${i}`);
+  const keyParams = plan.keys.flatMap((k) => k.params);
+  const order = plan.keys.map((k) => `${k.expr} ${k.desc ? 'DESC' : 'ASC'}`).join(', ');
+  const orderParams = plan.keys.flatMap((k) => k.params);
+  const expand = hasOption(spec, 'EXPAND_CONTENT') || hasOption(spec, 'EXPAND_SELECTED_FIELDS') || hasOption(spec, 'EXPAND_BUILTIN_CONTENT_ONLY');
+  const sql = `SELECT d.link, d.version${expand || plan.ownerFilter ? ', d.json' : ''}, ${keyCols.join(', ')} FROM docs d
+    WHERE ${conds.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`;
+  const fetchLimit = plan.ownerFilter ? limit * 4 + 1 : limit + 1;
+  const rows = host.store.all<Record<string, unknown>>(sql, [...keyParams, ...params, ...orderParams, fetchLimit, offset]);
+  const links: string[] = [];
+  const documents = expand ? new Map<string, string>() : undefined;
+  let last: Record<string, unknown> | undefined;
+  let more = false;
+  for (const row of rows) {
+    if (links.length === limit) {
+      more = true;
+      break;
+    }
+    last = row;
+    if (plan.ownerFilter && !plan.ownerFilter(row['link'] as string)) continue;
+    const link = allVersions ? `${row['link'] as string}?documentVersion=${row['version'] as number}` : (row['link'] as string);
+    links.push(link);
+    documents?.set(link, shapeDocument(spec, row['json'] as string));
+  }
+  if (!more && plan.ownerFilter && rows.length === fetchLimit) more = true;
+  const cursor = more && last ? plan.keys.map((_, i) => last![`k${i}`]) : undefined;
+  return { links, documents, count: links.length, after: cursor, queryTimeMicros: micros(started) };
+}
+
+function micros(startedMs: number): number {
+  return Math.max(1, Math.round((performance.now() - startedMs) * 1000));
+}
+
+function shapeDocument(spec: QuerySpecification, json: string): string {
+  if (hasOption(spec, 'EXPAND_SELECTED_FIELDS')) {
+    const doc = JSON.parse(json) as Doc;
+    const out: Doc = {};
+    for (const t of spec.selectTerms ?? []) if (doc[t.propertyName] !== undefined) out[t.propertyName] = doc[t.propertyName];
+    out['documentSelfLink'] = doc['documentSelfLink'];
+    return JSON.stringify(out);
+  }
+  if (hasOption(spec, 'EXPAND_BUILTIN_CONTENT_ONLY')) {
+    const doc = JSON.parse(json) as Doc;
+    return JSON.stringify(Object.fromEntries(Object.entries(doc).filter(([k]) => k.startsWith('document'))));
+  }
+  return json;
+}
+
+/** Serializes a ServiceDocumentQueryResult without re-parsing stored documents. */
+export function resultJson(page: QueryPage, extra: { nextPageLink?: string | undefined; prevPageLink?: string | undefined; owner: string; totalCount?: number }): string {
+  const parts: string[] = [];
+  if (extra.totalCount !== undefined) parts.push(`"totalCount":${extra.totalCount}`);
+  parts.push(`"documentLinks":${JSON.stringify(page.links)}`);
+  if (page.documents) {
+    const docs: string[] = [];
+    for (const [link, json] of page.documents) docs.push(`${JSON.stringify(link)}:${json}`);
+    parts.push(`"documents":{${docs.join(',')}}`);
+  }
+  parts.push(`"documentCount":${page.count}`);
+  if (extra.prevPageLink) parts.push(`"prevPageLink":${JSON.stringify(extra.prevPageLink)}`);
+  if (extra.nextPageLink) parts.push(`"nextPageLink":${JSON.stringify(extra.nextPageLink)}`);
+  parts.push(`"queryTimeMicros":${page.queryTimeMicros}`);
+  parts.push(`"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(extra.owner)}`);
+  return `{${parts.join(',')}}`;
+}
+

@@ -1,0 +1,74 @@
+import type { Host } from '../core/host.js';
+import { fail } from '../core/errors.js';
+import { runPage, type QueryPage, type QueryPlan } from './query-engine.js';
+
+interface PageEntry {
+  plan: QueryPlan;
+  limit: number;
+  after: unknown[] | undefined;
+  prevPageId: string | undefined;
+  expiresAtMicros: number;
+  /** Task JSON fields echoed on a page GET (querySpec etc.). */
+  spec: unknown;
+}
+
+export interface ServedPage {
+  pageId: string;
+  page: QueryPage;
+  nextPageId: string | undefined;
+  prevPageId: string | undefined;
+  expiresAtMicros: number;
+  spec: unknown;
+}
+
+/**
+ * Live query pages (`/core/query-page/<id>`). A page holds its query plan and a keyset cursor, not
+ * results: pages of a million-document query cost the same memory as pages of ten. Unlike Xenon's
+ * snapshot pages, a page reflects the index when it is fetched; keyset order guarantees that no
+ * document present for the whole scan is skipped or repeated.
+ */
+export class QueryPages {
+  private readonly pages = new Map<string, PageEntry>();
+
+  constructor(private readonly host: Host) {}
+
+  /** Registers the first page of a query; returns its id. */
+  open(plan: QueryPlan, limit: number, expiresAtMicros: number, spec: unknown): string {
+    return this.add({ plan, limit, after: undefined, prevPageId: undefined, expiresAtMicros, spec });
+  }
+
+  private add(e: PageEntry): string {
+    const id = String(this.host.clock.nowMicros());
+    this.pages.set(id, e);
+    return id;
+  }
+
+  /** Runs a page; registers the next page when more rows follow. 404 for unknown/expired ids. */
+  serve(pageId: string, limitOverride?: number): ServedPage {
+    const e = this.pages.get(pageId);
+    const now = this.host.clock.nowMicros();
+    if (!e || e.expiresAtMicros <= now) {
+      if (e) this.pages.delete(pageId);
+      fail('NOT_FOUND', `query page ${pageId} not found or expired`);
+    }
+    const limit = limitOverride && limitOverride > 0 ? limitOverride : e.limit;
+    const page = runPage(this.host, e.plan, limit, e.after);
+    const nextPageId = page.after ? this.add({ ...e, after: page.after, prevPageId: pageId }) : undefined;
+    return { pageId, page, nextPageId, prevPageId: e.prevPageId, expiresAtMicros: e.expiresAtMicros, spec: e.spec };
+  }
+
+  /** Moves a freshly opened page's cursor (the first page was served inline). */
+  seek(pageId: string, after: unknown[]): void {
+    const e = this.pages.get(pageId);
+    if (e) e.after = after;
+  }
+
+  /** Drops expired pages (host maintenance). */
+  sweep(nowMicros: number): void {
+    for (const [id, e] of this.pages) if (e.expiresAtMicros <= nowMicros) this.pages.delete(id);
+  }
+
+  get size(): number {
+    return this.pages.size;
+  }
+}

@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import { fail, toServiceErrorResponse } from '../core/errors.js';
+import type { Host } from '../core/host.js';
+import { longField, type Doc } from '../core/document.js';
+import { RawJson, type Operation, type Reply } from '../core/operation.js';
+import type { Service } from '../core/service.js';
+import { hasOption, planQuery, resultJson, runPage, type QueryPlan } from './query-engine.js';
+import type { QueryPages } from './query-pages.js';
+import type { QuerySpecification } from './query-types.js';
+import { normalizeQuerySpec } from './query-validator.js';
+
+export const QUERY_TASK_KIND = 'com:vmware:xenon:services:common:QueryTask';
+const RESULTS_TOKEN = `krypton-results-${randomUUID()}`;
+const MAX_UNPAGED = 2147483647;
+
+interface TaskRecord {
+  doc: Doc;
+  resultsJson: string | undefined;
+  expiresAtMicros: number;
+}
+
+/** Hook for cluster-wide execution (BROADCAST / OWNER_SELECTION); single node: local only. */
+export type OwnerFilterFactory = (spec: QuerySpecification) => ((link: string) => boolean) | undefined;
+
+/**
+ * `/core/query-tasks` and `/core/local-query-tasks`: Xenon query tasks, direct (200, answered at
+ * once) or asynchronous (202, then poll). Paginated results are served by QueryPages.
+ */
+export class QueryTaskService implements Service {
+  private readonly tasks = new Map<string, TaskRecord>();
+  ownerFilter: OwnerFilterFactory = () => undefined;
+
+  constructor(
+    readonly link: string,
+    private readonly host: Host,
+    private readonly pages: QueryPages,
+  ) {}
+
+  async handle(op: Operation): Promise<Reply> {
+    if (op.action === 'GET') return this.list(op);
+    if (op.action !== 'POST') fail('VALIDATION', 'Action not supported');
+    const body = op.bodyObject() ?? {};
+    if (body['querySpec'] === undefined) fail('INVALID_QUERY', 'querySpec is required');
+    const spec = normalizeQuerySpec(body['querySpec']);
+    const taskInfo = (body['taskInfo'] ?? {}) as Doc;
+    const isDirect = taskInfo['isDirect'] === true || taskInfo['isDirect'] === 'true';
+    if (isDirect && (hasOption(spec, 'CONTINUOUS') || hasOption(spec, 'CONTINUOUS_STOP_MATCH'))) fail('INVALID_QUERY', 'CONTINUOUS option is not allowed on direct tasks');
+    const now = this.host.clock.nowMicros();
+    const id = typeof body['documentSelfLink'] === 'string' ? String(body['documentSelfLink']).split('/').pop()! : this.host.newId();
+    const expiresAt = longField(body, 'documentExpirationTimeMicros') || now + this.host.options.queryTaskExpirationMicros;
+    const selfLink = `${this.link}/${id}`;
+    if (this.tasks.has(selfLink)) fail('ALREADY_EXISTS', `Service already started: ${selfLink} stage: AVAILABLE`);
+    if (spec.resultLimit === undefined) spec.resultLimit = MAX_UNPAGED;
+    const doc: Doc = {
+      taskInfo: { stage: 'CREATED', isDirect },
+      querySpec: spec,
+      indexLink: '/core/document-index',
+      nodeSelectorLink: (body['nodeSelectorLink'] as string | undefined) ?? '/core/node-selectors/default',
+      documentVersion: 0,
+      ...(this.link === '/core/query-tasks' ? { documentEpoch: 0 } : {}),
+      documentKind: QUERY_TASK_KIND,
+      documentSelfLink: selfLink,
+      documentUpdateTimeMicros: now,
+      documentUpdateAction: 'POST',
+      documentExpirationTimeMicros: expiresAt,
+      documentOwner: this.host.id,
+    };
+    if (isDirect) {
+      const results = this.execute(spec, expiresAt);
+      doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
+      return { status: 200, body: new RawJson(withResults(doc, results.json)) };
+    }
+    const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
+    this.tasks.set(selfLink, record);
+    const initial = JSON.stringify(doc);
+    setImmediate(() => this.runAsync(record, spec));
+    return { status: 202, body: new RawJson(initial) };
+  }
+
+  private runAsync(record: TaskRecord, spec: QuerySpecification): void {
+    const doc = record.doc;
+    doc['taskInfo'] = { stage: 'STARTED', isDirect: false };
+    try {
+      const results = this.execute(spec, record.expiresAtMicros);
+      record.resultsJson = results.json;
+      doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: results.micros };
+    } catch (err) {
+      const failure = toServiceErrorResponse(err);
+      doc['taskInfo'] = { stage: 'FAILED', isDirect: false, failure: { ...failure, statusCode: 400 } };
+    }
+    doc['documentVersion'] = 2;
+    doc['documentUpdateAction'] = 'PATCH';
+    doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
+  }
+
+  /** Runs a query: unpaged (or TOP_RESULTS) results inline, else a first-page link. */
+  private execute(spec: QuerySpecification, expiresAt: number): { json: string; micros: number } {
+    const started = performance.now();
+    const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec) };
+    const limit = spec.resultLimit ?? MAX_UNPAGED;
+    const paged = limit < MAX_UNPAGED && !hasOption(spec, 'TOP_RESULTS') && !hasOption(spec, 'COUNT');
+    if (!paged) {
+      const page = runPage(this.host, plan, limit, undefined, spec.offset ?? 0);
+      return { json: resultJson(page, { owner: this.host.id }), micros: page.queryTimeMicros };
+    }
+    const probe = runPage(this.host, { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => o !== 'EXPAND_CONTENT') } }, 1, undefined);
+    const empty = { links: [], documents: hasOption(spec, 'EXPAND_CONTENT') ? new Map<string, string>() : undefined, count: 0, after: undefined, queryTimeMicros: probe.queryTimeMicros };
+    const next = probe.links.length > 0 ? this.pageLink(this.pages.open(plan, limit, expiresAt, spec)) : undefined;
+    return { json: resultJson(empty, { owner: this.host.id, nextPageLink: next }), micros: Math.round((performance.now() - started) * 1000) };
+  }
+
+  pageLink(pageId: string): string {
+    return `/core/query-page-forwarding?peer=${encodeURIComponent(this.host.id)}&path=${pageId}`;
+  }
+
+  async handleChild(op: Operation, childLink: string): Promise<Reply> {
+    const record = this.tasks.get(childLink);
+    if (!record || record.expiresAtMicros <= this.host.clock.nowMicros()) {
+      if (record) this.tasks.delete(childLink);
+      fail('NOT_FOUND', `Service not found: ${op.uri}`);
+    }
+    if (op.action === 'DELETE') {
+      this.tasks.delete(childLink);
+      return { status: 200, body: new RawJson(withResults(record.doc, record.resultsJson)) };
+    }
+    if (op.action !== 'GET') fail('METHOD_NOT_ALLOWED', `Action not supported: ${op.action}`);
+    return { status: 200, body: new RawJson(withResults(record.doc, record.resultsJson)) };
+  }
+
+  private async list(op: Operation): Promise<Reply> {
+    const links = [...this.tasks.keys()];
+    const expand = op.rawQuery.includes('expand');
+    const body: Doc = { documentLinks: links, documentCount: links.length, queryTimeMicros: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: this.host.id };
+    if (expand) body['documents'] = Object.fromEntries(links.map((l) => [l, this.tasks.get(l)!.doc]));
+    return { status: 200, body };
+  }
+
+  sweep(now: number): void {
+    for (const [link, t] of this.tasks) if (t.expiresAtMicros <= now) this.tasks.delete(link);
+  }
+}
+
+/** Splices pre-serialized results into a task document without re-parsing stored JSON. */
+export function withResults(doc: Doc, resultsJson: string | undefined): string {
+  if (resultsJson === undefined) return JSON.stringify(doc);
+  const { querySpec, ...rest } = doc;
+  const ordered: Doc = { taskInfo: rest['taskInfo'], querySpec, results: RESULTS_TOKEN, ...rest };
+  return JSON.stringify(ordered).replace(`"${RESULTS_TOKEN}"`, () => resultsJson);
+}

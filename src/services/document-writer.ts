@@ -1,0 +1,290 @@
+import { Value } from '@sinclair/typebox/value';
+import { fail, kryptonError } from '../core/errors.js';
+import { composeDocument, longField, userFields, type Doc } from '../core/document.js';
+import type { Host } from '../core/host.js';
+import type { Operation } from '../core/operation.js';
+import type { StatefulServiceDefinition } from '../core/service-definition.js';
+import type { StoredVersion } from '../store/sqlite-store.js';
+import { indexFields } from '../query/field-indexer.js';
+
+/** Xenon's id rule: A–Z a–z 0–9 and - _ . ~ ? # [ ] @ ! $ & ' ( ) * + , ; = : */
+const VALID_ID = /^[A-Za-z0-9\-_.~?#[\]@!$&'()*+,;=:]+$/;
+const DEFAULT_RETENTION = { limit: 1000, floor: 500 };
+
+export interface WriteInput {
+  body: Doc;
+  fromMigration: boolean;
+  forceIndexUpdate: boolean;
+  principal: string | undefined;
+  op: Operation | undefined;
+}
+
+/** Outcome of importing one migrated document (see importDocuments). */
+export interface ImportOutcome {
+  link: string;
+  result: 'migrated' | 'skipped' | 'deleted' | 'failed';
+  error?: string;
+}
+
+export interface ImportMode {
+  /** Each document is `{ versions: Doc[] }`, a history to replay (ALL_VERSIONS). */
+  history?: boolean;
+  /** DELETE_AFTER: replace the destination copy even when it is as new or newer. */
+  overwrite?: boolean;
+}
+
+/** A version ready to be committed. */
+interface Pending {
+  doc: Doc;
+  purgeFirst: boolean;
+}
+
+/**
+ * The write path of one stateful factory: creation (factory POST), updates of children
+ * (PUT/PATCH/DELETE) and batched imports from the migration task. Updates of one link are
+ * serialized; every version is committed in a transaction before the client is answered.
+ */
+export class DocumentWriter {
+  private readonly retention;
+
+  constructor(
+    private readonly host: Host,
+    readonly def: StatefulServiceDefinition,
+  ) {
+    this.retention = {
+      limit: def.versionRetentionLimit ?? DEFAULT_RETENTION.limit,
+      floor: def.versionRetentionFloor ?? DEFAULT_RETENTION.floor,
+    };
+  }
+
+  get factoryLink(): string {
+    return this.def.factoryLink;
+  }
+
+  /** The child link for a POST body's `documentSelfLink` (bare id, `/id` or full child path). */
+  childLinkFor(selfLink: unknown, skipValidation: boolean): string {
+    const f = this.def.factoryLink;
+    if (selfLink === undefined || selfLink === null || selfLink === '') return `${f}/${this.host.newId()}`;
+    if (typeof selfLink !== 'string') fail('VALIDATION', 'documentSelfLink must be a string');
+    let id = selfLink.startsWith(f + '/') ? selfLink.slice(f.length + 1) : selfLink.startsWith('/') ? selfLink.slice(1) : selfLink;
+    if (!skipValidation && !VALID_ID.test(id)) fail('VALIDATION', `${selfLink} is an invalid id`);
+    if (skipValidation && (id === '' || id.includes('/'))) id = id.replace(/\//g, '-') || this.host.newId();
+    return `${f}/${id}`;
+  }
+
+  isLive(v: StoredVersion | undefined, now: number): v is StoredVersion {
+    return v !== undefined && !(v.expiration > 0 && v.expiration <= now);
+  }
+
+  /** Factory POST: creates a child (Xenon §5.1 conflict rules). */
+  async create(input: WriteInput): Promise<Doc> {
+    if (input.body['documentSourceLink'] != null) fail('VALIDATION', 'clone request not supported');
+    const link = this.childLinkFor(input.body['documentSelfLink'], input.fromMigration);
+    return this.host.locks.with(link, async () => {
+      const now = this.host.clock.nowMicros();
+      const existing = this.host.store.getLatest(link);
+      let version = Math.max(0, longField(input.body, 'documentVersion') ?? 0);
+      let purgeFirst = false;
+      if (this.isLive(existing, now)) {
+        if (existing.action !== 'DELETE') {
+          if (this.def.idempotentPost) return this.updateLocked(link, existing, 'PUT', input);
+          fail('ALREADY_EXISTS', `Service already started: ${link} stage: AVAILABLE`);
+        }
+        if (!input.forceIndexUpdate && !(version > existing.version)) fail('MARKED_DELETED', `Service marked deleted: ${link}`);
+        version = Math.max(version, existing.version + 1);
+        purgeFirst = true;
+      } else if (existing) purgeFirst = true;
+      const state = await this.runCreate(input);
+      const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
+      this.commit([{ doc, purgeFirst }]);
+      return doc;
+    });
+  }
+
+  /** PUT / PATCH / DELETE of a child. Returns undefined for a DELETE of a missing link (200, empty). */
+  async update(link: string, action: 'PUT' | 'PATCH' | 'DELETE', input: WriteInput): Promise<Doc | undefined> {
+    return this.host.locks.with(link, async () => {
+      const existing = this.host.store.getLatest(link);
+      if (!this.isLive(existing, this.host.clock.nowMicros()) || existing.action === 'DELETE') {
+        if (action === 'DELETE') return undefined;
+        if (existing?.action === 'DELETE') fail('DELETED', `Service not found: ${input.op?.uri ?? link}`);
+        fail('NOT_FOUND', `Service not found: ${input.op?.uri ?? link}`);
+      }
+      return this.updateLocked(link, existing, action, input);
+    });
+  }
+
+  private async updateLocked(link: string, existing: StoredVersion, action: 'PUT' | 'PATCH' | 'DELETE', input: WriteInput): Promise<Doc> {
+    const current = JSON.parse(existing.json) as Doc;
+    const ctx = { current, body: input.body, fromMigration: input.fromMigration, op: input.op, host: this.host };
+    let state: Doc;
+    let expiration: number;
+    if (action === 'PATCH') {
+      if (!this.def.patch) fail('METHOD_NOT_ALLOWED', 'Action not supported: PATCH');
+      state = await this.def.patch(ctx);
+      const requested = longField(input.body, 'documentExpirationTimeMicros') ?? 0;
+      expiration = longField(state, 'documentExpirationTimeMicros') ?? (requested > 0 ? requested : existing.expiration);
+    } else if (action === 'PUT') {
+      state = this.def.put ? await this.def.put(ctx) : userFields(input.body);
+      expiration = longField(state, 'documentExpirationTimeMicros') ?? longField(input.body, 'documentExpirationTimeMicros') ?? 0;
+    } else {
+      await this.def.delete?.(ctx);
+      state = current;
+      const requested = longField(input.body, 'documentExpirationTimeMicros') ?? 0;
+      expiration = requested > 0 ? requested : existing.expiration;
+    }
+    if (action !== 'DELETE') this.validate(state);
+    const now = this.host.clock.nowMicros();
+    const doc = this.compose(state, link, existing.version + 1, action, now, input, expiration);
+    this.commit([{ doc, purgeFirst: false }]);
+    return doc;
+  }
+
+  /**
+   * Migration import (krypton's batched form of Xenon's per-document `xn-from-migration` POST).
+   * Skip rule (DECISIONS.md): a document is skipped when this host already holds the link with
+   * `documentUpdateTimeMicros` ≥ the source's. Otherwise it is created, updated or deleted, keeping
+   * the source's update time. All writes of the batch commit in one transaction.
+   */
+  async importDocuments(docs: Doc[], principal: string | undefined, mode: ImportMode = {}): Promise<ImportOutcome[]> {
+    const head = (d: Doc): Doc => (mode.history ? ((d['versions'] as Doc[]).at(-1) ?? {}) : d);
+    const links = docs.map((d) => this.childLinkFor(head(d)['documentSelfLink'], true));
+    const unique = [...new Set(links)].sort();
+    const releases: Array<() => void> = [];
+    for (const l of unique) releases.push(await this.host.locks.acquire(l));
+    try {
+      const outcomes: ImportOutcome[] = [];
+      const pending: Pending[] = [];
+      const touched = new Map<string, Doc>();
+      const now = this.host.clock.nowMicros();
+      for (let i = 0; i < docs.length; i++) {
+        const link = links[i]!;
+        try {
+          const ps = mode.history
+            ? await this.importHistory(link, docs[i]!['versions'] as Doc[], now, principal, mode.overwrite ?? false)
+            : await this.importOne(link, docs[i]!, touched.get(link), now, principal, mode.overwrite ?? false).then((p) => (p ? [p] : []));
+          const last = ps.at(-1);
+          outcomes.push({ link, result: last ? (last.doc['documentUpdateAction'] === 'DELETE' && ps.length === 1 ? 'deleted' : 'migrated') : 'skipped' });
+          if (last) {
+            pending.push(...ps);
+            touched.set(link, last.doc);
+          }
+        } catch (err) {
+          outcomes.push({ link, result: 'failed', error: (err as Error).message });
+        }
+      }
+      this.commit(pending);
+      return outcomes;
+    } finally {
+      releases.forEach((r) => r());
+    }
+  }
+
+  /** ALL_VERSIONS: replays a document's history (oldest first), replacing what the destination has. */
+  private async importHistory(link: string, versions: Doc[], now: number, principal: string | undefined, overwrite: boolean): Promise<Pending[]> {
+    const stored = this.host.store.getLatest(link);
+    const lastTime = longField(versions.at(-1), 'documentUpdateTimeMicros') ?? now;
+    if (!overwrite && this.isLive(stored, now) && stored.updateTime >= lastTime) return [];
+    const out: Pending[] = [];
+    let previous: Doc | undefined;
+    for (const v of versions) {
+      const action = String(v['documentUpdateAction'] ?? 'POST');
+      const input: WriteInput = { body: v, fromMigration: true, forceIndexUpdate: true, principal, op: undefined };
+      const state = action === 'DELETE' && previous ? userFields(previous) : await this.runCreate(input);
+      const time = longField(v, 'documentUpdateTimeMicros') ?? now;
+      const version = longField(v, 'documentVersion') ?? out.length;
+      const doc = this.compose(state, link, version, action, time, { ...input, body: { ...v, documentUpdateTimeMicros: time } }, longField(v, 'documentExpirationTimeMicros') ?? 0);
+      // A re-creation after a DELETE starts a new history, as Xenon's force-index-update does.
+      out.push({ doc, purgeFirst: out.length === 0 ? stored !== undefined : action === 'POST' && previous?.['documentUpdateAction'] === 'DELETE' });
+      previous = doc;
+    }
+    return out;
+  }
+
+  private async importOne(link: string, src: Doc, inBatch: Doc | undefined, now: number, principal: string | undefined, overwrite: boolean): Promise<Pending | undefined> {
+    const srcTime = longField(src, 'documentUpdateTimeMicros') ?? now;
+    const stored = inBatch ? undefined : this.host.store.getLatest(link);
+    const existing = inBatch ?? (this.isLive(stored, now) ? (JSON.parse(stored.json) as Doc) : undefined);
+    const exTime = existing ? (longField(existing, 'documentUpdateTimeMicros') ?? 0) : 0;
+    if (existing && exTime >= srcTime && !overwrite) return undefined;
+    const exVersion = existing ? (longField(existing, 'documentVersion') ?? 0) : -1;
+    const exDeleted = existing?.['documentUpdateAction'] === 'DELETE';
+    const input: WriteInput = { body: src, fromMigration: true, forceIndexUpdate: true, principal, op: undefined };
+    const expiration = longField(src, 'documentExpirationTimeMicros') ?? 0;
+    if (src['documentUpdateAction'] === 'DELETE') {
+      if (!existing || exDeleted) return undefined;
+      return { doc: this.compose(userFields(existing), link, exVersion + 1, 'DELETE', srcTime, input, expiration), purgeFirst: false };
+    }
+    const state = await this.runCreate(input);
+    if (!existing) {
+      const version = Math.max(0, longField(src, 'documentVersion') ?? 0);
+      return { doc: this.compose(state, link, version, 'POST', srcTime, input, expiration), purgeFirst: stored !== undefined };
+    }
+    return { doc: this.compose(state, link, exVersion + 1, exDeleted ? 'POST' : 'PUT', srcTime, input, expiration), purgeFirst: exDeleted };
+  }
+
+  private async runCreate(input: WriteInput): Promise<Doc> {
+    const body = userFields(input.body);
+    const state = this.def.create
+      ? await this.def.create({ body, fromMigration: input.fromMigration, op: input.op, host: this.host })
+      : body;
+    this.validate(state);
+    return state;
+  }
+
+  private validate(state: Doc): void {
+    if (!this.def.schema) return;
+    const fields = userFields(state);
+    if (Value.Check(this.def.schema, fields)) return;
+    const first = Value.Errors(this.def.schema, fields).First();
+    const where = first?.path ? first.path.replace(/^\//, '').replace(/\//g, '.') : 'document';
+    fail('VALIDATION', `${where}: ${first?.message ?? 'invalid document'}`);
+  }
+
+  private compose(state: Doc, link: string, version: number, action: string, now: number, input: WriteInput, expiration: number): Doc {
+    const updateTime = input.fromMigration && action !== 'DELETE' ? (longField(input.body, 'documentUpdateTimeMicros') ?? now) : now;
+    const b = {
+      documentVersion: version,
+      documentEpoch: 0,
+      documentKind: this.def.documentKind,
+      documentSelfLink: link,
+      documentUpdateTimeMicros: updateTime,
+      documentUpdateAction: action,
+      documentExpirationTimeMicros: expiration,
+      documentOwner: this.host.id,
+    };
+    return composeDocument(state, input.principal === undefined ? b : { ...b, documentAuthPrincipalLink: input.principal });
+  }
+
+  /** Commits versions in one transaction; storage failures become KRY_ERR_STORAGE. */
+  commit(pending: Pending[]): void {
+    if (pending.length === 0) return;
+    const store = this.host.store;
+    try {
+      store.transaction(() => {
+        for (const { doc, purgeFirst } of pending) {
+          const link = doc['documentSelfLink'] as string;
+          if (purgeFirst) store.purge(link);
+          store.write(
+            {
+              link,
+              factory: this.def.factoryLink,
+              version: doc['documentVersion'] as number,
+              kind: this.def.documentKind,
+              updateTime: doc['documentUpdateTimeMicros'] as number,
+              action: doc['documentUpdateAction'] as string,
+              expiration: doc['documentExpirationTimeMicros'] as number,
+              owner: doc['documentOwner'] as string,
+              authPrincipal: (doc['documentAuthPrincipalLink'] as string | undefined) ?? null,
+              json: JSON.stringify(doc),
+              fields: indexFields(doc, { fixedItemNameFields: this.def.fixedItemNameFields ?? [] }),
+            },
+            this.retention,
+          );
+        }
+      });
+    } catch (cause) {
+      throw kryptonError('STORAGE', `index write failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+}

@@ -1,0 +1,171 @@
+import { fail } from '../core/errors.js';
+import type { Host } from '../core/host.js';
+import type { Doc } from '../core/document.js';
+import { JsonStream, Pragma, RawJson, type Operation, type Reply } from '../core/operation.js';
+import type { Service } from '../core/service.js';
+import type { StatefulServiceDefinition } from '../core/service-definition.js';
+import { DocumentWriter, type WriteInput } from './document-writer.js';
+import { runPage, type QueryPlan } from '../query/query-engine.js';
+import { odataFactoryQuery } from './odata-listing.js';
+import { configDocument, templateDocument, genericUtility } from './utility-handlers.js';
+
+const LISTING_BATCH = 1000;
+
+/**
+ * A stateful service's factory (e.g. `/core/examples`) and its children (`/core/examples/<id>`):
+ * creation, listing (streamed), OData queries, and GET/PUT/PATCH/DELETE of children.
+ */
+export class FactoryService implements Service {
+  readonly link: string;
+  readonly writer: DocumentWriter;
+
+  constructor(
+    private readonly host: Host,
+    readonly def: StatefulServiceDefinition,
+  ) {
+    this.link = def.factoryLink;
+    this.writer = new DocumentWriter(host, def);
+  }
+
+  private input(op: Operation): WriteInput {
+    return {
+      body: op.bodyObject() ?? {},
+      fromMigration: op.hasPragma(Pragma.FROM_MIGRATION),
+      forceIndexUpdate: op.hasPragma(Pragma.FORCE_INDEX_UPDATE),
+      principal: op.principal,
+      op,
+    };
+  }
+
+  async handle(op: Operation): Promise<Reply> {
+    switch (op.action) {
+      case 'POST': {
+        const doc = await this.writer.create(this.input(op));
+        return { status: 200, body: doc };
+      }
+      case 'GET':
+        return this.list(op);
+      case 'OPTIONS':
+        return { status: 200, body: templateDocument(this.host, this.def, true) };
+      default:
+        return fail('VALIDATION', 'Action not supported');
+    }
+  }
+
+  async handleUtility(op: Operation, suffix: string): Promise<Reply> {
+    if (suffix === 'template' && op.action === 'GET') return { status: 200, body: JSON.stringify(templateDocument(this.host, this.def, true), null, 2) };
+    if (suffix === 'config' && op.action === 'GET') return { status: 200, body: configDocument(this.host, this.def, `${this.link}/config`, true) };
+    return genericUtility(this.host, this.link, op, suffix);
+  }
+
+  async handleChild(op: Operation, childLink: string, suffix: string | undefined): Promise<Reply> {
+    if (suffix) return this.childUtility(op, childLink, suffix);
+    this.host.statsFor(childLink).adjust(`${op.action}requestCount`, 1, this.host.clock.nowMicros());
+    switch (op.action) {
+      case 'GET':
+        return { status: 200, body: new RawJson(this.readLive(childLink, op).json) };
+      case 'OPTIONS':
+        return { status: 200, body: templateDocument(this.host, this.def, false) };
+      case 'POST':
+        this.readLive(childLink, op, true);
+        return fail('METHOD_NOT_ALLOWED', 'Action not supported: POST');
+      case 'PUT':
+      case 'PATCH':
+      case 'DELETE': {
+        const input = this.input(op);
+        if (op.action === 'PATCH' && !op.hasBody()) fail('INTERNAL', 'PATCH requires a body');
+        const doc = await this.writer.update(childLink, op.action, input);
+        return { status: 200, body: doc };
+      }
+    }
+  }
+
+  /** The live version of a child, or Xenon's 404s (never existed / deleted). */
+  readLive(link: string, op: Operation, postToChild = false) {
+    const v = this.host.store.getLatest(link);
+    const now = this.host.clock.nowMicros();
+    if (!this.writer.isLive(v, now)) fail('NOT_FOUND', `Service not found: ${op.uri}`);
+    if (v.action === 'DELETE') {
+      if (postToChild) fail('ALREADY_EXISTS', `Service already started: ${link}`);
+      fail('DELETED', `Service not found: ${op.uri}`);
+    }
+    return v;
+  }
+
+  private async childUtility(op: Operation, childLink: string, suffix: string): Promise<Reply> {
+    const v = this.readLive(childLink, op);
+    if (suffix === 'template' && op.action === 'GET') return { status: 200, body: JSON.stringify(templateDocument(this.host, this.def, false), null, 2) };
+    if (suffix === 'config' && op.action === 'GET') {
+      return { status: 200, body: { ...configDocument(this.host, this.def, `${childLink}/config`, false), version: v.version } };
+    }
+    return genericUtility(this.host, childLink, op, suffix);
+  }
+
+  private async list(op: Operation): Promise<Reply> {
+    if (op.query.has('path') || op.query.has('peer')) return this.odataPage(op);
+    const odata = ['$top', '$count', '$limit', '$skip', '$select', '$orderby', '$filter'].some((p) => op.query.has(p));
+    if (odata) return odataFactoryQuery(this.host, this.def, op);
+    return { status: 200, body: new JsonStream(this.streamListing(op.rawQuery.includes('expand'))) };
+  }
+
+  private async odataPage(op: Operation): Promise<Reply> {
+    const pageService = this.host.service('/core/query-page-forwarding');
+    if (!pageService) fail('NOT_FOUND', `Service not found: ${op.uri}`);
+    const reply = await pageService.handle(op);
+    const task = JSON.parse((reply.body as RawJson).text) as Doc;
+    const results = task['results'] as Doc;
+    for (const k of ['nextPageLink', 'prevPageLink']) {
+      const l = results[k];
+      if (typeof l === 'string') results[k] = `${this.link}?path=${new URLSearchParams(l.split('?')[1]).get('path')}&peer=${this.host.id}`;
+    }
+    return { status: 200, body: results };
+  }
+
+  /**
+   * Plain listing (Xenon order: version descending, then index order), streamed in keyset
+   * batches so a factory of any size is listed with bounded memory (Xenon answers 500 above
+   * 10,000). With expand, a second pass streams the documents after the links (Xenon's field
+   * order), so memory stays bounded there too.
+   */
+  private async *streamListing(expand: boolean): AsyncGenerator<string> {
+    const started = performance.now();
+    let count = 0;
+    yield '{"documentLinks":[';
+    for (const page of this.scan(false)) {
+      if (page.links.length) yield (count > 0 ? ',' : '') + page.links.map((l) => JSON.stringify(l)).join(',');
+      count += page.links.length;
+    }
+    yield ']';
+    if (expand) {
+      yield ',"documents":{';
+      let first = true;
+      for (const page of this.scan(true)) {
+        const parts: string[] = [];
+        for (const [l, j] of page.documents!) parts.push(`${JSON.stringify(l)}:${j}`);
+        if (parts.length) yield (first ? '' : ',') + parts.join(',');
+        first &&= parts.length === 0;
+      }
+      yield '}';
+    }
+    const micros = Math.round((performance.now() - started) * 1000);
+    yield `,"documentCount":${count},"queryTimeMicros":${micros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}`;
+  }
+
+  private *scan(expand: boolean) {
+    const plan: QueryPlan = {
+      spec: { options: expand ? ['EXPAND_CONTENT'] : [] },
+      where: { sql: 'd.factory = ?', params: [this.link] },
+      keys: [
+        { expr: 'd.version', params: [], desc: true, name: 'documentVersion' },
+        { expr: 'd.id', params: [], desc: false, name: '' },
+      ],
+    };
+    let after: unknown[] | undefined;
+    do {
+      const page = runPage(this.host, plan, LISTING_BATCH, after);
+      yield page;
+      after = page.after;
+    } while (after);
+  }
+}
+

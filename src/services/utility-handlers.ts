@@ -1,0 +1,98 @@
+import { fail } from '../core/errors.js';
+import type { Host } from '../core/host.js';
+import type { Doc } from '../core/document.js';
+import type { Operation, Reply } from '../core/operation.js';
+import type { StatefulServiceDefinition } from '../core/service-definition.js';
+
+const CONFIG_KIND = 'com:vmware:xenon:common:ServiceConfiguration';
+const CHILD_OPTIONS = ['PERSISTENCE', 'REPLICATION', 'OWNER_SELECTION', 'INSTRUMENTATION', 'CONCURRENT_GET_HANDLING', 'FACTORY_ITEM'];
+
+/** `P/config` (Xenon §10.3). */
+export function configDocument(host: Host, def: StatefulServiceDefinition, selfLink: string, isFactory: boolean): Doc {
+  const doc: Doc = {
+    maintenanceIntervalMicros: host.options.maintenanceIntervalMicros,
+    operationQueueLimit: 10000,
+    epoch: 0,
+    version: 0,
+    versionRetentionLimit: def.versionRetentionLimit ?? 1000,
+    versionRetentionFloor: def.versionRetentionFloor ?? 500,
+    peerNodeSelectorPath: '/core/node-selectors/default',
+    documentIndexPath: '/core/document-index',
+    options: isFactory ? ['FACTORY', 'REPLICATION', 'INSTRUMENTATION', ...(def.idempotentPost ? ['IDEMPOTENT_POST'] : [])] : CHILD_OPTIONS,
+  };
+  if (isFactory) doc['childOptions'] = CHILD_OPTIONS;
+  return { ...doc, documentVersion: 0, documentKind: CONFIG_KIND, documentSelfLink: selfLink, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id };
+}
+
+/** `P/template` and OPTIONS (Xenon §10.2), derived from the service's TypeBox schema when it has one. */
+export function templateDocument(host: Host, def: StatefulServiceDefinition, isFactory: boolean): Doc {
+  const props = (def.schema as { properties?: Record<string, { type?: string; description?: string }> } | undefined)?.properties ?? {};
+  const propertyDescriptions: Doc = {};
+  for (const [name, p] of Object.entries(props)) {
+    const typeName = p.type === 'string' ? 'STRING' : p.type === 'integer' ? 'LONG' : p.type === 'number' ? 'DOUBLE' : p.type === 'boolean' ? 'BOOLEAN' : p.type === 'array' ? 'COLLECTION' : 'PODO';
+    propertyDescriptions[name] = { typeName, indexingOptions: [], usageOptions: [], ...(p.description ? { propertyDocumentation: p.description } : {}) };
+  }
+  const child: Doc = {
+    documentDescription: {
+      propertyDescriptions,
+      serviceCapabilities: CHILD_OPTIONS,
+      versionRetentionLimit: def.versionRetentionLimit ?? 1000,
+      versionRetentionFloor: def.versionRetentionFloor ?? 500,
+      serializedStateSizeLimit: 32768,
+    },
+    documentVersion: 0,
+    documentKind: def.documentKind,
+    documentSelfLink: `${def.factoryLink}/child-template`,
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
+    documentOwner: host.id,
+  };
+  if (!isFactory) return child;
+  const link = `${def.factoryLink}/child-template`;
+  return { documentLinks: [link], documents: { [link]: child }, documentCount: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id };
+}
+
+/** The utility suffixes every service answers: stats, available, config, subscriptions, ui. */
+export async function genericUtility(host: Host, link: string, op: Operation, suffix: string): Promise<Reply> {
+  const stats = host.statsFor(link);
+  const now = host.clock.nowMicros();
+  switch (suffix) {
+    case 'stats':
+      if (op.action === 'GET') return { status: 200, body: stats.toDocument(`${link}/stats`, host.id) };
+      if (op.action === 'POST' || op.action === 'PATCH' || op.action === 'PUT') return setStat(op, stats, now, false);
+      return fail('INTERNAL', 'Action not supported on stats');
+    case 'available': {
+      if (op.action === 'GET') {
+        const v = stats.get('isAvailable');
+        if (v === undefined || v === 1) return { status: 200 };
+        return fail('UNAVAILABLE', 'request failed with 503, no additional details provided');
+      }
+      return setStat(op, stats, now, true);
+    }
+    case 'config':
+      if (op.action !== 'GET') return fail('METHOD_NOT_ALLOWED', `Action not supported: ${op.action}`);
+      return { status: 200, body: { maintenanceIntervalMicros: host.options.maintenanceIntervalMicros, operationQueueLimit: 10000, epoch: 0, version: 0, options: [], documentVersion: 0, documentKind: CONFIG_KIND, documentSelfLink: `${link}/config`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id } };
+    case 'subscriptions':
+      if (op.action === 'GET') return { status: 200, body: { subscribers: {}, documentVersion: 0, documentSelfLink: `${link}/subscriptions`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id } };
+      return fail('METHOD_NOT_ALLOWED', 'subscriptions are not supported by krypton yet');
+    case 'ui':
+      if (op.action !== 'GET') return fail('VALIDATION', 'Action not supported');
+      return { status: 302, headers: { location: `/core/ui/default/#${link}/home` } };
+    default:
+      return fail('NOT_FOUND', `Service not found: ${op.uri}`);
+  }
+}
+
+function setStat(op: Operation, stats: ReturnType<Host['statsFor']>, now: number, availableOnly: boolean): Reply {
+  const body = op.bodyObject();
+  const name = body?.['name'];
+  if (typeof name !== 'string') fail('VALIDATION', 'name is required');
+  if (availableOnly && name !== 'isAvailable') fail('VALIDATION', 'only isAvailable can be set here');
+  const value = Number(body?.['latestValue'] ?? 0);
+  if (!Number.isFinite(value)) fail('VALIDATION', 'latestValue must be a number');
+  if (op.action === 'PATCH') {
+    if (stats.get(name) === undefined) fail('VALIDATION', 'stat to patch does not exist');
+    stats.adjust(name, value, now);
+  } else stats.set(name, value, now);
+  return { status: 200 };
+}

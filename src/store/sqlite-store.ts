@@ -1,0 +1,177 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fail, kryptonError } from '../core/errors.js';
+import { FORMAT_VERSION, SCHEMA_DDL } from './schema.js';
+import type { IndexedField } from '../query/field-indexer.js';
+import { registerQueryFunctions } from '../query/query-compiler.js';
+
+/** One stored version of a document, as the index returns it. */
+export interface StoredVersion {
+  id: number;
+  link: string;
+  factory: string;
+  version: number;
+  kind: string | null;
+  updateTime: number;
+  action: string;
+  expiration: number;
+  owner: string | null;
+  json: string;
+}
+
+/** A version to write. `fields` are the queryable user fields (see query/field-indexer.ts). */
+export interface NewVersion {
+  link: string;
+  factory: string;
+  version: number;
+  kind: string | null;
+  updateTime: number;
+  action: string;
+  expiration: number;
+  owner: string | null;
+  authPrincipal: string | null;
+  json: string;
+  fields: readonly IndexedField[];
+}
+
+export interface RetentionPolicy {
+  limit: number;
+  floor: number;
+}
+
+const SELECT_COLUMNS = 'd.id, d.link, d.factory, d.version, d.kind, d.update_time AS updateTime, d.action, d.expiration, d.owner, d.json';
+
+/**
+ * The embedded document index: SQLite in WAL mode with synchronous=NORMAL, so a write acknowledged
+ * after commit survives kill -9 of the process (not necessarily power loss; see README).
+ * All methods are synchronous (better-sqlite3); callers serialize updates per link.
+ */
+export class SqliteStore {
+  readonly db: Database.Database;
+  private readonly stmts;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.stmts = {
+      latest: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link = ? AND d.latest = 1`),
+      version: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link = ? AND d.version = ?`),
+      unsetLatest: db.prepare('UPDATE docs SET latest = 0 WHERE link = ? AND latest = 1'),
+      insert: db.prepare(
+        `INSERT INTO docs (link, factory, version, kind, update_time, action, expiration, owner, auth_principal, latest, json)
+         VALUES (@link, @factory, @version, @kind, @updateTime, @action, @expiration, @owner, @authPrincipal, 1, @json)`,
+      ),
+      insertProp: db.prepare('INSERT INTO props (doc_id, name, sval, nval) VALUES (?, ?, ?, ?)'),
+      deletePropsOfLink: db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ?)'),
+      deleteLink: db.prepare('DELETE FROM docs WHERE link = ?'),
+      deletePropsBelow: db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ? AND version < ?)'),
+      deleteBelow: db.prepare('DELETE FROM docs WHERE link = ? AND version < ?'),
+      expired: db.prepare('SELECT link FROM docs WHERE latest = 1 AND expiration > 0 AND expiration <= ? LIMIT 1000'),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+    };
+  }
+
+  /** Opens (creating if needed) the index under `dir`. Refuses a sandbox written by a newer release. */
+  static open(dir: string | ':memory:'): SqliteStore {
+    let db: Database.Database;
+    try {
+      if (dir !== ':memory:') mkdirSync(dir, { recursive: true });
+      db = new Database(dir === ':memory:' ? ':memory:' : join(dir, 'index.sqlite'));
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      db.pragma('cache_size = -65536');
+    } catch (cause) {
+      throw kryptonError('STORAGE', `cannot open the index in ${dir}: ${(cause as Error).message}`, { cause });
+    }
+    const found = readFormat(db);
+    if (found !== undefined && found > FORMAT_VERSION) {
+      db.close();
+      fail('STORAGE', `the sandbox ${dir} was written by a newer krypton (index format ${found}; this release reads up to ${FORMAT_VERSION}). Use the newer release or another --sandbox.`);
+    }
+    db.exec(SCHEMA_DDL);
+    registerQueryFunctions(db);
+    const store = new SqliteStore(db);
+    if (found === undefined) store.setMeta('formatVersion', String(FORMAT_VERSION));
+    return store;
+  }
+
+  getMeta(key: string): string | undefined {
+    return (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmts.setMeta.run(key, value);
+  }
+
+  /** The newest version of a link (a DELETE version included), or undefined. */
+  getLatest(link: string): StoredVersion | undefined {
+    return this.stmts.latest.get(link) as StoredVersion | undefined;
+  }
+
+  getVersion(link: string, version: number): StoredVersion | undefined {
+    return this.stmts.version.get(link, version) as StoredVersion | undefined;
+  }
+
+  /** Appends a version and makes it the latest, applying the retention policy. Returns its row id. */
+  write(v: NewVersion, retention?: RetentionPolicy): number {
+    this.stmts.unsetLatest.run(v.link);
+    const id = Number(this.stmts.insert.run(v).lastInsertRowid);
+    for (const f of v.fields) this.stmts.insertProp.run(id, f.name, f.s, f.n);
+    if (retention && v.version >= retention.limit && (v.version - retention.limit) % Math.max(1, retention.limit - retention.floor) === 0) {
+      this.stmts.deletePropsBelow.run(v.link, v.version - retention.floor);
+      this.stmts.deleteBelow.run(v.link, v.version - retention.floor);
+    }
+    return id;
+  }
+
+  /** Removes every version of a link (expiration, force-index-update re-creation). */
+  purge(link: string): void {
+    this.stmts.deletePropsOfLink.run(link);
+    this.stmts.deleteLink.run(link);
+  }
+
+  /** Runs `fn` in one transaction (IMMEDIATE), so a batch is all-or-nothing. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  /** Purges documents whose expiration has passed; returns how many links were purged. */
+  purgeExpired(nowMicros: number): number {
+    let total = 0;
+    for (;;) {
+      const links = (this.stmts.expired.all(nowMicros) as { link: string }[]).map((r) => r.link);
+      if (links.length === 0) return total;
+      this.transaction(() => links.forEach((l) => this.purge(l)));
+      total += links.length;
+    }
+  }
+
+  /** Runs a read query built by the query engine. */
+  all<T>(sql: string, params: readonly unknown[]): T[] {
+    return this.db.prepare(sql).all(...params) as T[];
+  }
+
+  get<T>(sql: string, params: readonly unknown[]): T | undefined {
+    return this.db.prepare(sql).get(...params) as T | undefined;
+  }
+
+  static readonly selectColumns = SELECT_COLUMNS;
+
+  close(): void {
+    if (!this.db.open) return;
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      this.db.close();
+    }
+  }
+}
+
+function readFormat(db: Database.Database): number | undefined {
+  const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+  if (!hasMeta) return undefined;
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'formatVersion'").get() as { value: string } | undefined;
+  return row ? Number(row.value) : undefined;
+}

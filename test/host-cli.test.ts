@@ -1,0 +1,77 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { CLI, http, startHost, tempDir } from './support/hosts.js';
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+}
+
+describe('krypton host CLI', () => {
+  it('refuses unknown and malformed flags with exit code 2 and a clear message', () => {
+    let r = cli(['host', '--prot=8000']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown flag --prot/);
+    r = cli(['host', 'port=8000']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /Arguments must start with --/);
+    r = cli(['host', '--port=abc']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--port must be an integer/);
+    r = cli(['frobnicate']);
+    assert.equal(r.status, 2);
+  });
+
+  it('prints one ready line, keeps its id in the sandbox, and stops gracefully on SIGTERM with exit 0', async () => {
+    const sandbox = tempDir();
+    const h = await startHost(['--id=blueNodeAtPort8000', '--adminPassword=changeme'], { sandbox });
+    const ready = h.output().split('\n').filter((l) => l.includes('krypton host ready'));
+    assert.equal(ready.length, 1);
+    assert.match(ready[0]!, new RegExp(`id=blueNodeAtPort8000 uri=http://127.0.0.1:${h.port} sandbox=${sandbox.replace(/[/\\^$*+?.()|[\]{}]/g, '\\$&')}`));
+    const created = await http('POST', `${h.uri}/core/examples`, { name: 'persisted', documentSelfLink: 'p' });
+    assert.equal(created.status, 200);
+    assert.equal(await h.stop(), 0);
+    const again = await startHost([], { sandbox });
+    assert.match(again.output(), /id=blueNodeAtPort8000/, 'the id is kept in the sandbox');
+    const r = await http('GET', `${again.uri}/core/examples/p`);
+    assert.equal(r.json.name, 'persisted');
+    assert.equal(await again.stop(), 0);
+  });
+
+  it('refuses a sandbox written by a newer format with a clear message', async () => {
+    const sandbox = tempDir();
+    const h = await startHost([], { sandbox });
+    await h.stop();
+    const db = new Database(join(sandbox, 'index.sqlite'));
+    db.prepare("UPDATE meta SET value = '999' WHERE key = 'formatVersion'").run();
+    db.close();
+    const r = cli(['host', '--port=0', `--sandbox=${sandbox}`]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /written by a newer krypton \(index format 999/);
+  });
+
+  it('loads user services with --services', async () => {
+    const dir = tempDir();
+    const mod = join(dir, 'svc.mjs');
+    writeFileSync(
+      mod,
+      `export const Hello = { type: 'stateless', link: '/hello', handlers: { GET: () => ({ greeting: 'hi' }) } };\n` +
+        `export const Notes = { type: 'stateful', factoryLink: '/notes', documentKind: 'notes', create: ({ body }) => ({ text: String(body.text ?? '') }) };\n`,
+    );
+    const h = await startHost([`--services=${mod}`]);
+    try {
+      assert.deepEqual((await http('GET', `${h.uri}/hello`)).json, { greeting: 'hi' });
+      const n = await http('POST', `${h.uri}/notes`, { text: 'x', documentSelfLink: 'n1' });
+      assert.equal(n.status, 200);
+      assert.equal(n.json.documentKind, 'notes');
+      assert.equal((await http('PATCH', `${h.uri}/notes/n1`, { text: 'y' })).status, 405);
+    } finally {
+      await h.stop();
+    }
+    const bad = cli(['host', '--port=0', `--sandbox=${tempDir()}`, `--services=${join(dir, 'missing.mjs')}`]);
+    assert.notEqual(bad.status, 0);
+  });
+});

@@ -1,0 +1,128 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
+
+describe('query tasks over HTTP', () => {
+  let h: RunningHost;
+  const q = (spec: unknown, direct = true, path = '/core/query-tasks') => http('POST', `${h.uri}${path}`, { taskInfo: { isDirect: direct }, querySpec: spec });
+  const term = (propertyName: string, matchValue: string, matchType = 'TERM') => ({ term: { propertyName, matchValue, matchType } });
+
+  before(async () => {
+    h = await startHost(['--id=qhost']);
+    const docs = [
+      { documentSelfLink: 'alpha', name: 'alpha', counter: 1, tags: ['red', 'blue'], keyValues: { env: 'prod' } },
+      { documentSelfLink: 'beta', name: 'beta', counter: 5, tags: ['red'], keyValues: { env: 'dev' } },
+      { documentSelfLink: 'gamma', name: 'gamma ray burst', counter: 10, tags: ['green'] },
+      { documentSelfLink: 'delta', name: 'delta', counter: 20 },
+    ];
+    for (const d of docs) assert.equal((await http('POST', `${h.uri}/core/examples`, d)).status, 200);
+    await http('PATCH', `${h.uri}/core/examples/delta`, { counter: 21 });
+    await http('DELETE', `${h.uri}/core/examples/delta`);
+  });
+  after(async () => {
+    await h.stop();
+  });
+
+  const links = (r: { json: any }) => [...r.json.results.documentLinks].sort();
+
+  it('answers a direct term query at once with FINISHED and the links', async () => {
+    const r = await q({ query: term('name', 'alpha') });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.taskInfo.stage, 'FINISHED');
+    assert.equal(r.json.documentKind, 'com:vmware:xenon:services:common:QueryTask');
+    assert.deepEqual(r.json.results.documentLinks, ['/core/examples/alpha']);
+    assert.equal(r.json.querySpec.query.term.matchType, 'TERM');
+  });
+
+  it('runs asynchronous tasks: 202, then FINISHED on poll', async () => {
+    const r = await q({ query: term('name', 'beta'), options: ['EXPAND_CONTENT'] }, false);
+    assert.equal(r.status, 202);
+    assert.equal(r.json.taskInfo.stage, 'CREATED');
+    const done = await waitFor(async () => {
+      const g = await http('GET', `${h.uri}${r.json.documentSelfLink}`);
+      return g.json.taskInfo.stage === 'FINISHED' ? g : undefined;
+    }, 'async task');
+    assert.equal(done.json.results.documents['/core/examples/beta'].counter, 5);
+  });
+
+  it('supports every match type, ranges, nested properties and collection items', async () => {
+    assert.deepEqual(links(await q({ query: term('name', 'al', 'PREFIX') })), ['/core/examples/alpha']);
+    assert.deepEqual(links(await q({ query: term('name', '*a', 'WILDCARD') })), ['/core/examples/alpha', '/core/examples/beta']);
+    assert.deepEqual(links(await q({ query: term('name', 'ray burst', 'PHRASE') })), ['/core/examples/gamma']);
+    assert.deepEqual(links(await q({ query: term('tags.item', 'red') })), ['/core/examples/alpha', '/core/examples/beta']);
+    assert.deepEqual(links(await q({ query: term('keyValues.env', 'prod') })), ['/core/examples/alpha']);
+    const range = (min: number, max: number, incMin: boolean, incMax: boolean) => ({ term: { propertyName: 'counter', range: { type: 'LONG', min, max, isMinInclusive: incMin, isMaxInclusive: incMax } } });
+    assert.deepEqual(links(await q({ query: range(1, 10, true, true) })), ['/core/examples/alpha', '/core/examples/beta', '/core/examples/gamma']);
+    assert.deepEqual(links(await q({ query: range(1, 10, false, false) })), ['/core/examples/beta']);
+    assert.deepEqual(links(await q({ query: term('counter', '5') })), [], 'a TERM query on a numeric field matches nothing');
+  });
+
+  it('implements Lucene boolean semantics, nested', async () => {
+    const must = (x: object) => ({ occurance: 'MUST_OCCUR', ...x });
+    const not = (x: object) => ({ occurance: 'MUST_NOT_OCCUR', ...x });
+    const should = (x: object) => ({ occurance: 'SHOULD_OCCUR', ...x });
+    assert.deepEqual(links(await q({ query: { booleanClauses: [must(term('tags.item', 'red')), not(term('name', 'beta'))] } })), ['/core/examples/alpha']);
+    assert.deepEqual(links(await q({ query: { booleanClauses: [not(term('name', 'beta'))] } })), [], 'a pure MUST_NOT group matches nothing');
+    assert.deepEqual(links(await q({ query: { booleanClauses: [should(term('name', 'beta')), should(term('name', 'alpha'))] } })), ['/core/examples/alpha', '/core/examples/beta']);
+    assert.deepEqual(links(await q({ query: { booleanClauses: [must(term('name', 'beta')), should(term('name', 'alpha'))] } })), ['/core/examples/beta'], 'SHOULD does not filter next to MUST');
+    const nested = { booleanClauses: [must({ booleanClauses: [should(term('tags.item', 'green')), should(term('keyValues.env', 'dev'))] }), not({ booleanClauses: [must(term('name', 'beta'))] })] };
+    assert.deepEqual(links(await q({ query: nested })), ['/core/examples/gamma']);
+  });
+
+  it('supports COUNT, SORT, TOP_RESULTS, INCLUDE_DELETED and INCLUDE_ALL_VERSIONS', async () => {
+    const all = term('documentSelfLink', '/core/examples/', 'PREFIX');
+    const c = await q({ query: all, options: ['COUNT'] });
+    assert.equal(c.json.results.documentCount, 3);
+    assert.deepEqual(c.json.results.documentLinks, []);
+    const sorted = await q({ query: all, options: ['SORT'], sortTerm: { propertyName: 'counter', propertyType: 'LONG' }, sortOrder: 'DESC' });
+    assert.deepEqual(sorted.json.results.documentLinks, ['/core/examples/gamma', '/core/examples/beta', '/core/examples/alpha']);
+    const top = await q({ query: all, options: ['SORT', 'TOP_RESULTS'], resultLimit: 2, sortTerm: { propertyName: 'name', propertyType: 'STRING' } });
+    assert.deepEqual(top.json.results.documentLinks, ['/core/examples/alpha', '/core/examples/beta']);
+    const del = await q({ query: all, options: ['INCLUDE_DELETED', 'EXPAND_CONTENT'] });
+    assert.equal(del.json.results.documents['/core/examples/delta'].documentUpdateAction, 'DELETE');
+    const versions = await q({ query: term('documentSelfLink', '/core/examples/delta'), options: ['INCLUDE_ALL_VERSIONS'] });
+    assert.deepEqual([...versions.json.results.documentLinks].sort(), ['/core/examples/delta?documentVersion=0', '/core/examples/delta?documentVersion=1', '/core/examples/delta?documentVersion=2']);
+  });
+
+  it('pages with keyset paging that neither skips nor repeats documents sharing an update time', async () => {
+    const t = 1600000000000000;
+    for (let i = 0; i < 25; i++) {
+      const r = await http('POST', `${h.uri}/core/examples`, { name: 'same-time', documentSelfLink: `st-${String(i).padStart(2, '0')}`, documentUpdateTimeMicros: t + (i % 3) }, { pragma: 'xn-from-migration' });
+      assert.equal(r.status, 200);
+    }
+    const first = await q({
+      query: term('name', 'same-time'),
+      options: ['EXPAND_CONTENT', 'SORT'],
+      resultLimit: 4,
+      sortTerm: { propertyName: 'documentUpdateTimeMicros', propertyType: 'LONG' },
+      additionalSortTerms: [{ propertyName: 'documentSelfLink', propertyType: 'STRING', sortOrder: 'ASC' }],
+    });
+    assert.deepEqual(first.json.results.documentLinks, []);
+    let next: string | undefined = first.json.results.nextPageLink;
+    assert.match(next!, /^\/core\/query-page-forwarding\?peer=qhost&path=\d+$/);
+    const seen: string[] = [];
+    let pages = 0;
+    while (next) {
+      const p = await http('GET', `${h.uri}${next}`);
+      assert.equal(p.status, 200, p.text);
+      assert.ok(p.json.results.documentLinks.length <= 4);
+      seen.push(...p.json.results.documentLinks);
+      next = p.json.results.nextPageLink;
+      pages++;
+    }
+    assert.equal(pages, 7);
+    assert.equal(seen.length, 25);
+    assert.equal(new Set(seen).size, 25, 'no document repeated');
+    const times = seen.map((l) => Number(l.slice(-2)) % 3);
+    assert.deepEqual(times, [...times].sort((a, b) => a - b), 'ordered by update time');
+  });
+
+  it('serves local query tasks and rejects bad queries with 400', async () => {
+    const r = await q({ query: term('name', 'alpha') }, true, '/core/local-query-tasks');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json.results.documentLinks, ['/core/examples/alpha']);
+    const bad = await q({ query: { term: { propertyName: 'counter', range: { type: 'LONG', min: 5, max: 1 } } } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.message, 'max must be greater than min');
+  });
+});
