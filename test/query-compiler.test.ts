@@ -37,13 +37,13 @@ function openDb(rows: Row[]): Database.Database {
     `INSERT INTO docs (link, factory, version, kind, update_time, action, expiration, owner, auth_principal, latest, json)
      VALUES (?, ?, ?, ?, ?, 'POST', ?, 'host', ?, 1, ?)`,
   );
-  const insertProp = db.prepare('INSERT INTO props (doc_id, name, sval, nval) VALUES (?, ?, ?, ?)');
+  const insertProp = db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval) VALUES (?, ?, ?, ?, ?)');
   db.transaction(() => {
     rows.forEach((r, i) => {
       const factory = r.link.slice(0, r.link.lastIndexOf('/'));
       const kind = r.kind === undefined ? EX : r.kind;
       const info = insertDoc.run(r.link, factory, r.version ?? 0, kind, r.updateTime ?? 1000 + i, r.expiration ?? 0, r.authPrincipal ?? null, JSON.stringify(r.body));
-      for (const f of indexFields(r.body, { fixedItemNameFields: ['keyValues'] })) insertProp.run(info.lastInsertRowid, f.name, f.s, f.n);
+      indexFields(r.body, { fixedItemNameFields: ['keyValues'] }).forEach((f, seq) => insertProp.run(info.lastInsertRowid, f.name, seq, f.s, f.n));
     });
   })();
   return db;
@@ -134,8 +134,9 @@ describe('query compiler: match types', () => {
 
   it('numeric ranges honour inclusive and exclusive bounds', () => {
     assert.deepEqual(match(range('counter', { min: 5, max: 10, isMinInclusive: true, isMaxInclusive: true })), ['a1', 'a2', 'o1']);
-    assert.deepEqual(match(range('counter', { min: 5, max: 10 })), ['o1']);
-    assert.deepEqual(match(range('counter', { min: 5, max: 10, isMaxInclusive: true })), ['a2', 'o1']);
+    assert.deepEqual(match(range('counter', { min: 5, max: 10 })), [], 'LONG (5,10) is [6,9]');
+    assert.deepEqual(match(range('counter', { min: 4, max: 11 })), ['a1', 'a2', 'o1']);
+    assert.deepEqual(match(range('counter', { min: 5, max: 10, isMaxInclusive: true })), ['a2']);
     assert.deepEqual(match(range('counter', { min: 5, max: 10, isMinInclusive: true })), ['a1', 'o1']);
     assert.deepEqual(match(range('counter', { max: 0 })), ['s1']);
     assert.deepEqual(match(range('counter', { max: 0, isMaxInclusive: true })), ['b1', 's1']);
@@ -230,6 +231,17 @@ describe('query compiler: boolean semantics', () => {
     assert.deepEqual(match(q), ['a2', 'b1', 's1']);
   });
 
+  it('large clause lists compile within SQLite limits (IN lists, balanced trees)', () => {
+    const links = Array.from({ length: 3000 }, (_, i) => `/core/examples/none-${i}`).concat('/core/examples/b1', '/core/other/o1');
+    assert.deepEqual(match(group(undefined, ...links.map((l) => term('documentSelfLink', l, undefined, 'SHOULD_OCCUR')))), ['b1', 'o1']);
+    const names = ['alpha', 'beta', ...Array.from({ length: 2000 }, (_, i) => `n${i}`)];
+    assert.deepEqual(match(group(undefined, term('documentKind', EX), ...names.map((n) => term('name', n, undefined, 'MUST_NOT_OCCUR')))), ['a2', 's1']);
+    const prefixes = [...Array.from({ length: 2000 }, (_, i) => `zz${i}`), 'bet'];
+    assert.deepEqual(match(group(undefined, ...prefixes.map((p) => term('name', p, 'PREFIX', 'SHOULD_OCCUR')))), ['b1']);
+    const musts = Array.from({ length: 1500 }, () => term('tags.item', 'red', 'WILDCARD'));
+    assert.deepEqual(match(group(undefined, ...musts)), ['a1', 'a2']);
+  });
+
   it('an empty clause list matches nothing', () => {
     assert.deepEqual(match(group(undefined)), []);
   });
@@ -244,7 +256,7 @@ describe('query compiler: boolean semantics', () => {
     assert.match(plan(term('name', 'alp', 'PREFIX')), /USING COVERING INDEX props_by_string \(name=\? AND sval>\? AND sval<\?\)/);
     assert.match(plan(term('name', 'al*a', 'WILDCARD')), /USING COVERING INDEX props_by_string \(name=\? AND sval>\? AND sval<\?\)/);
     assert.match(plan(range('counter', { min: 1, max: 5 })), /USING COVERING INDEX props_by_number \(name=\? AND nval>\? AND nval<\?\)/);
-    assert.match(plan(term('description', 'quick brown', 'PHRASE')), /props_by_string \(name=\?\)/);
+    assert.match(plan(term('description', 'quick brown', 'PHRASE')), /USING COVERING INDEX props_by_string \(name=\?/);
     assert.match(plan(term('name', 'alpha')), /SEARCH d USING INTEGER PRIMARY KEY/);
   });
 });

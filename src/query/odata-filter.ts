@@ -34,7 +34,9 @@ const LONG_MAX = 2n ** 63n - 1n;
  * Parses a `$filter` expression into a Query, reproducing Xenon's observable behaviour:
  * - `<property> <op> <value>` with op ∈ eq ne lt le gt ge any all; `and` / `or`; parentheses.
  *   Like Xenon, `and` and `or` have equal precedence and group to the right:
- *   `a and b or c` is `a and (b or c)`.
+ *   `a and b or c` is `a and (b or c)`. Parentheses group as written (Xenon's token walker
+ *   mis-groups a chain inside parentheses followed by an operator, e.g. `(a and b and c) or d`;
+ *   that is not copied). A stray `)` or trailing tokens are a 400 (Xenon silently ignored them).
  * - `/` in bare literals becomes `.` (`a/b` ≡ `a.b`); quoted values keep it and lose every `'`.
  * - A value containing `*` is a WILDCARD term; an unquoted number is a range (LONG, or DOUBLE when
  *   it has a `.`): eq [v,v], lt [min,v), le [min,v], gt (v,max], ge [v,max], where a DOUBLE `min` is

@@ -68,37 +68,43 @@ function compileGroup(clauses: readonly Query[]): SqlFragment {
   }
   if (must.length === 0) {
     // With MUST clauses present SHOULD clauses only score in Lucene; they never filter.
-    const any = compileShould(should);
+    const any = compileAnyOf(should);
     if (any.length === 0) return NOTHING;
-    parts.push(any.length === 1 ? any[0]! : join(any, ' OR '));
+    parts.push(join(any, ' OR '));
   }
-  for (const c of mustNot) {
-    const f = compileNode(c);
-    if (f !== NOTHING) parts.push({ sql: `NOT ${f.sql}`, params: f.params });
-  }
-  return parts.length === 1 ? parts[0]! : join(parts, ' AND ');
+  for (const f of compileAnyOf(mustNot)) parts.push({ sql: `NOT ${f.sql}`, params: f.params });
+  return join(parts, ' AND ');
 }
 
-/** SHOULD clauses; exact terms on the same user field collapse into one `sval IN (…)` lookup. */
-function compileShould(should: readonly Query[]): SqlFragment[] {
-  const byName = new Map<string, string[]>();
+/**
+ * Fragments whose OR is "one of `clauses` matches" (occurances ignored). Exact terms on the same
+ * field collapse into one `IN (…)` lookup, so large "any of these values/links" queries stay small.
+ */
+function compileAnyOf(clauses: readonly Query[]): SqlFragment[] {
+  const exact = new Map<string, string[]>();
   const out: SqlFragment[] = [];
-  for (const c of should) {
+  for (const c of clauses) {
     const t = c.term;
-    if (t && !t.range && (t.matchType ?? 'TERM') === 'TERM' && isUserField(t.propertyName) && t.matchValue !== undefined) {
-      const values = byName.get(t.propertyName) ?? [];
-      values.push(t.matchValue);
-      byName.set(t.propertyName, values);
+    if (t && !t.range && (t.matchType ?? 'TERM') === 'TERM' && t.matchValue !== undefined) {
+      exact.set(t.propertyName, [...(exact.get(t.propertyName) ?? []), t.matchValue]);
       continue;
     }
     const f = compileNode(c);
     if (f !== NOTHING) out.push(f);
   }
-  for (const [name, values] of byName) {
-    const cond = values.length === 1 ? 'sval = ?' : `sval IN (${values.map(() => '?').join(', ')})`;
-    out.push(propsLookup(name, { sql: cond, params: values }));
+  for (const [name, values] of exact) {
+    const f = values.length === 1 ? compileTerm({ propertyName: name, matchValue: values[0]!, matchType: 'TERM' }) : exactIn(name, values);
+    if (f !== NOTHING) out.push(f);
   }
   return out;
+}
+
+function exactIn(name: string, values: readonly string[]): SqlFragment {
+  const list = `IN (${values.map(() => '?').join(', ')})`;
+  const builtin = BUILTIN_COLUMNS[name];
+  if (builtin) return builtin.numeric ? NOTHING : { sql: `(${builtin.column} IS NOT NULL AND ${builtin.column} ${list})`, params: [...values] };
+  if (!isUserField(name)) return NOTHING;
+  return propsLookup(name, { sql: `sval ${list}`, params: [...values] });
 }
 
 function isUserField(name: string): boolean {
@@ -203,29 +209,37 @@ export function wildcardToGlob(pattern: string): { glob: string; prefix: string;
 }
 
 /**
- * Numeric range. LONG and DATE bounds are truncated to integers first (Java's longValue()); Xenon's
- * exclusive bounds (±1 for longs, next double for doubles) are strict comparisons here.
+ * Numeric range. LONG and DATE bounds are truncated to integers (Java's longValue()) and exclusive
+ * bounds become ±1, as Xenon's LongPoint range does; DOUBLE exclusive bounds are strict comparisons
+ * (Xenon's nextUp / nextDown).
  */
 function rangeCondition(col: string, range: NumericRange): SqlFragment {
-  const whole = range.type !== 'DOUBLE';
-  const min = range.min === undefined ? undefined : whole ? Math.trunc(range.min) : range.min;
-  const max = range.max === undefined ? undefined : whole ? Math.trunc(range.max) : range.max;
   const conds: string[] = [];
   const params: unknown[] = [];
-  if (min !== undefined) {
-    conds.push(`${col} ${range.isMinInclusive ? '>=' : '>'} ?`);
-    params.push(min);
-  }
-  if (max !== undefined) {
-    conds.push(`${col} ${range.isMaxInclusive ? '<=' : '<'} ?`);
-    params.push(max);
-  }
+  const bound = (value: number | undefined, inclusive: boolean, op: '>' | '<'): void => {
+    if (value === undefined) return;
+    if (range.type === 'DOUBLE') {
+      conds.push(`${col} ${op}${inclusive ? '=' : ''} ?`);
+      params.push(value);
+      return;
+    }
+    const whole = Math.trunc(value);
+    conds.push(`${col} ${op}= ?`);
+    params.push(inclusive ? whole : op === '>' ? whole + 1 : whole - 1);
+  };
+  bound(range.min, range.isMinInclusive, '>');
+  bound(range.max, range.isMaxInclusive, '<');
   if (conds.length === 0) return { sql: `${col} IS NOT NULL`, params: [] };
   return { sql: conds.join(' AND '), params };
 }
 
-function join(parts: readonly SqlFragment[], op: string): SqlFragment {
-  return { sql: `(${parts.map((p) => p.sql).join(op)})`, params: parts.flatMap((p) => p.params) };
+/** Joins with AND / OR as a balanced tree, so thousands of clauses stay within SQLite's depth limit. */
+function join(parts: readonly SqlFragment[], op: ' AND ' | ' OR '): SqlFragment {
+  if (parts.length === 0) return { sql: op === ' AND ' ? '1' : '0', params: [] };
+  if (parts.length === 1) return parts[0]!;
+  if (parts.length <= 8) return { sql: `(${parts.map((p) => p.sql).join(op)})`, params: parts.flatMap((p) => p.params) };
+  const mid = Math.ceil(parts.length / 2);
+  return join([join(parts.slice(0, mid), op), join(parts.slice(mid), op)], op);
 }
 
 // ---- sorting and keyset paging ----

@@ -1,4 +1,6 @@
-import { Value } from '@sinclair/typebox/value';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { TSchema } from '@sinclair/typebox';
+import { RawJson } from '../core/operation.js';
 import { fail, kryptonError } from '../core/errors.js';
 import { composeDocument, longField, userFields, type Doc } from '../core/document.js';
 import type { Host } from '../core/host.js';
@@ -46,6 +48,9 @@ interface Pending {
  */
 export class DocumentWriter {
   private readonly retention;
+  private readonly check: TypeCheck<TSchema> | undefined;
+  /** The stored JSON text of documents this writer committed, so replies are not serialized twice. */
+  private readonly texts = new WeakMap<Doc, string>();
 
   constructor(
     private readonly host: Host,
@@ -55,6 +60,12 @@ export class DocumentWriter {
       limit: def.versionRetentionLimit ?? DEFAULT_RETENTION.limit,
       floor: def.versionRetentionFloor ?? DEFAULT_RETENTION.floor,
     };
+    this.check = def.schema ? TypeCompiler.Compile(def.schema) : undefined;
+  }
+
+  /** A reply body for a committed document: its stored JSON text as is. */
+  replyBody(doc: Doc): RawJson {
+    return new RawJson(this.texts.get(doc) ?? JSON.stringify(doc));
   }
 
   get factoryLink(): string {
@@ -79,10 +90,12 @@ export class DocumentWriter {
   /** Factory POST: creates a child (Xenon §5.1 conflict rules). */
   async create(input: WriteInput): Promise<Doc> {
     if (input.body['documentSourceLink'] != null) fail('VALIDATION', 'clone request not supported');
+    const generated = input.body['documentSelfLink'] === undefined || input.body['documentSelfLink'] === null || input.body['documentSelfLink'] === '';
     const link = this.childLinkFor(input.body['documentSelfLink'], input.fromMigration);
     return this.host.locks.with(link, async () => {
       const now = this.host.clock.nowMicros();
-      const existing = this.host.store.getLatest(link);
+      // Generated ids are unique per host (strictly increasing clock), so there is nothing to look up.
+      const existing = generated ? undefined : this.host.store.getLatest(link);
       let version = Math.max(0, longField(input.body, 'documentVersion') ?? 0);
       let purgeFirst = false;
       if (this.isLive(existing, now)) {
@@ -96,7 +109,7 @@ export class DocumentWriter {
       } else if (existing) purgeFirst = true;
       const state = await this.runCreate(input);
       const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
-      this.commit([{ doc, purgeFirst }]);
+      await this.commit([{ doc, purgeFirst }]);
       return doc;
     });
   }
@@ -136,7 +149,7 @@ export class DocumentWriter {
     if (action !== 'DELETE') this.validate(state);
     const now = this.host.clock.nowMicros();
     const doc = this.compose(state, link, existing.version + 1, action, now, input, expiration);
-    this.commit([{ doc, purgeFirst: false }]);
+    await this.commit([{ doc, purgeFirst: false }]);
     return doc;
   }
 
@@ -173,7 +186,7 @@ export class DocumentWriter {
           outcomes.push({ link, result: 'failed', error: (err as Error).message });
         }
       }
-      this.commit(pending);
+      await this.commit(pending);
       return outcomes;
     } finally {
       releases.forEach((r) => r());
@@ -233,10 +246,10 @@ export class DocumentWriter {
   }
 
   private validate(state: Doc): void {
-    if (!this.def.schema) return;
+    if (!this.check) return;
     const fields = userFields(state);
-    if (Value.Check(this.def.schema, fields)) return;
-    const first = Value.Errors(this.def.schema, fields).First();
+    if (this.check.Check(fields)) return;
+    const first = this.check.Errors(fields).First();
     const where = first?.path ? first.path.replace(/^\//, '').replace(/\//g, '.') : 'document';
     fail('VALIDATION', `${where}: ${first?.message ?? 'invalid document'}`);
   }
@@ -256,15 +269,17 @@ export class DocumentWriter {
     return composeDocument(state, input.principal === undefined ? b : { ...b, documentAuthPrincipalLink: input.principal });
   }
 
-  /** Commits versions in one transaction; storage failures become KRY_ERR_STORAGE. */
-  commit(pending: Pending[]): void {
+  /** Commits versions atomically (group commit); resolves once durable. Storage failures become KRY_ERR_STORAGE. */
+  async commit(pending: Pending[]): Promise<void> {
     if (pending.length === 0) return;
     const store = this.host.store;
     try {
-      store.transaction(() => {
+      await store.commits.submit(() => {
         for (const { doc, purgeFirst } of pending) {
           const link = doc['documentSelfLink'] as string;
           if (purgeFirst) store.purge(link);
+          const json = JSON.stringify(doc);
+          this.texts.set(doc, json);
           store.write(
             {
               link,
@@ -276,7 +291,7 @@ export class DocumentWriter {
               expiration: doc['documentExpirationTimeMicros'] as number,
               owner: doc['documentOwner'] as string,
               authPrincipal: (doc['documentAuthPrincipalLink'] as string | undefined) ?? null,
-              json: JSON.stringify(doc),
+              json,
               fields: indexFields(doc, { fixedItemNameFields: this.def.fixedItemNameFields ?? [] }),
             },
             this.retention,

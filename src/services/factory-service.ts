@@ -41,7 +41,7 @@ export class FactoryService implements Service {
     switch (op.action) {
       case 'POST': {
         const doc = await this.writer.create(this.input(op));
-        return { status: 200, body: doc };
+        return { status: 200, body: this.writer.replyBody(doc) };
       }
       case 'GET':
         return this.list(op);
@@ -75,7 +75,7 @@ export class FactoryService implements Service {
         const input = this.input(op);
         if (op.action === 'PATCH' && !op.hasBody()) fail('INTERNAL', 'PATCH requires a body');
         const doc = await this.writer.update(childLink, op.action, input);
-        return { status: 200, body: doc };
+        return { status: 200, body: doc ? this.writer.replyBody(doc) : undefined };
       }
     }
   }

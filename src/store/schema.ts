@@ -5,7 +5,8 @@
  * docs   — every stored version of every document. `latest = 1` marks the newest version of a link.
  *          Built-in fields live in columns; the full document JSON in `json`.
  * props  — the queryable user fields of each version, flattened (`a.b`, `tags.item`): one row per
- *          value, string values in `sval`, numbers in `nval`. Queries never parse `json`.
+ *          value, string values in `sval`, numbers in `nval`. Queries never parse `json`. Clustered
+ *          by (doc_id, name) so purges and sort-value lookups are range reads.
  */
 export const FORMAT_VERSION = 1;
 
@@ -32,12 +33,13 @@ CREATE INDEX IF NOT EXISTS docs_expiring ON docs(expiration) WHERE latest = 1 AN
 CREATE TABLE IF NOT EXISTS props (
   doc_id INTEGER NOT NULL,
   name TEXT NOT NULL,
+  seq INTEGER NOT NULL,
   sval TEXT,
-  nval
-);
+  nval,
+  PRIMARY KEY (doc_id, name, seq)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS props_by_string ON props(name, sval, doc_id) WHERE sval IS NOT NULL;
 CREATE INDEX IF NOT EXISTS props_by_number ON props(name, nval, doc_id) WHERE nval IS NOT NULL;
-CREATE INDEX IF NOT EXISTS props_by_doc ON props(doc_id);
 `;
 
 /** Built-in document fields that are columns of `docs` (alias `d`), as queries see them. */

@@ -5,6 +5,7 @@ import { fail, kryptonError } from '../core/errors.js';
 import { FORMAT_VERSION, SCHEMA_DDL } from './schema.js';
 import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
+import { CommitQueue } from './commit-queue.js';
 
 /** One stored version of a document, as the index returns it. */
 export interface StoredVersion {
@@ -50,6 +51,9 @@ const SELECT_COLUMNS = 'd.id, d.link, d.factory, d.version, d.kind, d.update_tim
 export class SqliteStore {
   readonly db: Database.Database;
   private readonly stmts;
+  private readonly runInTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** Group commit for the request path (see commit-queue.ts). */
+  readonly commits: CommitQueue;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -61,7 +65,7 @@ export class SqliteStore {
         `INSERT INTO docs (link, factory, version, kind, update_time, action, expiration, owner, auth_principal, latest, json)
          VALUES (@link, @factory, @version, @kind, @updateTime, @action, @expiration, @owner, @authPrincipal, 1, @json)`,
       ),
-      insertProp: db.prepare('INSERT INTO props (doc_id, name, sval, nval) VALUES (?, ?, ?, ?)'),
+      insertProp: db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval) VALUES (?, ?, ?, ?, ?)'),
       deletePropsOfLink: db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ?)'),
       deleteLink: db.prepare('DELETE FROM docs WHERE link = ?'),
       deletePropsBelow: db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ? AND version < ?)'),
@@ -70,6 +74,8 @@ export class SqliteStore {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
     };
+    this.runInTransaction = db.transaction((fn: () => unknown) => fn());
+    this.commits = new CommitQueue((fn) => this.transaction(fn));
   }
 
   /** Opens (creating if needed) the index under `dir`. Refuses a sandbox written by a newer release. */
@@ -118,7 +124,10 @@ export class SqliteStore {
   write(v: NewVersion, retention?: RetentionPolicy): number {
     this.stmts.unsetLatest.run(v.link);
     const id = Number(this.stmts.insert.run(v).lastInsertRowid);
-    for (const f of v.fields) this.stmts.insertProp.run(id, f.name, f.s, f.n);
+    for (let i = 0; i < v.fields.length; i++) {
+      const f = v.fields[i]!;
+      this.stmts.insertProp.run(id, f.name, i, f.s, f.n);
+    }
     if (retention && v.version >= retention.limit && (v.version - retention.limit) % Math.max(1, retention.limit - retention.floor) === 0) {
       this.stmts.deletePropsBelow.run(v.link, v.version - retention.floor);
       this.stmts.deleteBelow.run(v.link, v.version - retention.floor);
@@ -134,7 +143,7 @@ export class SqliteStore {
 
   /** Runs `fn` in one transaction (IMMEDIATE), so a batch is all-or-nothing. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.runInTransaction.immediate(fn) as T;
   }
 
   /** Purges documents whose expiration has passed; returns how many links were purged. */
@@ -161,6 +170,7 @@ export class SqliteStore {
 
   close(): void {
     if (!this.db.open) return;
+    this.commits.flush();
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     } finally {

@@ -1,0 +1,207 @@
+/**
+ * `npm run bench`: krypton's benchmarks. Every figure is printed next to a baseline measured in the
+ * same run on the same machine (these machines are shared and noisy), as a ratio.
+ * BENCH_SCALE=0.1 shrinks every document count (for a quick look); BENCH_ONLY=name runs one section.
+ */
+import { writeFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { SqliteStore } from '../src/store/sqlite-store.js';
+import { indexFields } from '../src/query/field-indexer.js';
+import { ab, closePools, fmt, freePort, loadExamples, request, startHost, type BenchHost } from './support.js';
+
+const SCALE = Number(process.env['BENCH_SCALE'] ?? 1);
+const ONLY = process.env['BENCH_ONLY'];
+const n = (count: number) => Math.max(1000, Math.round(count * SCALE));
+const results: Record<string, unknown> = {};
+
+function report(section: string, lines: Record<string, string | number>): void {
+  results[section] = lines;
+  console.log(`\n## ${section}`);
+  for (const [k, v] of Object.entries(lines)) console.log(`  ${k.padEnd(52)} ${typeof v === 'number' ? fmt(v, v < 10 ? 2 : 0) : v}`);
+}
+
+/** The seeds' load (ab -c 5, no keep-alive) against krypton and against a bare node:http server. */
+async function benchPost(): Promise<void> {
+  const requests = n(20_000);
+  const body = join(mkdtempSync(join(tmpdir(), 'kb-')), 'example.json');
+  writeFileSync(body, '{"name": "example-1", "counter": 1}\n');
+  const port = await freePort();
+  const bare = spawn(process.execPath, [join(import.meta.dirname, 'bare-server.mjs'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((r) => bare.stdout!.once('data', r));
+  const host = await startHost();
+  try {
+    ab(`http://127.0.0.1:${port}/core/examples`, body, 2000, 5); // warm-up
+    ab(`${host.uri}/core/examples`, body, 2000, 5);
+    const bareRps = ab(`http://127.0.0.1:${port}/core/examples`, body, requests, 5);
+    const kryptonRps = ab(`${host.uri}/core/examples`, body, requests, 5);
+    const bareRps2 = ab(`http://127.0.0.1:${port}/core/examples`, body, requests, 5);
+    const baseline = (bareRps + bareRps2) / 2;
+    report('POST /core/examples, ab -c 5 -n ' + requests + ' (no keep-alive)', {
+      'bare in-memory node:http server (req/s, mean of 2)': baseline,
+      'krypton, durable SQLite writes (req/s)': kryptonRps,
+      'ratio krypton / bare (goal >= 0.70)': kryptonRps / baseline,
+      'krypton peak RSS (MB)': host.peakRssMb(),
+    });
+  } finally {
+    bare.kill('SIGTERM');
+    await host.stop();
+  }
+}
+
+/** Query latency and paged scan over 100,000 documents. */
+async function benchQueries(): Promise<void> {
+  const count = n(100_000);
+  const host = await startHost();
+  try {
+    await loadExamples(host.uri, count);
+    const target = `doc-${Math.floor(count / 2)}`;
+    const time = async (fn: () => Promise<unknown>, reps: number) => {
+      const t: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        const s = performance.now();
+        await fn();
+        t.push(performance.now() - s);
+      }
+      return t.sort((a, b) => a - b)[Math.floor(t.length / 2)]!;
+    };
+    const getMs = await time(() => request(`${host.uri}/core/examples/${target}`, 'GET'), 300);
+    const queryMs = await time(async () => {
+      const r = await request(`${host.uri}/core/query-tasks`, 'POST', { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: target } } } });
+      if (r.results.documentLinks.length !== 1) throw new Error('query found ' + r.results.documentLinks.length);
+    }, 300);
+    const inIndexMicros = await time(async () => {
+      const r = await request(`${host.uri}/core/query-tasks`, 'POST', { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: target } } } });
+      return r.results.queryTimeMicros;
+    }, 1);
+    void inIndexMicros;
+    const qt = await request(`${host.uri}/core/query-tasks`, 'POST', { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: target } } } });
+    // Paged scan of every document, expanded, 10,000 per page.
+    const scanStart = performance.now();
+    const first = await request(`${host.uri}/core/query-tasks`, 'POST', {
+      taskInfo: { isDirect: true },
+      querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, options: ['EXPAND_CONTENT'], resultLimit: 10_000 },
+    });
+    let next: string | undefined = first.results.nextPageLink;
+    let scanned = 0;
+    while (next) {
+      const page = await request(`${host.uri}${next}`, 'GET');
+      scanned += page.results.documentLinks.length;
+      next = page.results.nextPageLink;
+    }
+    const scanSeconds = (performance.now() - scanStart) / 1000;
+    if (scanned !== count) throw new Error(`scan returned ${scanned} of ${count}`);
+    // Baseline: the same rows read straight from SQLite in this process.
+    const db = new Database(join(host.sandbox, 'index.sqlite'), { readonly: true });
+    const rawStart = performance.now();
+    let rawRows = 0;
+    for (const row of db.prepare('SELECT json FROM docs WHERE latest = 1').iterate()) rawRows += (row as { json: string }).json.length > 0 ? 1 : 0;
+    const rawSeconds = (performance.now() - rawStart) / 1000;
+    db.close();
+    report(`queries over ${fmt(count)} documents`, {
+      'GET one document by link, median (ms) [baseline]': getMs,
+      'direct term query on name, median round trip (ms)': queryMs,
+      'ratio query / GET': queryMs / getMs,
+      'term query time inside the index (queryTimeMicros)': qt.results.queryTimeMicros,
+      'paged scan, EXPAND_CONTENT, 10,000/page (docs/s)': scanned / scanSeconds,
+      'raw SQLite read of the same rows in-process (docs/s)': rawRows / rawSeconds,
+      'ratio scan / raw read': scanned / scanSeconds / (rawRows / rawSeconds),
+    });
+  } finally {
+    await host.stop();
+  }
+}
+
+/** Raw copy limit: read every row of one sandbox's index and insert it into another, one process. */
+function rawCopy(sourceSandbox: string): { docs: number; seconds: number } {
+  const src = new Database(join(sourceSandbox, 'index.sqlite'), { readonly: true });
+  const dir = mkdtempSync(join(tmpdir(), 'kb-raw-'));
+  const dst = SqliteStore.open(dir);
+  const started = performance.now();
+  let count = 0;
+  let batch: Array<Record<string, unknown>> = [];
+  const flush = () => {
+    dst.transaction(() => {
+      for (const r of batch) {
+        const doc = JSON.parse(r['json'] as string);
+        dst.write({ link: r['link'] as string, factory: r['factory'] as string, version: r['version'] as number, kind: r['kind'] as string, updateTime: r['update_time'] as number, action: r['action'] as string, expiration: 0, owner: 'raw', authPrincipal: null, json: JSON.stringify(doc), fields: indexFields(doc) });
+      }
+    });
+    count += batch.length;
+    batch = [];
+  };
+  for (const row of src.prepare('SELECT * FROM docs WHERE latest = 1').iterate()) {
+    batch.push(row as Record<string, unknown>);
+    if (batch.length === 10_000) flush();
+  }
+  flush();
+  const seconds = (performance.now() - started) / 1000;
+  src.close();
+  dst.close();
+  return { docs: count, seconds };
+}
+
+async function migrate(blue: BenchHost, green: BenchHost, count: number): Promise<{ seconds: number; peakBlue: number; peakGreen: number }> {
+  const started = performance.now();
+  const task = await request(`${green.uri}/management/migration-tasks`, 'POST', {
+    sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
+    destinationNodeGroupReference: `${green.uri}/core/node-groups/default`,
+    sourceFactoryLink: '/core/examples',
+    destinationFactoryLink: '/core/examples',
+  });
+  for (;;) {
+    const t = await request(`${green.uri}${task.documentSelfLink}`, 'GET');
+    if (t.taskInfo.stage === 'FAILED') throw new Error(JSON.stringify(t.taskInfo));
+    if (t.taskInfo.stage === 'FINISHED') {
+      if (t.progress.processedServiceCount !== count) throw new Error(`migrated ${t.progress.processedServiceCount} of ${count}`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { seconds: (performance.now() - started) / 1000, peakBlue: blue.peakRssMb(), peakGreen: green.peakRssMb() };
+}
+
+/** Migration between two hosts vs the raw copy limit; then 1,000,000 documents for memory. */
+async function benchMigration(): Promise<void> {
+  const sizes = [n(100_000), n(1_000_000)];
+  const rows: Record<string, string | number> = {};
+  for (const count of sizes) {
+    const [blue, green] = await Promise.all([startHost(), startHost()]);
+    try {
+      await loadExamples(blue.uri, count);
+      const m = await migrate(blue, green, count);
+      rows[`${fmt(count)} docs: end-to-end migration (docs/s)`] = count / m.seconds;
+      rows[`${fmt(count)} docs: peak RSS blue / green (MB)`] = `${m.peakBlue} / ${m.peakGreen}`;
+      if (count === sizes[0]) {
+        const raw = rawCopy(blue.sandbox);
+        rows[`${fmt(count)} docs: raw index copy, one process, no HTTP (docs/s) [baseline]`] = raw.docs / raw.seconds;
+        rows[`${fmt(count)} docs: ratio raw / migration (goal <= 3)`] = raw.docs / raw.seconds / (count / m.seconds);
+      }
+    } finally {
+      await Promise.all([blue.stop(), green.stop()]);
+    }
+  }
+  report('migration task between two hosts', rows);
+}
+
+async function benchCluster(): Promise<void> {
+  const path = join(import.meta.dirname, 'cluster-bench.ts');
+  if (!existsSync(path)) return;
+  const mod = (await import(path)) as { runClusterBench: () => Promise<Record<string, string | number>> };
+  report('node groups', await mod.runClusterBench());
+}
+
+const sections: Record<string, () => Promise<void>> = { post: benchPost, queries: benchQueries, migration: benchMigration, cluster: benchCluster };
+for (const [name, fn] of Object.entries(sections)) {
+  if (ONLY && ONLY !== name) continue;
+  try {
+    await fn();
+  } catch (err) {
+    console.error(`\n## ${name}: FAILED\n${(err as Error).stack}`);
+    process.exitCode = 1;
+  }
+}
+await closePools();
+writeFileSync(join(tmpdir(), 'krypton-bench-results.json'), JSON.stringify(results, null, 2));
