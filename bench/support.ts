@@ -81,7 +81,8 @@ export async function loadExamples(uri: string, n: number, prefix = 'doc', batch
   for (let start = 0; start < n; start += batch) {
     const documents = [];
     for (let i = start; i < Math.min(n, start + batch); i++) {
-      documents.push({ name: `${prefix}-${i}`, counter: i, tags: ['bench'], keyValues: { k: String(i % 100) }, documentSelfLink: `/${prefix}-${i}`, documentUpdateTimeMicros: t0 + i });
+      // The seeds' example document ({"name": "example-1", "counter": 1}), with distinct values.
+      documents.push({ name: `${prefix}-${i}`, counter: i, documentSelfLink: `/${prefix}-${i}`, documentUpdateTimeMicros: t0 + i });
     }
     const res = await request(`${uri}/management/migration-import`, 'POST', { destinationFactoryLink: '/core/examples', documents });
     const failed = (res.outcomes as Array<{ result: string }>).filter((o) => o.result === 'failed').length;

@@ -53,6 +53,12 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   if (!allVersions) conds.push(hasOption(spec, 'INCLUDE_DELETED') ? 'd.latest = 1' : "d.latest = 1 AND d.action != 'DELETE'");
   conds.push('(d.expiration = 0 OR d.expiration > ?)');
   params.push(host.clock.nowMicros());
+  const factory = factoryOf(spec.query);
+  if (factory !== undefined && host.service(factory)?.handleChild && !host.serviceLinks().some((l) => l.startsWith(`${factory}/`))) {
+    // Lets SQLite use the per-factory indexes (by update time, by version) for order and range.
+    conds.push('d.factory = ?');
+    params.push(factory);
+  }
   conds.push(`(${plan.where.sql})`);
   params.push(...plan.where.params);
   if (hasOption(spec, 'COUNT')) {
@@ -91,6 +97,19 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   if (!more && plan.ownerFilter && rows.length === fetchLimit) more = true;
   const cursor = more && last ? plan.keys.map((_, i) => last![`k${i}`]) : undefined;
   return { links, documents, count: links.length, after: cursor, queryTimeMicros: micros(started) };
+}
+
+/** The factory a query is confined to by a MUST `documentSelfLink` PREFIX `<factory>/` clause. */
+function factoryOf(query: Query | undefined): string | undefined {
+  if (!query) return undefined;
+  const t = query.term;
+  if (t && t.propertyName === 'documentSelfLink' && t.matchType === 'PREFIX' && t.matchValue?.endsWith('/') && t.matchValue.length > 1) return t.matchValue.slice(0, -1);
+  for (const c of query.booleanClauses ?? []) {
+    if ((c.occurance ?? 'MUST_OCCUR') !== 'MUST_OCCUR') continue;
+    const f = factoryOf(c);
+    if (f !== undefined) return f;
+  }
+  return undefined;
 }
 
 function micros(startedMs: number): number {

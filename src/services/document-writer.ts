@@ -39,6 +39,8 @@ export interface ImportMode {
 interface Pending {
   doc: Doc;
   purgeFirst: boolean;
+  /** The link has no stored version (skips the "previous latest" update). */
+  isNew?: boolean;
 }
 
 /**
@@ -109,7 +111,7 @@ export class DocumentWriter {
       } else if (existing) purgeFirst = true;
       const state = await this.runCreate(input);
       const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
-      await this.commit([{ doc, purgeFirst }]);
+      await this.commit([{ doc, purgeFirst, isNew: existing === undefined }]);
       return doc;
     });
   }
@@ -231,7 +233,7 @@ export class DocumentWriter {
     const state = await this.runCreate(input);
     if (!existing) {
       const version = Math.max(0, longField(src, 'documentVersion') ?? 0);
-      return { doc: this.compose(state, link, version, 'POST', srcTime, input, expiration), purgeFirst: stored !== undefined };
+      return { doc: this.compose(state, link, version, 'POST', srcTime, input, expiration), purgeFirst: stored !== undefined, isNew: stored === undefined };
     }
     return { doc: this.compose(state, link, exVersion + 1, exDeleted ? 'POST' : 'PUT', srcTime, input, expiration), purgeFirst: exDeleted };
   }
@@ -275,7 +277,7 @@ export class DocumentWriter {
     const store = this.host.store;
     try {
       await store.commits.submit(() => {
-        for (const { doc, purgeFirst } of pending) {
+        for (const { doc, purgeFirst, isNew } of pending) {
           const link = doc['documentSelfLink'] as string;
           if (purgeFirst) store.purge(link);
           const json = JSON.stringify(doc);
@@ -295,6 +297,7 @@ export class DocumentWriter {
               fields: indexFields(doc, { fixedItemNameFields: this.def.fixedItemNameFields ?? [] }),
             },
             this.retention,
+            isNew === true || purgeFirst,
           );
         }
       });

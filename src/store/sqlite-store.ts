@@ -87,7 +87,7 @@ export class SqliteStore {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
-      db.pragma('cache_size = -65536');
+      db.pragma('cache_size = -16384');
     } catch (cause) {
       throw kryptonError('STORAGE', `cannot open the index in ${dir}: ${(cause as Error).message}`, { cause });
     }
@@ -121,8 +121,8 @@ export class SqliteStore {
   }
 
   /** Appends a version and makes it the latest, applying the retention policy. Returns its row id. */
-  write(v: NewVersion, retention?: RetentionPolicy): number {
-    this.stmts.unsetLatest.run(v.link);
+  write(v: NewVersion, retention?: RetentionPolicy, knownNew = false): number {
+    if (!knownNew) this.stmts.unsetLatest.run(v.link);
     const id = Number(this.stmts.insert.run(v).lastInsertRowid);
     for (let i = 0; i < v.fields.length; i++) {
       const f = v.fields[i]!;
@@ -157,13 +157,27 @@ export class SqliteStore {
     }
   }
 
-  /** Runs a read query built by the query engine. */
+  /** Runs a read query built by the query engine (prepared statements are cached by SQL text). */
   all<T>(sql: string, params: readonly unknown[]): T[] {
-    return this.db.prepare(sql).all(...params) as T[];
+    return this.prepared(sql).all(...params) as T[];
   }
 
   get<T>(sql: string, params: readonly unknown[]): T | undefined {
-    return this.db.prepare(sql).get(...params) as T | undefined;
+    return this.prepared(sql).get(...params) as T | undefined;
+  }
+
+  private readonly statementCache = new Map<string, Database.Statement>();
+
+  private prepared(sql: string): Database.Statement {
+    let st = this.statementCache.get(sql);
+    if (st) {
+      this.statementCache.delete(sql);
+    } else {
+      st = this.db.prepare(sql);
+      if (this.statementCache.size >= 256) this.statementCache.delete(this.statementCache.keys().next().value!);
+    }
+    this.statementCache.set(sql, st);
+    return st;
   }
 
   static readonly selectColumns = SELECT_COLUMNS;
