@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { http, startHost, type RunningHost } from './support/hosts.js';
+import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
 
 const EXAMPLE_KIND = 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState';
 
@@ -183,5 +183,46 @@ describe('host REST API (Xenon core wire, spec §13 walk-through)', () => {
     assert.ok(tpl.json.documents['/core/examples/child-template']);
     const stats = await http('GET', `${base}/core/examples/a/stats`);
     assert.equal(stats.status, 200);
+  });
+});
+
+describe('OData listings and query expiry', () => {
+  let h: RunningHost;
+  before(async () => {
+    h = await startHost(['--queryTaskExpirationMicros=300000']);
+    for (const [id, counter] of [['o1', 3], ['o2', 1], ['o3', 2], ['o4', 5]] as const) await http('POST', `${h.uri}/core/examples`, { name: `odata-${id}`, counter, documentSelfLink: id });
+  });
+  after(async () => {
+    await h.stop();
+  });
+
+  it('supports $top, $skip, $orderby, $select and $expand', async () => {
+    let r = await http('GET', `${h.uri}/core/examples?$orderby=counter%20desc&$top=2`);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.documentLinks, ['/core/examples/o4', '/core/examples/o1']);
+    assert.equal(r.json.documents, undefined, 'OData results have links only without $expand');
+    r = await http('GET', `${h.uri}/core/examples?$orderby=counter%20asc&$skip=1&$top=2&$expand`);
+    assert.deepEqual(r.json.documentLinks, ['/core/examples/o3', '/core/examples/o1']);
+    assert.equal(r.json.documents['/core/examples/o3'].counter, 2);
+    r = await http('GET', `${h.uri}/core/examples?$select=name&$filter=counter%20ge%203`);
+    assert.deepEqual(Object.keys(r.json.documents).sort(), ['/core/examples/o1', '/core/examples/o4']);
+    assert.equal(r.json.documents['/core/examples/o1'].counter, undefined);
+    assert.equal(r.json.documents['/core/examples/o1'].name, 'odata-o1');
+    r = await http('GET', `${h.uri}/core/examples?$orderby=counter`);
+    assert.equal(r.status, 400);
+    assert.match(r.json.message, /invalid expression/);
+  });
+
+  it('expires query tasks and their pages (404 afterwards)', async () => {
+    const t = await http('POST', `${h.uri}/core/query-tasks`, { querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, resultLimit: 1 } });
+    assert.equal(t.status, 202);
+    const done = await waitFor(async () => {
+      const g = await http('GET', `${h.uri}${t.json.documentSelfLink}`);
+      return g.json?.taskInfo?.stage === 'FINISHED' ? g : undefined;
+    }, 'task');
+    const page = done.json.results.nextPageLink;
+    assert.equal((await http('GET', `${h.uri}${page}`)).status, 200);
+    await waitFor(async () => ((await http('GET', `${h.uri}${t.json.documentSelfLink}`)).status === 404 ? true : undefined), 'task expiry', 10_000);
+    assert.equal((await http('GET', `${h.uri}${page}`)).status, 404);
   });
 });

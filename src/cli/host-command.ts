@@ -74,6 +74,8 @@ export async function runHost(args: readonly string[]): Promise<number> {
     })();
     return stopping;
   };
+  // A bug must not take the whole host down with it: log it loudly and keep serving.
+  process.on('unhandledRejection', (err) => host.log.error({ err }, 'unhandled rejection'));
   await host.start((h) => installCoreServices(h, () => void stop('DELETE /core/management').then(() => process.exit(0))));
   process.stdout.write(`krypton host ready id=${host.id} uri=${host.uri} sandbox=${resolve(host.options.sandbox)}\n`);
   await new Promise<void>((resolveDone) => {

@@ -43,6 +43,12 @@ export interface StatefulServiceDefinition<S extends Doc = Doc> {
   readonly idempotentPost?: boolean;
   readonly versionRetentionLimit?: number;
   readonly versionRetentionFloor?: number;
+  /**
+   * Default true: a document whose documentExpirationTimeMicros passed is deleted with its history
+   * (Xenon). false: the field is kept as data and nothing is purged (task documents that must
+   * report their own expiry as FAILED).
+   */
+  readonly expirationPurges?: boolean;
   /** Map fields whose keys and values are also indexed as items of the field (Xenon FIXED_ITEM_NAME). */
   readonly fixedItemNameFields?: readonly string[];
   /** Builds the initial state (validate here; throw `fail('VALIDATION', …)`). Default: the body. */

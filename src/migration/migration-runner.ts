@@ -36,6 +36,7 @@ interface PageResult {
 export async function runMigration(ctx: RunContext): Promise<void> {
   const { state } = ctx;
   const started = performance.now();
+  checkExpiry(ctx);
   const processedBefore = state.progress.processedServiceCount;
   const sources = await resolveNodes(ctx, state.sourceReferences, state.sourceNodeGroupReference, 'source');
   const destinations = await resolveNodes(ctx, state.destinationReferences, state.destinationNodeGroupReference, 'destination');
@@ -161,6 +162,7 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
   let pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
   let maxSeen = 0;
   while (pending) {
+    checkExpiry(ctx);
     const page = await pending;
     nextLink = page.nextPageLink;
     pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
@@ -256,6 +258,14 @@ async function importInto(ctx: RunContext, destinations: string[], factory: stri
   );
   if (!Array.isArray(res?.outcomes)) throw kryptonError('REMOTE', `destination ${dest} answered the import without outcomes`);
   return res.outcomes;
+}
+
+/** A task past its documentExpirationTimeMicros fails (its query pages expire with it anyway). */
+function checkExpiry(ctx: RunContext): void {
+  const expiry = longField(ctx.state, 'documentExpirationTimeMicros') ?? 0;
+  if (expiry > 0 && expiry <= ctx.host.clock.nowMicros()) {
+    fail('TIMEOUT', 'the migration task expired (documentExpirationTimeMicros passed) before it finished; raise documentExpirationTimeMicros and re-run: documents already migrated are skipped');
+  }
 }
 
 export function timeout(ctx: RunContext): { timeoutMs?: number } {

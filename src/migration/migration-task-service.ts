@@ -15,6 +15,8 @@ export const MigrationTaskDefinition = defineStatefulService<Doc>({
   documentKind: MIGRATION_TASK_KIND,
   versionRetentionLimit: 20,
   versionRetentionFloor: 10,
+  // An expired task reports FAILED instead of vanishing (Xenon deleted it silently).
+  expirationPurges: false,
 });
 
 interface Running {
@@ -99,7 +101,9 @@ export class MigrationTaskService extends FactoryService {
   start(link: string): void {
     if (this.running.has(link)) return;
     const abort = new AbortController();
-    const done = this.run(link, abort).finally(() => this.running.delete(link));
+    const done = this.run(link, abort)
+      .catch((err) => this.taskHost.log.error({ err, link }, 'migration task run crashed'))
+      .finally(() => this.running.delete(link));
     this.running.set(link, { abort, done });
   }
 
@@ -112,8 +116,6 @@ export class MigrationTaskService extends FactoryService {
     const principal = state['ownerPrincipal'] as string | undefined;
     const started = performance.now();
     try {
-      const expiry = (state['documentExpirationTimeMicros'] as number | undefined) ?? 0;
-      if (expiry > 0 && expiry <= this.taskHost.clock.nowMicros()) fail('TIMEOUT', 'the migration task expired (documentExpirationTimeMicros passed) before it finished');
       await runMigration({
         host: this.taskHost,
         state,
@@ -131,7 +133,13 @@ export class MigrationTaskService extends FactoryService {
       state.taskInfo = { stage: 'FAILED', isDirect: false, failure, durationMicros: Math.round((performance.now() - started) * 1000) };
       this.taskHost.log.warn({ link, message: failure.message }, 'migration run failed');
     }
-    await this.save(link, state, true);
+    try {
+      await this.save(link, state, true);
+    } catch (err) {
+      // The task document can be gone (DELETE, or purged after its expiration): nothing to record.
+      this.taskHost.log.warn({ link, message: (err as Error).message }, 'migration task state not saved');
+      return;
+    }
     if (state.continuousMigration) this.schedule(link, state.maintenanceIntervalMicros);
   }
 

@@ -290,7 +290,7 @@ export class DocumentWriter {
               kind: this.def.documentKind,
               updateTime: doc['documentUpdateTimeMicros'] as number,
               action: doc['documentUpdateAction'] as string,
-              expiration: doc['documentExpirationTimeMicros'] as number,
+              expiration: this.def.expirationPurges === false ? 0 : (doc['documentExpirationTimeMicros'] as number),
               owner: doc['documentOwner'] as string,
               authPrincipal: (doc['documentAuthPrincipalLink'] as string | undefined) ?? null,
               json,

@@ -15,6 +15,17 @@ function intParam(op: Operation, name: string): number | undefined {
   return n;
 }
 
+/** Xenon sorts by the property's declared type; ours comes from the service's schema. */
+function sortType(def: StatefulServiceDefinition, name: string, requested: string | undefined): 'STRING' | 'LONG' | 'DOUBLE' {
+  if (['documentVersion', 'documentUpdateTimeMicros', 'documentExpirationTimeMicros'].includes(name)) return 'LONG';
+  const props = (def.schema as { properties?: Record<string, { type?: string }> } | undefined)?.properties;
+  const t = props?.[name]?.type;
+  if (t === 'integer') return 'LONG';
+  if (t === 'number') return 'DOUBLE';
+  if (t === undefined && (requested === 'LONG' || requested === 'DOUBLE')) return requested;
+  return 'STRING';
+}
+
 /**
  * Factory GET with OData parameters (Xenon §5.3): a direct query restricted to the child kind and
  * the factory's link prefix, answered as an ODataFactoryQueryResult (`totalCount` first).
@@ -40,7 +51,7 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
   if (orderby) {
     const o = parseODataOrderBy(orderby);
     spec.options!.push('SORT');
-    spec.sortTerm = { propertyName: o.propertyName, propertyType: 'STRING' };
+    spec.sortTerm = { propertyName: o.propertyName, propertyType: sortType(def, o.propertyName, op.query.get('$orderbytype')) };
     spec.sortOrder = o.order;
   }
   const plan = planQuery(spec);
