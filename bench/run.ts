@@ -115,10 +115,10 @@ async function benchQueries(): Promise<void> {
 }
 
 /** Raw copy limit: read every row of one sandbox's index and insert it into another, one process. */
-function rawCopy(sourceSandbox: string): { docs: number; seconds: number } {
+async function rawCopy(sourceSandbox: string): Promise<{ docs: number; seconds: number }> {
   const src = new Database(join(sourceSandbox, 'index.sqlite'), { readonly: true });
   const dir = mkdtempSync(join(tmpdir(), 'kb-raw-'));
-  const dst = SqliteStore.open(dir);
+  const dst = SqliteStore.open(dir, { writer: 'sync' });
   const started = performance.now();
   let count = 0;
   let batch: Array<Record<string, unknown>> = [];
@@ -139,7 +139,7 @@ function rawCopy(sourceSandbox: string): { docs: number; seconds: number } {
   flush();
   const seconds = (performance.now() - started) / 1000;
   src.close();
-  dst.close();
+  await dst.close();
   return { docs: count, seconds };
 }
 
@@ -175,7 +175,7 @@ async function benchMigration(): Promise<void> {
       rows[`${fmt(count)} docs: end-to-end migration (docs/s)`] = count / m.seconds;
       rows[`${fmt(count)} docs: peak RSS blue / green (MB)`] = `${m.peakBlue} / ${m.peakGreen}`;
       if (count === sizes[0]) {
-        const raw = rawCopy(blue.sandbox);
+        const raw = await rawCopy(blue.sandbox);
         rows[`${fmt(count)} docs: raw index copy, one process, no HTTP (docs/s) [baseline]`] = raw.docs / raw.seconds;
         rows[`${fmt(count)} docs: ratio raw / migration (goal <= 3)`] = raw.docs / raw.seconds / (count / m.seconds);
       }

@@ -161,7 +161,7 @@ export class Host {
     if (this.stopping) return;
     try {
       const now = this.clock.nowMicros();
-      this.store.purgeExpired(now);
+      await this.store.purgeExpired(now);
       this.queryPages.sweep(now);
       for (const c of this.components) await c.maintain?.(now);
     } catch (err) {
@@ -228,6 +228,6 @@ export class Host {
     await closed;
     for (const c of [...this.components].reverse()) await c.stop?.();
     await this.client.close();
-    this.store?.close();
+    await this.store?.close();
   }
 }

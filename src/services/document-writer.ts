@@ -7,11 +7,12 @@ import type { Host } from '../core/host.js';
 import type { Operation } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import type { StoredVersion } from '../store/sqlite-store.js';
-import { indexFields } from '../query/field-indexer.js';
+import type { WireVersion, WriteOp } from '../store/write-ops.js';
 
 /** Xenon's id rule: A–Z a–z 0–9 and - _ . ~ ? # [ ] @ ! $ & ' ( ) * + , ; = : */
 const VALID_ID = /^[A-Za-z0-9\-_.~?#[\]@!$&'()*+,;=:]+$/;
 const DEFAULT_RETENTION = { limit: 1000, floor: 500 };
+const IMPORT_CHUNK = 1000;
 
 export interface WriteInput {
   body: Doc;
@@ -169,7 +170,23 @@ export class DocumentWriter {
     for (const l of unique) releases.push(await this.host.locks.acquire(l));
     try {
       const outcomes: ImportOutcome[] = [];
-      const pending: Pending[] = [];
+      let pending: Pending[] = [];
+      let firstOutcome = 0;
+      // Commits go out in chunks while later documents are still being prepared, so the writer
+      // thread works in parallel with this one. A failed chunk fails only its own documents.
+      const commits: Array<Promise<void>> = [];
+      const flush = () => {
+        const chunk = pending;
+        const from = firstOutcome;
+        const to = outcomes.length;
+        pending = [];
+        firstOutcome = to;
+        commits.push(
+          this.commit(chunk).catch((err: Error) => {
+            for (let k = from; k < to; k++) if (outcomes[k]!.result !== 'failed' && outcomes[k]!.result !== 'skipped') outcomes[k] = { link: outcomes[k]!.link, result: 'failed', error: err.message };
+          }),
+        );
+      };
       const touched = new Map<string, Doc>();
       const now = this.host.clock.nowMicros();
       for (let i = 0; i < docs.length; i++) {
@@ -187,8 +204,10 @@ export class DocumentWriter {
         } catch (err) {
           outcomes.push({ link, result: 'failed', error: (err as Error).message });
         }
+        if (pending.length >= IMPORT_CHUNK) flush();
       }
-      await this.commit(pending);
+      flush();
+      await Promise.all(commits);
       return outcomes;
     } finally {
       releases.forEach((r) => r());
@@ -274,33 +293,29 @@ export class DocumentWriter {
   /** Commits versions atomically (group commit); resolves once durable. Storage failures become KRY_ERR_STORAGE. */
   async commit(pending: Pending[]): Promise<void> {
     if (pending.length === 0) return;
-    const store = this.host.store;
+    const ops: WriteOp[] = [];
+    for (const { doc, purgeFirst, isNew } of pending) {
+      const link = doc['documentSelfLink'] as string;
+      if (purgeFirst) ops.push({ t: 'purge', link });
+      const json = JSON.stringify(doc);
+      this.texts.set(doc, json);
+      const v: WireVersion = {
+        link,
+        factory: this.def.factoryLink,
+        version: doc['documentVersion'] as number,
+        kind: this.def.documentKind,
+        updateTime: doc['documentUpdateTimeMicros'] as number,
+        action: doc['documentUpdateAction'] as string,
+        expiration: this.def.expirationPurges === false ? 0 : (doc['documentExpirationTimeMicros'] as number),
+        owner: doc['documentOwner'] as string,
+        authPrincipal: (doc['documentAuthPrincipalLink'] as string | undefined) ?? null,
+        json,
+      };
+      if (this.def.fixedItemNameFields) v.fixedItemNameFields = this.def.fixedItemNameFields;
+      ops.push({ t: 'write', v, retention: this.retention, knownNew: isNew === true || purgeFirst });
+    }
     try {
-      await store.commits.submit(() => {
-        for (const { doc, purgeFirst, isNew } of pending) {
-          const link = doc['documentSelfLink'] as string;
-          if (purgeFirst) store.purge(link);
-          const json = JSON.stringify(doc);
-          this.texts.set(doc, json);
-          store.write(
-            {
-              link,
-              factory: this.def.factoryLink,
-              version: doc['documentVersion'] as number,
-              kind: this.def.documentKind,
-              updateTime: doc['documentUpdateTimeMicros'] as number,
-              action: doc['documentUpdateAction'] as string,
-              expiration: this.def.expirationPurges === false ? 0 : (doc['documentExpirationTimeMicros'] as number),
-              owner: doc['documentOwner'] as string,
-              authPrincipal: (doc['documentAuthPrincipalLink'] as string | undefined) ?? null,
-              json,
-              fields: indexFields(doc, { fixedItemNameFields: this.def.fixedItemNameFields ?? [] }),
-            },
-            this.retention,
-            isNew === true || purgeFirst,
-          );
-        }
-      });
+      await this.host.store.submit(ops);
     } catch (cause) {
       throw kryptonError('STORAGE', `index write failed: ${(cause as Error).message}`, { cause });
     }

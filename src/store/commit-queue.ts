@@ -1,48 +1,57 @@
+import type { WriteOp } from './write-ops.js';
+
+/** Runs a batch of op groups; resolves with per-group error messages (undefined = committed). */
+export type GroupExecutor = (groups: WriteOp[][]) => Promise<Array<string | undefined>>;
+
 /**
- * Group commit: writes that arrive in the same event-loop turn share one SQLite transaction, so the
- * per-commit cost (WAL frames for every touched page) is paid once per batch instead of once per
- * request. Each writer's promise settles only after its batch committed, so a 2xx still means
- * durable. If a batch fails, its items are retried one by one so one bad write fails alone.
+ * Group commit: writes submitted while the previous batch is being committed share the next
+ * transaction, so the per-commit cost (WAL frames of every touched page) is paid once per batch.
+ * One batch is in flight at a time; the busier the host, the larger the batches. A writer's
+ * promise settles only after its batch committed, so a 2xx still means durable.
  */
 export class CommitQueue {
-  private queue: Array<{ apply: () => void; resolve: () => void; reject: (e: unknown) => void }> = [];
+  private queue: Array<{ ops: WriteOp[]; resolve: () => void; reject: (e: Error) => void }> = [];
+  private inFlight: Promise<void> | undefined;
   private scheduled = false;
 
   constructor(
-    private readonly runTransaction: (fn: () => void) => void,
-    private readonly maxBatch = 512,
+    private readonly execute: GroupExecutor,
+    private readonly maxBatch = 1024,
   ) {}
 
-  /** Queues `apply` (synchronous index writes); resolves once committed. */
-  submit(apply: () => void): Promise<void> {
+  /** Queues ops to commit atomically; resolves once committed, rejects with the storage error. */
+  submit(ops: WriteOp[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ apply, resolve, reject });
-      if (this.queue.length >= this.maxBatch) this.flush();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.queue.push({ ops, resolve, reject });
+      this.schedule();
     });
   }
 
-  /** Commits everything queued now. */
-  flush(): void {
-    this.scheduled = false;
-    const batch = this.queue;
-    if (batch.length === 0) return;
-    this.queue = [];
-    try {
-      this.runTransaction(() => batch.forEach((item) => item.apply()));
-      batch.forEach((item) => item.resolve());
-    } catch {
-      for (const item of batch) {
-        try {
-          this.runTransaction(item.apply);
-          item.resolve();
-        } catch (err) {
-          item.reject(err);
-        }
-      }
-    }
+  private schedule(): void {
+    if (this.inFlight || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** Commits what is queued (waiting for the batch in flight first); resolves when all is committed. */
+  async flush(): Promise<void> {
+    while (this.inFlight) await this.inFlight;
+    if (this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.maxBatch);
+    this.inFlight = this.execute(batch.map((b) => b.ops)).then(
+      (results) => batch.forEach((b, i) => (results[i] === undefined ? b.resolve() : b.reject(new Error(results[i])))),
+      (err: unknown) => batch.forEach((b) => b.reject(err instanceof Error ? err : new Error(String(err)))),
+    );
+    await this.inFlight;
+    this.inFlight = undefined;
+    if (this.queue.length > 0) this.schedule();
+  }
+
+  /** Commits everything, including what arrives while flushing. */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.inFlight) await this.flush();
   }
 }

@@ -1,11 +1,21 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { fail, kryptonError } from '../core/errors.js';
 import { FORMAT_VERSION, SCHEMA_DDL } from './schema.js';
 import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
-import { CommitQueue } from './commit-queue.js';
+import { CommitQueue, type GroupExecutor } from './commit-queue.js';
+import { executeGroups, type WriteOp } from './write-ops.js';
+
+export interface OpenOptions {
+  /** 'thread' (default for on-disk sandboxes): commits run on a writer thread; 'sync': in this thread. */
+  writer?: 'thread' | 'sync';
+}
+
+const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
 
 /** One stored version of a document, as the index returns it. */
 export interface StoredVersion {
@@ -54,8 +64,9 @@ export class SqliteStore {
   private readonly runInTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
   /** Group commit for the request path (see commit-queue.ts). */
   readonly commits: CommitQueue;
+  private writer: Worker | undefined;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, dir: string, options: OpenOptions) {
     this.db = db;
     this.stmts = {
       latest: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link = ? AND d.latest = 1`),
@@ -75,11 +86,39 @@ export class SqliteStore {
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
     };
     this.runInTransaction = db.transaction((fn: () => unknown) => fn());
-    this.commits = new CommitQueue((fn) => this.transaction(fn));
+    const threaded = options.writer !== 'sync' && dir !== ':memory:' && existsSync(fileURLToPath(WORKER_FILE));
+    this.commits = new CommitQueue(threaded ? this.startWriter(dir) : async (groups) => executeGroups(this, groups));
+  }
+
+  /** Starts the writer thread; its executor posts batches and resolves with the thread's answers. */
+  private startWriter(dir: string): GroupExecutor {
+    // The writer holds one batch at a time: a small heap keeps the process's memory flat.
+    const worker = new Worker(WORKER_FILE, { workerData: { dir }, resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 } });
+    this.writer = worker;
+    const waiting = new Map<number, { resolve: (r: Array<string | undefined>) => void; reject: (e: Error) => void }>();
+    let next = 1;
+    worker.on('message', (m: { id: number; results?: Array<string | undefined> }) => {
+      const w = waiting.get(m.id);
+      if (!w) return;
+      waiting.delete(m.id);
+      w.resolve(m.results ?? []);
+    });
+    const failAll = (err: Error) => {
+      for (const w of waiting.values()) w.reject(kryptonError('STORAGE', `index writer stopped: ${err.message}`, { cause: err }));
+      waiting.clear();
+    };
+    worker.on('error', failAll);
+    worker.on('exit', (code) => failAll(new Error(`writer thread exited with code ${code}`)));
+    return (groups) =>
+      new Promise((resolve, reject) => {
+        const id = next++;
+        waiting.set(id, { resolve, reject });
+        worker.postMessage({ id, groups });
+      });
   }
 
   /** Opens (creating if needed) the index under `dir`. Refuses a sandbox written by a newer release. */
-  static open(dir: string | ':memory:'): SqliteStore {
+  static open(dir: string | ':memory:', options: OpenOptions = {}): SqliteStore {
     let db: Database.Database;
     try {
       if (dir !== ':memory:') mkdirSync(dir, { recursive: true });
@@ -98,7 +137,7 @@ export class SqliteStore {
     }
     db.exec(SCHEMA_DDL);
     registerQueryFunctions(db);
-    const store = new SqliteStore(db);
+    const store = new SqliteStore(db, dir, options);
     if (found === undefined) store.setMeta('formatVersion', String(FORMAT_VERSION));
     return store;
   }
@@ -146,15 +185,21 @@ export class SqliteStore {
     return this.runInTransaction.immediate(fn) as T;
   }
 
-  /** Purges documents whose expiration has passed; returns how many links were purged. */
-  purgeExpired(nowMicros: number): number {
-    let total = 0;
-    for (;;) {
-      const links = (this.stmts.expired.all(nowMicros) as { link: string }[]).map((r) => r.link);
-      if (links.length === 0) return total;
-      this.transaction(() => links.forEach((l) => this.purge(l)));
-      total += links.length;
-    }
+  /** Purges up to 1000 documents whose expiration has passed (inside the caller's transaction). */
+  purgeExpiredInTransaction(nowMicros: number): number {
+    const links = (this.stmts.expired.all(nowMicros) as { link: string }[]).map((r) => r.link);
+    links.forEach((l) => this.purge(l));
+    return links.length;
+  }
+
+  /** Queues the purge of expired documents on the writer. */
+  purgeExpired(nowMicros: number): Promise<void> {
+    return this.commits.submit([{ t: 'purgeExpired', now: nowMicros }]);
+  }
+
+  /** Commits ops through the group commit (the writer thread when there is one). */
+  submit(ops: WriteOp[]): Promise<void> {
+    return this.commits.submit(ops);
   }
 
   /** Runs a read query built by the query engine (prepared statements are cached by SQL text). */
@@ -182,9 +227,20 @@ export class SqliteStore {
 
   static readonly selectColumns = SELECT_COLUMNS;
 
-  close(): void {
+  /** Commits what is queued, stops the writer thread, checkpoints the WAL and closes. */
+  async close(): Promise<void> {
     if (!this.db.open) return;
-    this.commits.flush();
+    await this.commits.drain();
+    if (this.writer) {
+      const w = this.writer;
+      this.writer = undefined;
+      await new Promise<void>((resolve) => {
+        w.once('message', () => resolve());
+        w.once('exit', () => resolve());
+        w.postMessage({ id: -1, close: true });
+      });
+      await w.terminate();
+    }
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     } finally {

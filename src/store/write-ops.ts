@@ -1,0 +1,58 @@
+import { indexFields, type IndexedField } from '../query/field-indexer.js';
+import type { NewVersion, RetentionPolicy, SqliteStore } from './sqlite-store.js';
+
+/** A version as shipped to the writer: the queryable fields are derived from `json` there. */
+export interface WireVersion extends Omit<NewVersion, 'fields'> {
+  fields?: readonly IndexedField[];
+  fixedItemNameFields?: readonly string[];
+}
+
+/** One index mutation, plain data so it can cross to the writer thread. */
+export type WriteOp =
+  | { t: 'write'; v: WireVersion; retention?: RetentionPolicy; knownNew: boolean }
+  | { t: 'purge'; link: string }
+  | { t: 'purgeExpired'; now: number }
+  | { t: 'meta'; key: string; value: string };
+
+/** Applies ops in order; the caller owns the transaction. */
+export function applyOps(store: SqliteStore, ops: readonly WriteOp[]): void {
+  for (const op of ops) {
+    switch (op.t) {
+      case 'write': {
+        const v = op.v;
+        const fields = v.fields ?? indexFields(JSON.parse(v.json) as Record<string, unknown>, { fixedItemNameFields: v.fixedItemNameFields ?? [] });
+        store.write({ ...v, fields }, op.retention, op.knownNew);
+        break;
+      }
+      case 'purge':
+        store.purge(op.link);
+        break;
+      case 'purgeExpired':
+        store.purgeExpiredInTransaction(op.now);
+        break;
+      case 'meta':
+        store.setMeta(op.key, op.value);
+        break;
+    }
+  }
+}
+
+/**
+ * Commits groups of ops: all groups in one transaction (group commit); if that fails, each group
+ * alone, so one bad write fails alone. Returns, per group, undefined or the error message.
+ */
+export function executeGroups(store: SqliteStore, groups: readonly (readonly WriteOp[])[]): Array<string | undefined> {
+  try {
+    store.transaction(() => groups.forEach((g) => applyOps(store, g)));
+    return groups.map(() => undefined);
+  } catch {
+    return groups.map((g) => {
+      try {
+        store.transaction(() => applyOps(store, g));
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    });
+  }
+}

@@ -1,0 +1,24 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { SqliteStore } from './sqlite-store.js';
+import { executeGroups, type WriteOp } from './write-ops.js';
+
+/**
+ * The writer thread: owns the index's write connection. The main thread parses requests, runs
+ * handlers and serves reads on its own connection (WAL readers see every committed batch) while
+ * this thread commits, so HTTP and JSON work overlap with SQLite work.
+ */
+const store = SqliteStore.open(workerData.dir as string, { writer: 'sync' });
+parentPort!.on('message', (msg: { id: number; groups?: WriteOp[][]; close?: boolean }) => {
+  if (msg.close) {
+    void store.close().then(() => parentPort!.postMessage({ id: msg.id, results: [] }));
+    return;
+  }
+  let results: Array<string | undefined>;
+  try {
+    results = executeGroups(store, msg.groups ?? []);
+  } catch (err) {
+    results = (msg.groups ?? []).map(() => (err as Error).message);
+  }
+  parentPort!.postMessage({ id: msg.id, results });
+});
+parentPort!.postMessage({ id: 0, ready: true });
