@@ -1,23 +1,14 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
+import { freePort } from '../test/support/hosts.js';
+
+export { freePort };
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const CLI = join(ROOT, 'dist', 'cli', 'krypton.js');
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 export interface BenchHost {
   uri: string;
@@ -27,6 +18,8 @@ export interface BenchHost {
   stop(): Promise<void>;
   /** Peak resident set size (VmHWM) in MB, from /proc. */
   peakRssMb(): number;
+  /** Resets the peak (clear_refs 5), to measure one phase. */
+  resetPeakRss(): void;
 }
 
 export async function startHost(args: string[] = []): Promise<BenchHost> {
@@ -51,6 +44,7 @@ export async function startHost(args: string[] = []): Promise<BenchHost> {
       await exited;
       rmSync(sandbox, { recursive: true, force: true });
     },
+    resetPeakRss: () => writeFileSync(`/proc/${proc.pid}/clear_refs`, '5'),
     peakRssMb: () => {
       const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);

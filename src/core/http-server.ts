@@ -51,7 +51,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, dispatch: Dispa
   }
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   const rawQuery = q < 0 ? '' : url.slice(q + 1);
-  const port = req.socket.localPort ?? 0;
+  // Socket addresses cost a syscall each: read them only when a message or a check needs them.
+  const socket = req.socket;
   const op = new Operation({
     action: method,
     path,
@@ -59,8 +60,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, dispatch: Dispa
     headers: req.headers,
     bodyText,
     contentType: req.headers['content-type'],
-    uri: `http://127.0.0.1:${port}${path}${rawQuery ? '?' + safeDecode(rawQuery) : ''}`,
-    ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
+    uri: () => `http://127.0.0.1:${socket.localPort ?? 0}${path}${rawQuery ? '?' + safeDecode(rawQuery) : ''}`,
+    remoteAddress: () => socket.remoteAddress,
   });
   let reply: Reply;
   try {

@@ -40,9 +40,9 @@ export interface OperationInit {
   headers: IncomingHttpHeaders;
   bodyText: string | undefined;
   contentType: string | undefined;
-  /** Full request URI as the host saw it (used in Xenon's 404 message). */
-  uri: string;
-  remoteAddress?: string;
+  /** Full request URI as the host saw it (used in Xenon's 404 message); computed on first use. */
+  uri: string | (() => string);
+  remoteAddress?: string | (() => string | undefined);
 }
 
 /**
@@ -56,8 +56,8 @@ export class Operation {
   readonly query: ReadonlyMap<string, string>;
   readonly headers: IncomingHttpHeaders;
   readonly pragmas: ReadonlySet<string>;
-  readonly uri: string;
-  readonly remoteAddress: string | undefined;
+  private readonly uriSource: string | (() => string);
+  private readonly remoteSource: string | (() => string | undefined) | undefined;
   /** Authenticated subject (user link); undefined when auth is off. Set by the auth phase. */
   principal: string | undefined;
   /** True when the request was authenticated as the host itself or a group peer. */
@@ -73,10 +73,20 @@ export class Operation {
     this.query = parseQueryString(init.rawQuery);
     this.headers = init.headers;
     this.pragmas = parsePragmas(init.headers['pragma']);
-    this.uri = init.uri;
-    this.remoteAddress = init.remoteAddress;
+    this.uriSource = init.uri;
+    this.remoteSource = init.remoteAddress;
     this.bodyText = init.bodyText;
     this.contentType = init.contentType;
+  }
+
+  /** Full request URI as the host saw it, e.g. `http://127.0.0.1:8000/core/examples/x`. */
+  get uri(): string {
+    return typeof this.uriSource === 'string' ? this.uriSource : this.uriSource();
+  }
+
+  /** The client's address (socket peer). */
+  get remoteAddress(): string | undefined {
+    return typeof this.remoteSource === 'function' ? this.remoteSource() : this.remoteSource;
   }
 
   hasPragma(directive: string): boolean {
