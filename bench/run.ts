@@ -170,6 +170,14 @@ async function benchMigration(): Promise<void> {
       const m = await migrate(blue, green, count);
       rows[`${fmt(count)} docs: end-to-end migration (docs/s)`] = count / m.seconds;
       rows[`${fmt(count)} docs: peak RSS blue / green (MB)`] = `${m.peakBlue} / ${m.peakGreen}`;
+      if (count === sizes[1]) {
+        green.resetPeakRss();
+        const started = performance.now();
+        const listing = await request(`${green.uri}/core/examples`, 'GET');
+        if (listing.documentCount !== count) throw new Error(`listing returned ${listing.documentCount}`);
+        rows[`${fmt(count)} docs: plain factory listing, one GET (s)`] = (performance.now() - started) / 1000;
+        rows[`${fmt(count)} docs: green peak RSS while listing (MB)`] = green.peakRssMb();
+      }
       if (count === sizes[0]) {
         const raw = await rawCopy(blue.sandbox);
         rows[`${fmt(count)} docs: raw index copy, one process, no HTTP (docs/s) [baseline]`] = raw.docs / raw.seconds;

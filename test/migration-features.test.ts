@@ -72,6 +72,27 @@ describe('migration task: state, validation, selection, options', () => {
     assert.deepEqual(names, ['POST:h0', 'PATCH:h1', 'PUT:h2']);
   });
 
+  it('replaces newer destination copies only with DELETE_AFTER, and replays delete + re-create histories', async () => {
+    const g = await http('PUT', `${green.uri}/core/examples/sel-5`, { name: 'newer on green', counter: 999 });
+    assert.equal(g.status, 200, g.text);
+    const plain = await migrate(green, task(blue, green, { querySpec: { query: { term: { propertyName: 'name', matchValue: 'sel-5' } } } }));
+    assert.equal(plain.progress.skippedServiceCount, 1, 'a newer destination copy is not overwritten');
+    assert.equal((await http('GET', `${green.uri}/core/examples/sel-5`)).json.name, 'newer on green');
+    const forced = await migrate(green, task(blue, green, { migrationOptions: ['DELETE_AFTER'], querySpec: { query: { term: { propertyName: 'name', matchValue: 'sel-5' } } } }));
+    assert.equal(forced.progress.processedServiceCount, 1);
+    assert.equal((await http('GET', `${green.uri}/core/examples/sel-5`)).json.name, 'sel-5');
+
+    await http('POST', `${blue.uri}/core/examples`, { name: 'r0', documentSelfLink: 'reborn' });
+    await http('DELETE', `${blue.uri}/core/examples/reborn`);
+    await http('POST', `${blue.uri}/core/examples`, { name: 'r1', documentSelfLink: 'reborn' }, { pragma: 'xn-force-index-update' });
+    await http('PATCH', `${blue.uri}/core/examples/reborn`, { name: 'r2' });
+    const done = await migrate(green, task(blue, green, { migrationOptions: ['ALL_VERSIONS'], querySpec: { query: { term: { propertyName: 'name', matchValue: 'r2' } } } }));
+    assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
+    const v = await http('POST', `${green.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/reborn' } }, options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT'] } });
+    const history = Object.values(v.json.results.documents as Record<string, any>).sort((a, b) => a.documentVersion - b.documentVersion).map((d) => `${d.documentUpdateAction}:${d.name}`);
+    assert.deepEqual(history, ['POST:r1', 'PATCH:r2'], 'as in Xenon, a re-creation purges the history before it');
+  });
+
   it('brings deletions across with INCLUDE_DELETED', async () => {
     await http('DELETE', `${blue.uri}/core/examples/sel-3`);
     assert.equal((await http('GET', `${green.uri}/core/examples/sel-3`)).status, 200);
