@@ -96,6 +96,7 @@ export class DocumentWriter {
       } else if (existing) purgeFirst = true;
       const state = await this.runCreate(input);
       const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
+      input.op?.authz?.checkWrite('POST', doc, undefined);
       this.commit([{ doc, purgeFirst }]);
       return doc;
     });
@@ -136,6 +137,7 @@ export class DocumentWriter {
     if (action !== 'DELETE') this.validate(state);
     const now = this.host.clock.nowMicros();
     const doc = this.compose(state, link, existing.version + 1, action, now, input, expiration);
+    input.op?.authz?.checkWrite(action, doc, current);
     this.commit([{ doc, purgeFirst: false }]);
     return doc;
   }
