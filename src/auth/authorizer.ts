@@ -121,7 +121,9 @@ export class Authorizer {
     const stub = { ...userFields(doc), documentSelfLink: link, documentKind: factory.def.documentKind, documentAuthPrincipalLink: ctx.principal };
     const fixed = factory.def.fixedItemNameFields;
     const v = this.rt.host.store.getLatest(link);
-    if (v && v.action !== 'DELETE' && (v.expiration === 0 || v.expiration > this.rt.host.clock.nowMicros())) {
+    const live = v && v.action !== 'DELETE' && (v.expiration === 0 || v.expiration > this.rt.host.clock.nowMicros());
+    // Only an idempotent factory (or an import) turns a write to an existing link into a PUT; others answer 409.
+    if (live && (importing || factory.def.idempotentPost)) {
       if (importing && doc['documentUpdateAction'] === 'DELETE') return this.rt.engine.allowsStored(ctx, 'DELETE', link);
       return this.rt.engine.allowsStored(ctx, 'PUT', link) && ctx.allows('PUT', stub, fixed);
     }
