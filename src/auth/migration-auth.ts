@@ -82,16 +82,17 @@ export class MigrationAuth {
     const srcFactory = body['sourceFactoryLink'];
     const dstFactory = body['destinationFactoryLink'];
     if (!src || !dst || typeof srcFactory !== 'string' || typeof dstFactory !== 'string') return; // the service answers 400
+    // Credentials are readable by the system identity only, so "read on the source" becomes
+    // "may write credentials there too": only an administrator of both groups copies them.
+    const credentials = isCredentialsTask({ sourceFactoryLink: srcFactory, destinationFactoryLink: dstFactory });
     const needs: Need[] = [
-      { base: src, path: srcFactory, action: 'GET' },
+      credentials ? { base: src, path: CREDENTIALS_LINK, action: 'POST' } : { base: src, path: srcFactory, action: 'GET' },
       { base: dst, path: dstFactory, action: 'POST' },
       { base: dst, path: dstFactory, action: 'PUT' },
     ];
+    if (credentials && dstFactory !== CREDENTIALS_LINK) needs.push({ base: dst, path: CREDENTIALS_LINK, action: 'POST' });
     const transform = body['transformationServiceLink'];
     if (typeof transform === 'string') needs.push({ base: dst, path: transform, action: 'POST' });
-    if (isCredentialsTask({ sourceFactoryLink: srcFactory, destinationFactoryLink: dstFactory })) {
-      needs.push({ base: src, path: CREDENTIALS_LINK, action: 'POST' }, { base: dst, path: CREDENTIALS_LINK, action: 'POST' });
-    }
     const token = this.rt.tokenFor(ctx.principal);
     const answers = await Promise.all(needs.map(async (n) => ({ n, why: await this.missing(n, token) })));
     const missing = answers.filter((a) => a.why !== undefined).map((a) => `${a.n.action} on ${a.n.base}${a.n.path}${a.why ? ` (${a.why})` : ''}`);

@@ -81,3 +81,28 @@ export function writeKeyFile(dir: string, name: string, passphrase?: string): st
   writeFileSync(path, privateKey, { mode: 0o600 });
   return path;
 }
+
+/** Creates n examples (or documents of `factory`) as `token`, `concurrency` at a time. */
+export async function createAs(base: string, token: string, n: number, prefix: string, factory = '/core/examples', concurrency = 16): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const r = await http('POST', `${base}${factory}`, { name: `${prefix}-${i}`, counter: i, documentSelfLink: `${prefix}-${i}` }, as(token));
+        assert.equal(r.status, 200, r.text);
+      }
+    }),
+  );
+}
+
+/** The user's fields and update time of every document `token` sees in `factory`, by link. */
+export async function comparableAs(base: string, token: string, factory = '/core/examples'): Promise<Map<string, unknown>> {
+  const out = new Map<string, unknown>();
+  for (const [link, doc] of await snapshotAs(base, token, factory)) {
+    const { documentVersion, documentOwner, documentEpoch, documentAuthPrincipalLink, documentUpdateAction, isFromMigration, ...rest } = doc;
+    void documentVersion; void documentOwner; void documentEpoch; void documentAuthPrincipalLink; void documentUpdateAction; void isFromMigration;
+    out.set(link, rest);
+  }
+  return out;
+}
