@@ -1,9 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { http, startHost, type RunningHost } from './support/hosts.js';
-import { ADMIN, ADMIN_PASSWORD, AUTH_ARGS, as, basic, createUser, grant, login, q } from './support/auth.js';
+import { CLI, ROOT, http, startHost, tempDir, type RunningHost } from './support/hosts.js';
+import { ADMIN, ADMIN_PASSWORD, AUTH_ARGS, as, basic, createUser, grant, login, q, writeKeyFile } from './support/auth.js';
 import { TokenSigner } from '../src/auth/auth-token.js';
 
 const ADMIN_LINK = '/core/authz/users/admin@localhost';
@@ -269,5 +270,56 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     assert.ok(right.ms >= 700, `even the right password waits its turn (${right.ms} ms)`);
     const after = await timed('alice-pw');
     assert.ok(after.ms < 700, `a success clears the record (${after.ms} ms)`);
+  });
+});
+
+describe('auth at start-up: keys and the admin', () => {
+  const cli = (args: string[]) => spawnSync(process.execPath, [CLI, 'host', '--port=0', '--logLevel=warn', ...args], { encoding: 'utf8', timeout: 20_000 });
+
+  it('refuses an unreadable key file or a wrong passphrase with a clear message', () => {
+    const dir = tempDir();
+    const key = writeKeyFile(dir, 'k.pem', 'right');
+    for (const [args, message] of [
+      [[`--keyFile=${join(dir, 'missing.pem')}`], /cannot read --keyFile=/],
+      [[`--keyFile=${key}`, '--keyPassphrase=wrong'], /cannot load --keyFile=.*: wrong --keyPassphrase/],
+      [[`--keyFile=${key}`], /cannot load --keyFile=.*: the key is encrypted; give --keyPassphrase/],
+      [[`--keyFile=${join(ROOT, 'package.json')}`], /cannot load --keyFile=.*: not a PEM private key/],
+    ] as const) {
+      const r = cli([`--sandbox=${tempDir()}`, ...AUTH_ARGS, ...args]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, message);
+    }
+  });
+
+  it('needs --adminPassword to bootstrap, not to restart; the generated key survives restarts (mode 0600)', async () => {
+    const sandbox = tempDir();
+    const first = cli([`--sandbox=${sandbox}`, '--isAuthorizationEnabled=true']);
+    assert.equal(first.status, 1);
+    assert.match(first.stderr, /auth is on but there is no admin user admin@localhost yet: start the host with --adminPassword/);
+    const h = await startHost([...AUTH_ARGS, '--adminUser=root@example.com'], { sandbox });
+    const token = await login(h.uri, 'root@example.com', ADMIN_PASSWORD);
+    assert.equal((await http('GET', `${h.uri}/core/authz/users/root@example.com`, undefined, as(token))).status, 200);
+    assert.equal(statSync(join(sandbox, 'auth-signing.key')).mode & 0o777, 0o600);
+    await h.stop();
+    const again = await startHost(['--isAuthorizationEnabled=true', '--adminUser=root@example.com'], { sandbox });
+    try {
+      assert.equal((await http('GET', `${again.uri}/core/node-groups/default`, undefined, as(token))).status, 200, 'a token from before the restart');
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it('changes nothing when auth is off: no auth services, no principal stamped', async () => {
+    const h = await startHost(['--adminPassword=x']);
+    try {
+      const root = await http('GET', `${h.uri}/`);
+      assert.ok(!root.json.documentLinks.some((l: string) => l.startsWith('/core/authz') || l.startsWith('/core/auth')));
+      assert.equal((await http('POST', `${h.uri}/core/authn/basic`, { requestType: 'LOGIN' }, basic(ADMIN, 'x'))).status, 404);
+      const e = await http('POST', `${h.uri}/core/examples`, { name: 'x' }, as('whatever'));
+      assert.equal(e.status, 200);
+      assert.equal(e.json.documentAuthPrincipalLink, undefined);
+    } finally {
+      await h.stop();
+    }
   });
 });

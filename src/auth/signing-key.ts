@@ -34,12 +34,14 @@ function fromKeyFile(keyFile: string, passphrase: string | undefined): SigningKe
   } catch (cause) {
     throw kryptonError('VALIDATION', `cannot read --keyFile=${keyFile}: ${(cause as Error).message}`, { cause });
   }
+  const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem.toString('latin1'));
+  if (encrypted && passphrase === undefined) throw kryptonError('VALIDATION', `cannot load --keyFile=${keyFile}: the key is encrypted; give --keyPassphrase`);
   try {
     const key = createPrivateKey({ key: pem, format: 'pem', ...(passphrase !== undefined ? { passphrase } : {}) });
     const der = key.export({ type: 'pkcs8', format: 'der' });
     return { secret: new Uint8Array(der), origin: `--keyFile=${path}` };
   } catch (cause) {
-    const why = /passphrase|decrypt/i.test((cause as Error).message) ? 'wrong or missing --keyPassphrase' : 'not a PEM private key (PKCS#8 expected)';
+    const why = encrypted ? 'wrong --keyPassphrase' : 'not a PEM private key (PKCS#8 expected)';
     throw kryptonError('VALIDATION', `cannot load --keyFile=${keyFile}: ${why} (${(cause as Error).message})`, { cause });
   }
 }
