@@ -1,9 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+import { CLI, ROOT, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { ADMIN, ADMIN_PASSWORD, AUTH_ARGS, as, comparableAs, createAs, createUser, grant, login, q, snapshotAs, writeKeyFile } from './support/auth.js';
 import { TokenSigner } from '../src/auth/auth-token.js';
 
@@ -161,6 +162,16 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     const [b, g] = await Promise.all([blue, green].map((h) => http('GET', `${h.uri}/core/auth/credentials/carol@vmware.com`, undefined, system)));
     assert.match(b!.json.privateKey, /^\$scrypt\$/);
     assert.equal(g!.json.privateKey, b!.json.privateKey, 'the same hash, not re-hashed, never in clear');
+  });
+
+  it('runs `krypton migrate --token` with a token from the other group; without one it says 403', async () => {
+    const run = (extra: string[]) => spawnSync(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=100', ...extra], { encoding: 'utf8', timeout: 60_000 });
+    const refused = run([]);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /forbidden: \/core\/authz\/guest-user may not POST \/management\/migration-tasks/);
+    const ok = run([`--token=${await login(blue.uri, ADMIN, ADMIN_PASSWORD)}`]);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /FINISHED: migrated \d+, skipped \d+/);
   });
 
   it('authorizes the transformation service call like every other call of the task', async () => {
