@@ -36,11 +36,12 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     ...extra,
   });
 
+  const shared = [...AUTH_ARGS, `--keyFile=${keyFile}`, `--keyPassphrase=${PASSPHRASE}`];
+  const greenArgs = [...shared, '--id=green', `--services=${join(ROOT, 'samples', 'employee-v2.mjs')}`];
   before(async () => {
-    const shared = [...AUTH_ARGS, `--keyFile=${keyFile}`, `--keyPassphrase=${PASSPHRASE}`];
     [blue, green, red] = await Promise.all([
       startHost([...shared, '--id=blue', `--services=${join(ROOT, 'samples', 'employee-v1.mjs')}`]),
-      startHost([...shared, '--id=green', `--services=${join(ROOT, 'samples', 'employee-v2.mjs')}`]),
+      startHost(greenArgs),
       startHost([...AUTH_ARGS, '--id=red']),
     ]);
     [adminBlue, adminGreen] = await Promise.all([login(blue.uri, ADMIN, ADMIN_PASSWORD), login(green.uri, ADMIN, ADMIN_PASSWORD)]);
@@ -190,5 +191,24 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     assert.equal(final.taskInfo.stage, 'FINISHED', JSON.stringify(final.taskInfo));
     assert.equal((await snapshotAs(green.uri, adminGreen, '/quickstart/employees')).size, 50);
     assert.equal((await snapshotAs(green.uri, adminGreen, '/quickstart/mailboxes')).size, 50);
+  });
+
+  it("resumes a task after kill -9 of the host running it, still with its creator's identity", async () => {
+    await createAs(blue.uri, adminBlue, 1500, 'resume', '/core/examples', 32);
+    const token = await login(green.uri, MIGRATOR, 'migrator-Pw1', 1);
+    const r = await http('POST', `${green.uri}/management/migration-tasks`, task({ querySpec: { resultLimit: 25 } }), as(token));
+    assert.equal(r.status, 200, r.text);
+    const link = r.json.documentSelfLink;
+    await waitFor(async () => {
+      const t = (await http('GET', `${green.uri}${link}`, undefined, as(adminGreen))).json;
+      return Object.keys(t.checkpoints ?? {}).length > 0 && t.taskInfo.stage === 'STARTED' ? true : undefined;
+    }, 'a checkpoint while STARTED', 30_000, 5);
+    await green.kill();
+    green = await startHost(greenArgs, { sandbox: green.sandbox, port: green.port });
+    const done = await finished(green.uri, link, adminGreen);
+    assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
+    assert.ok(done.progress.runCount >= 2, 'resumed, not restarted by hand');
+    const g = await snapshotAs(green.uri, adminGreen);
+    for (let i = 0; i < 1500; i++) assert.equal(g.get(`/core/examples/resume-${i}`)?.documentAuthPrincipalLink, migratorLink, `resume-${i}`);
   });
 });
