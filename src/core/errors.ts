@@ -39,6 +39,7 @@ export const Errors = Object.freeze({
   MARKED_DELETED: { code: 'KRY_ERR_MARKED_DELETED', status: 409, xenonCode: XenonErrorCode.STATE_MARKED_DELETED },
   CONFLICT: { code: 'KRY_ERR_CONFLICT', status: 409, xenonCode: 0 },
   PAYLOAD_TOO_LARGE: { code: 'KRY_ERR_PAYLOAD_TOO_LARGE', status: 413, xenonCode: 0 },
+  TOO_MANY_REQUESTS: { code: 'KRY_ERR_TOO_MANY_REQUESTS', status: 429, xenonCode: 0 },
   INTERNAL: { code: 'KRY_ERR_INTERNAL', status: 500, xenonCode: 0 },
   STORAGE: { code: 'KRY_ERR_STORAGE', status: 500, xenonCode: 0 },
   UNAVAILABLE: { code: 'KRY_ERR_UNAVAILABLE', status: 503, xenonCode: 0 },

@@ -33,6 +33,30 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
+/** A caller's read restriction: SQL over `docs d` that queries AND in (see src/auth/policy.ts). */
+export interface ReadScope {
+  sql: string;
+  params: unknown[];
+  /** Whose scope it is (query pages stay with the principal that opened them). */
+  principal: string;
+}
+
+/**
+ * What the auth phase (src/auth/) attaches to a request when auth is on; absent when it is off.
+ * Handlers consult it where only they know the document: queries and listings AND in `readScope`,
+ * writes call `checkWrite` with the state they are about to commit, in-memory documents (query
+ * tasks, pages) call `check`.
+ */
+export interface RequestAuthz {
+  /** Every query, listing and result page of this request is restricted to it; undefined = all. */
+  readonly readScope: ReadScope | undefined;
+  /** Throws 403 (FORBIDDEN) unless the caller may `action` this document. */
+  check(action: Action, doc: Record<string, unknown>): void;
+  allows(action: Action, doc: Record<string, unknown>): boolean;
+  /** Throws 403 unless the caller may `action` the current state (if any) and the resulting one. */
+  checkWrite(action: Action, next: Record<string, unknown>, current: Record<string, unknown> | undefined): void;
+}
+
 export interface OperationInit {
   action: Action;
   path: string;
@@ -62,6 +86,8 @@ export class Operation {
   principal: string | undefined;
   /** True when the request was authenticated as the host itself or a group peer. */
   isSystem = false;
+  /** Set by the auth phase when auth is on (see RequestAuthz). */
+  authz: RequestAuthz | undefined = undefined;
   private readonly bodyText: string | undefined;
   private readonly contentType: string | undefined;
   private parsed: { value: unknown } | undefined;

@@ -24,8 +24,11 @@ interface Running {
   done: Promise<void>;
 }
 
-/** Supplies the headers a task's remote calls carry (auth: the identity of the task's creator). */
-export type TaskIdentity = (principal: string | undefined) => Record<string, string>;
+/**
+ * Supplies the headers a task's remote calls carry (auth: the identity of the task's creator,
+ * see src/auth/migration-auth.ts). May throw to fail the run (the creator lost its rights).
+ */
+export type TaskIdentity = (principal: string | undefined, task: MigrationTaskState) => Record<string, string>;
 
 /**
  * `/management/migration-tasks`: started on every host. A task is an explicit state machine
@@ -120,7 +123,7 @@ export class MigrationTaskService extends FactoryService {
         host: this.taskHost,
         state,
         signal: abort.signal,
-        headers: () => this.identity(principal),
+        headers: () => this.identity(principal, state),
         save: () => void this.save(link, state, false).catch((err) => this.taskHost.log.warn({ err, link }, 'saving migration progress failed')),
         ...(this.importLocally ? { importLocally: (f: string, d: Doc[], h: boolean, o: boolean) => this.importLocally!(f, d, h, o, principal) } : {}),
       });

@@ -1,5 +1,6 @@
 import type { Doc } from '../core/document.js';
 import type { Host } from '../core/host.js';
+import type { ReadScope } from '../core/operation.js';
 import { compileSort, compileWhere, keysetCondition, type SortKey } from './query-compiler.js';
 import type { Query, QuerySpecification } from './query-types.js';
 
@@ -21,6 +22,8 @@ export interface QueryPlan {
   keys: SortKey[];
   /** Filter documents to a node's owned set (cluster OWNER_SELECTION); undefined = all. */
   ownerFilter?: ((link: string) => boolean) | undefined;
+  /** Auth: what the caller may read (op.authz.readScope), ANDed into every page; undefined = all. */
+  readScope?: ReadScope | undefined;
 }
 
 const DEFAULT_ORDER: SortKey[] = [
@@ -61,6 +64,10 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   }
   conds.push(`(${plan.where.sql})`);
   params.push(...plan.where.params);
+  if (plan.readScope) {
+    conds.push(plan.readScope.sql);
+    params.push(...plan.readScope.params);
+  }
   if (hasOption(spec, 'COUNT')) {
     const row = host.store.get<{ n: number }>(`SELECT count(*) AS n FROM docs d WHERE ${conds.join(' AND ')}`, params);
     return { links: [], documents: undefined, count: row?.n ?? 0, after: undefined, queryTimeMicros: micros(started) };

@@ -30,6 +30,8 @@ export class QueryPageService implements Service {
   }
 
   servePage(pageId: string, op: Operation): Reply {
+    // Auth: a page is a QueryTask document of the principal whose scope produced it.
+    op.authz?.check('GET', { documentSelfLink: `${this.link}/${pageId}`, documentKind: QUERY_TASK_KIND, documentAuthPrincipalLink: this.pages.scopeOf(pageId)?.principal });
     const limit = Number(op.query.get('$limit') ?? 0);
     const served = this.pages.serve(pageId, Number.isFinite(limit) ? limit : 0);
     const results = resultJson(served.page, {

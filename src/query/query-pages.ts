@@ -57,6 +57,11 @@ export class QueryPages {
     return { pageId, page, nextPageId, prevPageId: e.prevPageId, expiresAtMicros: e.expiresAtMicros, spec: e.spec };
   }
 
+  /** The read scope a page was opened with (auth: pages stay with their principal). */
+  scopeOf(pageId: string): QueryPlan['readScope'] {
+    return this.pages.get(pageId)?.plan.readScope;
+  }
+
   /** Moves a freshly opened page's cursor (the first page was served inline). */
   seek(pageId: string, after: unknown[]): void {
     const e = this.pages.get(pageId);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fail, toServiceErrorResponse } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import { longField, type Doc } from '../core/document.js';
-import { RawJson, type Operation, type Reply } from '../core/operation.js';
+import { RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
 import { hasOption, planQuery, resultJson, runPage, type QueryPlan } from './query-engine.js';
 import type { QueryPages } from './query-pages.js';
@@ -65,23 +65,26 @@ export class QueryTaskService implements Service {
       documentExpirationTimeMicros: expiresAt,
       documentOwner: this.host.id,
     };
+    // With auth on, the task belongs to its creator, as Xenon stamps documentAuthPrincipalLink.
+    if (op.principal) doc['documentAuthPrincipalLink'] = op.principal;
+    const readScope = op.authz?.readScope;
     if (isDirect) {
-      const results = this.execute(spec, expiresAt);
+      const results = this.execute(spec, expiresAt, readScope);
       doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
       return { status: 200, body: new RawJson(withResults(doc, results.json)) };
     }
     const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
     this.tasks.set(selfLink, record);
     const initial = JSON.stringify(doc);
-    setImmediate(() => this.runAsync(record, spec));
+    setImmediate(() => this.runAsync(record, spec, readScope));
     return { status: 202, body: new RawJson(initial) };
   }
 
-  private runAsync(record: TaskRecord, spec: QuerySpecification): void {
+  private runAsync(record: TaskRecord, spec: QuerySpecification, readScope: ReadScope | undefined): void {
     const doc = record.doc;
     doc['taskInfo'] = { stage: 'STARTED', isDirect: false };
     try {
-      const results = this.execute(spec, record.expiresAtMicros);
+      const results = this.execute(spec, record.expiresAtMicros, readScope);
       record.resultsJson = results.json;
       doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: results.micros };
     } catch (err) {
@@ -94,9 +97,9 @@ export class QueryTaskService implements Service {
   }
 
   /** Runs a query: unpaged (or TOP_RESULTS) results inline, else a first-page link. */
-  private execute(spec: QuerySpecification, expiresAt: number): { json: string; micros: number } {
+  private execute(spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): { json: string; micros: number } {
     const started = performance.now();
-    const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec) };
+    const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
     const limit = spec.resultLimit ?? MAX_UNPAGED;
     const paged = limit < MAX_UNPAGED && !hasOption(spec, 'TOP_RESULTS') && !hasOption(spec, 'COUNT');
     if (!paged) {
@@ -119,6 +122,7 @@ export class QueryTaskService implements Service {
       if (record) this.tasks.delete(childLink);
       fail('NOT_FOUND', `Service not found: ${op.uri}`);
     }
+    op.authz?.check(op.action === 'DELETE' ? 'DELETE' : 'GET', record.doc);
     if (op.action === 'DELETE') {
       this.tasks.delete(childLink);
       return { status: 200, body: new RawJson(withResults(record.doc, record.resultsJson)) };
@@ -128,7 +132,7 @@ export class QueryTaskService implements Service {
   }
 
   private async list(op: Operation): Promise<Reply> {
-    const links = [...this.tasks.keys()];
+    const links = [...this.tasks.keys()].filter((l) => !op.authz || op.authz.allows('GET', this.tasks.get(l)!.doc));
     const expand = op.rawQuery.includes('expand');
     const body: Doc = { documentLinks: links, documentCount: links.length, queryTimeMicros: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: this.host.id };
     if (expand) body['documents'] = Object.fromEntries(links.map((l) => [l, this.tasks.get(l)!.doc]));

@@ -112,6 +112,7 @@ export class DocumentWriter {
       } else if (existing) purgeFirst = true;
       const state = await this.runCreate(input);
       const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
+      input.op?.authz?.checkWrite('POST', doc, undefined);
       await this.commit([{ doc, purgeFirst, isNew: existing === undefined }]);
       return doc;
     });
@@ -152,6 +153,7 @@ export class DocumentWriter {
     if (action !== 'DELETE') this.validate(state);
     const now = this.host.clock.nowMicros();
     const doc = this.compose(state, link, existing.version + 1, action, now, input, expiration);
+    input.op?.authz?.checkWrite(action, doc, current);
     await this.commit([{ doc, purgeFirst: false }]);
     return doc;
   }

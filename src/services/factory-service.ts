@@ -1,7 +1,7 @@
 import { fail } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import type { Doc } from '../core/document.js';
-import { JsonStream, Pragma, RawJson, type Operation, type Reply } from '../core/operation.js';
+import { JsonStream, Pragma, RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { DocumentWriter, type WriteInput } from './document-writer.js';
@@ -105,7 +105,7 @@ export class FactoryService implements Service {
     if (op.query.has('path') || op.query.has('peer')) return this.odataPage(op);
     const odata = ['$top', '$count', '$limit', '$skip', '$select', '$orderby', '$filter'].some((p) => op.query.has(p));
     if (odata) return odataFactoryQuery(this.host, this.def, op);
-    return { status: 200, body: new JsonStream(this.streamListing(op.rawQuery.includes('expand'))) };
+    return { status: 200, body: new JsonStream(this.streamListing(op.rawQuery.includes('expand'), op.authz?.readScope)) };
   }
 
   private async odataPage(op: Operation): Promise<Reply> {
@@ -127,11 +127,11 @@ export class FactoryService implements Service {
    * 10,000). With expand, a second pass streams the documents after the links (Xenon's field
    * order), so memory stays bounded there too.
    */
-  private async *streamListing(expand: boolean): AsyncGenerator<string> {
+  private async *streamListing(expand: boolean, readScope: ReadScope | undefined): AsyncGenerator<string> {
     const started = performance.now();
     let count = 0;
     yield '{"documentLinks":[';
-    for (const page of this.scan(false)) {
+    for (const page of this.scan(false, readScope)) {
       if (page.links.length) yield (count > 0 ? ',' : '') + page.links.map((l) => JSON.stringify(l)).join(',');
       count += page.links.length;
     }
@@ -139,7 +139,7 @@ export class FactoryService implements Service {
     if (expand) {
       yield ',"documents":{';
       let first = true;
-      for (const page of this.scan(true)) {
+      for (const page of this.scan(true, readScope)) {
         const parts: string[] = [];
         for (const [l, j] of page.documents!) parts.push(`${JSON.stringify(l)}:${j}`);
         if (parts.length) yield (first ? '' : ',') + parts.join(',');
@@ -151,8 +151,9 @@ export class FactoryService implements Service {
     yield `,"documentCount":${count},"queryTimeMicros":${micros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}`;
   }
 
-  private *scan(expand: boolean) {
+  private *scan(expand: boolean, readScope: ReadScope | undefined) {
     const plan: QueryPlan = {
+      readScope,
       spec: { options: expand ? ['EXPAND_CONTENT'] : [] },
       where: { sql: 'd.factory = ?', params: [this.link] },
       keys: [

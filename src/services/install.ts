@@ -9,6 +9,7 @@ import { FactoryService } from './factory-service.js';
 import { StatelessService } from './stateless-service.js';
 import { MigrationTaskService } from '../migration/migration-task-service.js';
 import { importIntoFactory, MigrationImportService } from '../migration/migration-import-service.js';
+import { installAuth } from '../auth/install-auth.js';
 
 /** Starts a user's service definition on the host. */
 export function startService(host: Host, def: ServiceDefinition): void {
@@ -20,6 +21,8 @@ export function startService(host: Host, def: ServiceDefinition): void {
  * Later features (node groups, auth, migration) register themselves here as services too.
  */
 export function installCoreServices(host: Host, onStopRequested: () => void): void {
+  // Auth first: its filter (authenticate → authorize) must precede every other filter. No-op when off.
+  installAuth(host);
   host.register(rootNamespace(host));
   host.register(management(host, onStopRequested));
   host.register(documentIndex(host));

@@ -54,7 +54,7 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
     spec.sortTerm = { propertyName: o.propertyName, propertyType: sortType(def, o.propertyName, op.query.get('$orderbytype')) };
     spec.sortOrder = o.order;
   }
-  const plan = planQuery(spec);
+  const plan = { ...planQuery(spec), readScope: op.authz?.readScope };
   if (count && limit === undefined) {
     const n = runPage(host, { ...plan, spec: { ...spec, options: ['COUNT'] } }, 0, undefined);
     return { status: 200, body: new RawJson(resultJson({ ...n, links: [], documents: undefined }, { owner: host.id, totalCount: n.count })) };

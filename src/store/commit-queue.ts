@@ -13,11 +13,21 @@ export class CommitQueue {
   private queue: Array<{ ops: WriteOp[]; resolve: () => void; reject: (e: Error) => void }> = [];
   private inFlight: Promise<void> | undefined;
   private scheduled = false;
+  private readonly listeners: Array<(ops: readonly WriteOp[]) => void> = [];
 
   constructor(
     private readonly execute: GroupExecutor,
     private readonly maxBatch = 1024,
   ) {}
+
+  /** Called with each group's ops after it committed, before its writer is answered. */
+  onCommitted(listener: (ops: readonly WriteOp[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private committed(ops: readonly WriteOp[]): void {
+    for (const l of this.listeners) l(ops);
+  }
 
   /** Queues ops to commit atomically; resolves once committed, rejects with the storage error. */
   submit(ops: WriteOp[]): Promise<void> {
@@ -42,7 +52,12 @@ export class CommitQueue {
     if (this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.maxBatch);
     this.inFlight = this.execute(batch.map((b) => b.ops)).then(
-      (results) => batch.forEach((b, i) => (results[i] === undefined ? b.resolve() : b.reject(new Error(results[i])))),
+      (results) =>
+        batch.forEach((b, i) => {
+          if (results[i] !== undefined) return b.reject(new Error(results[i]));
+          this.committed(b.ops);
+          b.resolve();
+        }),
       (err: unknown) => batch.forEach((b) => b.reject(err instanceof Error ? err : new Error(String(err)))),
     );
     await this.inFlight;

@@ -1,0 +1,86 @@
+export interface ThrottleSettings {
+  /** Failures per email before attempts are spaced out. */
+  freeFailures: number;
+  /** Failures per client address before attempts are spaced out (several users share an address). */
+  freeFailuresPerAddress: number;
+  /** Spacing after the free failures: base · 2^(failures − free), at most maxDelayMs. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** An attempt that would have to wait longer than this is refused at once with 429. */
+  maxWaitMs: number;
+  /** A key with no attempt for this long starts over. */
+  forgetAfterMs: number;
+}
+
+export const DEFAULT_THROTTLE: ThrottleSettings = Object.freeze({
+  freeFailures: 3,
+  freeFailuresPerAddress: 20,
+  baseDelayMs: 250,
+  maxDelayMs: 8_000,
+  maxWaitMs: 30_000,
+  forgetAfterMs: 15 * 60_000,
+});
+
+interface Entry {
+  failures: number;
+  /** When the last attempt was (or is scheduled to be) made. */
+  last: number;
+  free: number;
+}
+
+const MAX_KEYS = 50_000;
+
+/**
+ * Slows down repeated failed logins, per email and per client address: after the free failures,
+ * each attempt is scheduled at least `delay(failures)` after the previous one (exponential, capped),
+ * so parallel guesses queue up instead of running in parallel; an attempt that would wait longer
+ * than maxWaitMs is refused with 429 and Retry-After. A success clears the email's record.
+ */
+export class LoginThrottle {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly nowMs: () => number = Date.now,
+    private readonly settings: ThrottleSettings = DEFAULT_THROTTLE,
+  ) {}
+
+  /**
+   * Reserves this attempt's slot; returns how long to wait before checking the password, or
+   * `refused` (answer 429, retry after `waitMs`) when the queue is already too long.
+   */
+  reserve(email: string, address: string): { waitMs: number; refused: boolean } {
+    const now = this.nowMs();
+    const keys = [this.entry(`e:${email.toLowerCase()}`, this.settings.freeFailures, now), this.entry(`a:${address}`, this.settings.freeFailuresPerAddress, now)];
+    const slot = Math.max(now, ...keys.map((e) => e.last + this.delay(e)));
+    const waitMs = slot - now;
+    if (waitMs > this.settings.maxWaitMs) return { waitMs, refused: true };
+    for (const e of keys) e.last = slot;
+    return { waitMs, refused: false };
+  }
+
+  failed(email: string, address: string): void {
+    for (const k of [`e:${email.toLowerCase()}`, `a:${address}`]) {
+      const e = this.entries.get(k);
+      if (e) e.failures++;
+    }
+  }
+
+  succeeded(email: string): void {
+    this.entries.delete(`e:${email.toLowerCase()}`);
+  }
+
+  private delay(e: Entry): number {
+    if (e.failures < e.free) return 0;
+    return Math.min(this.settings.baseDelayMs * 2 ** (e.failures - e.free), this.settings.maxDelayMs);
+  }
+
+  private entry(key: string, free: number, now: number): Entry {
+    let e = this.entries.get(key);
+    if (e && now - e.last > this.settings.forgetAfterMs) e = undefined;
+    if (!e) e = { failures: 0, last: -Infinity, free };
+    this.entries.delete(key); // re-insert: the Map's order is least recently used first
+    this.entries.set(key, e);
+    if (this.entries.size > MAX_KEYS) this.entries.delete(this.entries.keys().next().value!);
+    return e;
+  }
+}

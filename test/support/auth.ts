@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { http } from './hosts.js';
+
+export const ADMIN = 'admin@localhost';
+export const ADMIN_PASSWORD = 'admin-Pa55word';
+export const AUTH_ARGS = ['--isAuthorizationEnabled=true', `--adminPassword=${ADMIN_PASSWORD}`];
+
+export function basic(email: string, password: string): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(`${email}:${password}`).toString('base64')}` };
+}
+
+/** The headers of a request made with `token`. */
+export function as(token: string): Record<string, string> {
+  return { 'x-xenon-auth-token': token };
+}
+
+/** Logs in with HTTP Basic and returns the token. */
+export async function login(base: string, email: string, password: string, sessionExpirationSeconds?: number): Promise<string> {
+  const body = sessionExpirationSeconds === undefined ? { requestType: 'LOGIN' } : { requestType: 'LOGIN', sessionExpirationSeconds };
+  const r = await http('POST', `${base}/core/authn/basic`, body, basic(email, password));
+  assert.equal(r.status, 200, `login ${email}: ${r.text}`);
+  const token = r.headers.get('x-xenon-auth-token');
+  assert.ok(token, 'x-xenon-auth-token header');
+  return token;
+}
+
+/** Creates a user (and, with a password, its credentials) as the admin; returns the user's link. */
+export async function createUser(base: string, adminToken: string, email: string, password?: string): Promise<string> {
+  const u = await http('POST', `${base}/core/authz/users`, { email }, as(adminToken));
+  assert.equal(u.status, 200, u.text);
+  if (password !== undefined) {
+    const c = await http('POST', `${base}/core/auth/credentials`, { userEmail: email, privateKey: password }, as(adminToken));
+    assert.equal(c.status, 200, c.text);
+  }
+  return u.json.documentSelfLink;
+}
+
+/** A user group of `userLinks`, a resource group of `query` and one role, all named after `name`. */
+export async function grant(base: string, adminToken: string, name: string, g: { userLinks: string[]; query: unknown; verbs: string[]; policy?: 'ALLOW' | 'DENY' }) {
+  const members = g.userLinks.map((l) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: l } }));
+  const group = await http('POST', `${base}/core/authz/user-groups`, { documentSelfLink: `${name}-users`, query: { booleanClauses: members } }, as(adminToken));
+  assert.equal(group.status, 200, group.text);
+  const rg = await http('POST', `${base}/core/authz/resource-groups`, { documentSelfLink: `${name}-resources`, query: g.query }, as(adminToken));
+  assert.equal(rg.status, 200, rg.text);
+  const role = await http(
+    'POST',
+    `${base}/core/authz/roles`,
+    { documentSelfLink: `${name}-role`, userGroupLink: group.json.documentSelfLink, resourceGroupLink: rg.json.documentSelfLink, verbs: g.verbs, policy: g.policy ?? 'ALLOW' },
+    as(adminToken),
+  );
+  assert.equal(role.status, 200, role.text);
+  return { group: group.json.documentSelfLink as string, resourceGroup: rg.json.documentSelfLink as string, role: role.json.documentSelfLink as string };
+}
+
+/** Query clauses used by the roles of the tests. */
+export const q = {
+  prefix: (value: string) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: value, matchType: 'PREFIX' } }),
+  link: (value: string) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: value } }),
+  field: (name: string, value: string) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: name, matchValue: value } }),
+  any: (...clauses: unknown[]) => ({ booleanClauses: clauses }),
+};
+
+/** All documents of a factory as `token` sees them. */
+export async function snapshotAs(base: string, token: string, factory = '/core/examples'): Promise<Map<string, any>> {
+  const r = await http('GET', `${base}${factory}?expand`, undefined, as(token));
+  assert.equal(r.status, 200, r.text);
+  return new Map(Object.entries(r.json.documents ?? {}));
+}
+
+/** Writes a fresh PKCS#8 PEM private key (encrypted when a passphrase is given); returns its path. */
+export function writeKeyFile(dir: string, name: string, passphrase?: string): string {
+  const { privateKey } = generateKeyPairSync('ec', {
+    namedCurve: 'P-256',
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: passphrase ? { type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase } : { type: 'pkcs8', format: 'pem' },
+  });
+  const path = join(dir, name);
+  writeFileSync(path, privateKey, { mode: 0o600 });
+  return path;
+}
+
+/** Creates n examples (or documents of `factory`) as `token`, `concurrency` at a time. */
+export async function createAs(base: string, token: string, n: number, prefix: string, factory = '/core/examples', concurrency = 16): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const r = await http('POST', `${base}${factory}`, { name: `${prefix}-${i}`, counter: i, documentSelfLink: `${prefix}-${i}` }, as(token));
+        assert.equal(r.status, 200, r.text);
+      }
+    }),
+  );
+}
+
+/** The user's fields and update time of every document `token` sees in `factory`, by link. */
+export async function comparableAs(base: string, token: string, factory = '/core/examples'): Promise<Map<string, unknown>> {
+  const out = new Map<string, unknown>();
+  for (const [link, doc] of await snapshotAs(base, token, factory)) {
+    const { documentVersion, documentOwner, documentEpoch, documentAuthPrincipalLink, documentUpdateAction, isFromMigration, ...rest } = doc;
+    void documentVersion; void documentOwner; void documentEpoch; void documentAuthPrincipalLink; void documentUpdateAction; void isFromMigration;
+    out.set(link, rest);
+  }
+  return out;
+}
