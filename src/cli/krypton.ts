@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { KryptonError } from '../core/errors.js';
 import { UsageError } from './flags.js';
 import { hostUsage, runHost } from './host-command.js';
 
@@ -38,7 +39,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`krypton: ${err.message}\nRun 'krypton help' for the flags.\n`);
       process.exit(2);
     }
-    process.stderr.write(`krypton: ${(err as Error).stack ?? String(err)}\n`);
+    // Errors a user can act on (a refused request, an unreachable host) print their message only.
+    const known = err instanceof KryptonError;
+    process.stderr.write(`krypton: ${known ? err.message : ((err as Error).stack ?? String(err))}\n`);
     process.exit(1);
   },
 );
