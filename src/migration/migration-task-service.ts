@@ -99,7 +99,9 @@ export class MigrationTaskService extends FactoryService {
   start(link: string): void {
     if (this.running.has(link)) return;
     const abort = new AbortController();
-    const done = this.run(link, abort).finally(() => this.running.delete(link));
+    const done = this.run(link, abort)
+      .catch((err) => this.taskHost.log.error({ err, link }, 'migration run could not record its outcome'))
+      .finally(() => this.running.delete(link));
     this.running.set(link, { abort, done });
   }
 
@@ -184,6 +186,8 @@ export class MigrationTaskService extends FactoryService {
     for (const { json } of rows) {
       const s = JSON.parse(json) as MigrationTaskState & Doc;
       const link = s['documentSelfLink'] as string;
+      // Node groups: every member holds a replica of the task; only the node that ran it resumes it.
+      if (s['documentOwner'] !== undefined && s['documentOwner'] !== this.taskHost.id) continue;
       if (!TERMINAL_STAGES.has(s.taskInfo.stage)) {
         this.taskHost.log.info({ link, checkpoints: s.checkpoints }, 'resuming migration task from its checkpoint');
         this.start(link);
