@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { Host, type HostOptions } from '../core/host.js';
 import type { ServiceDefinition } from '../core/service-definition.js';
 import { installCoreServices } from '../services/install.js';
+import { missingPeerKeyReason } from '../cluster/cluster-settings.js';
 import { parseFlags, usage, UsageError, type FlagSpec, type FlagValues } from './flags.js';
 
 export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
@@ -23,6 +24,14 @@ export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   queryTaskExpirationMicros: { type: 'int', help: 'default lifetime of query tasks and pages (default 600000000)' },
   migrationIntervalMicros: { type: 'int', help: 'default interval of continuous migration runs (default 60000000)' },
   logLevel: { type: 'string', help: 'pino log level: fatal, error, warn, info, debug (default info)' },
+  groupSecret: { type: 'string', help: 'shared secret of the node group; every member needs the same (required with --peerNodes)' },
+  groupSecretFile: { type: 'string', help: 'file holding the group secret (instead of --groupSecret, which ps shows)' },
+  membershipQuorum: { type: 'int', help: 'members that must store a write (default: floor((peers+1)/2)+1, 1 alone)' },
+  gossipIntervalMicros: { type: 'int', help: 'node-group gossip period, jittered ±25% (default 1000000)' },
+  nodeUnavailableTimeoutMicros: { type: 'int', help: 'a peer silent this long is marked UNAVAILABLE (default 5000000)' },
+  nodeRemovalDelayMicros: { type: 'int', help: 'an UNAVAILABLE peer is removed from the group after this (default 300000000)' },
+  peerRequestTimeoutMicros: { type: 'int', help: 'timeout of one peer request: gossip, replication, synchronization (default 20000000)' },
+  operationTimeoutMicros: { type: 'int', help: 'deadline of a request forwarded to its owner, retries included (default 60000000)' },
   securePort: { type: 'int', help: 'HTTPS port', ignored: true },
   sslClientAuthMode: { type: 'string', help: 'TLS client auth', ignored: true },
   certificateFile: { type: 'string', help: 'HTTPS certificate', ignored: true },
@@ -44,6 +53,8 @@ export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
   const o: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(flags)) if (!HOST_FLAGS[k]?.ignored && k !== 'services') o[k] = v;
   if (typeof o['bindAddress'] === 'string' && o['bindAddress'] === '') throw new UsageError('--bindAddress must not be empty');
+  const reason = Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0 ? missingPeerKeyReason(o as Partial<HostOptions>) : undefined;
+  if (reason) throw new UsageError(`--peerNodes: ${reason}`);
   return o as Partial<HostOptions>;
 }
 

@@ -39,6 +39,15 @@ export interface HostOptions {
   migrationIntervalMicros: number;
   logLevel: string;
   clock?: Clock;
+  // --- Node groups (src/cluster/cluster-settings.ts holds the defaults and the meaning of each) ---
+  groupSecret?: string;
+  groupSecretFile?: string;
+  membershipQuorum?: number;
+  gossipIntervalMicros?: number;
+  nodeUnavailableTimeoutMicros?: number;
+  nodeRemovalDelayMicros?: number;
+  peerRequestTimeoutMicros?: number;
+  operationTimeoutMicros?: number;
 }
 
 export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
@@ -127,8 +136,10 @@ export class Host {
     return s;
   }
 
-  addFilter(filter: RequestFilter): void {
-    this.filters.push(filter);
+  /** Filters run in order; `first` puts one ahead of all others (node groups: peer authentication). */
+  addFilter(filter: RequestFilter, position: 'first' | 'last' = 'last'): void {
+    if (position === 'first') this.filters.unshift(filter);
+    else this.filters.push(filter);
   }
 
   addComponent(c: HostComponent): void {

@@ -25,6 +25,9 @@ export async function importIntoFactory(host: Host, factoryLink: string, docs: D
  */
 export class MigrationImportService implements Service {
   readonly link = MIGRATION_IMPORT_LINK;
+  /** How a batch is imported; node groups (src/cluster) route each document to its owner. */
+  importer: (factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean, principal: string | undefined, op: Operation) => Promise<ImportOutcome[]> = (f, d, h, o, p) =>
+    importIntoFactory(this.host, f, d, h, o, p);
 
   constructor(private readonly host: Host) {}
 
@@ -36,7 +39,7 @@ export class MigrationImportService implements Service {
     if (typeof factory !== 'string') fail('VALIDATION', 'destinationFactoryLink is required');
     if (!Array.isArray(docs) || docs.some((d) => !d || typeof d !== 'object' || Array.isArray(d))) fail('VALIDATION', 'documents must be an array of JSON objects');
     if (docs.length > MAX_BATCH) fail('VALIDATION', `at most ${MAX_BATCH} documents per import`);
-    const outcomes = await importIntoFactory(this.host, factory, docs as Doc[], body['history'] === true, body['overwrite'] === true, op.principal);
+    const outcomes = await this.importer(factory, docs as Doc[], body['history'] === true, body['overwrite'] === true, op.principal, op);
     return { status: 200, body: { outcomes } };
   }
 }

@@ -67,6 +67,9 @@ async function resolveNodes(ctx: RunContext, refs: string[], groupRef: string | 
     const nodes = Object.values((group['nodes'] ?? {}) as Record<string, Doc>).filter((n) => !['UNAVAILABLE', 'REPLACED'].includes(n['status'] as string) && !((n['options'] as string[] | undefined) ?? []).includes('OBSERVER'));
     const bases = nodes.map((n) => nodeBase(n['groupReference'] as string));
     if (bases.length === 0) fail('UNAVAILABLE', `the ${side} node group ${url} has no available node`);
+    // With quorum = group size (the seeds' advice during a migration) a missing member fails the run.
+    const quorum = Math.max(1, ...nodes.map((n) => Number(n['membershipQuorum'] ?? 1)));
+    if (bases.length < quorum) fail('UNAVAILABLE', `the ${side} node group ${url} has ${bases.length} available members, fewer than its membershipQuorum ${quorum}: start the missing members (or lower the quorum), then run the task again`);
     if (await converged(ctx, nodes, group)) return bases;
     if (attempt >= checks) fail('UNAVAILABLE', `Nodegroups did not converge after ${checks} retries.`);
     await sleep(Math.min(ctx.state.maintenanceIntervalMicros / 1000, 5000), ctx.signal);

@@ -195,6 +195,8 @@ export class MigrationTaskService extends FactoryService {
     for (const { json } of rows) {
       const s = JSON.parse(json) as MigrationTaskState & Doc;
       const link = s['documentSelfLink'] as string;
+      // Node groups: every member holds a replica of the task; only the node that ran it resumes it.
+      if (s['documentOwner'] !== undefined && s['documentOwner'] !== this.taskHost.id) continue;
       if (!TERMINAL_STAGES.has(s.taskInfo.stage)) {
         this.taskHost.log.info({ link, checkpoints: s.checkpoints }, 'resuming migration task from its checkpoint');
         this.start(link);

@@ -1,7 +1,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { RawJson } from '../core/operation.js';
-import { fail, kryptonError } from '../core/errors.js';
+import { fail, kryptonError, KryptonError } from '../core/errors.js';
 import { composeDocument, longField, userFields, type Doc } from '../core/document.js';
 import type { Host } from '../core/host.js';
 import type { Operation } from '../core/operation.js';
@@ -37,11 +37,21 @@ export interface ImportMode {
 }
 
 /** A version ready to be committed. */
-interface Pending {
+export interface Pending {
   doc: Doc;
   purgeFirst: boolean;
   /** The link has no stored version (skips the "previous latest" update). */
   isNew?: boolean;
+}
+
+/**
+ * Node groups (src/cluster) hook in here: before versions are committed locally they are replicated
+ * to the group; the promise resolves once the quorum acknowledged them. Throwing fails the write
+ * and nothing is committed; an error with `details: ['SHOULD_RETRY']` makes the writer run the
+ * whole write again once (the hook first brought this node's copy up to date).
+ */
+export interface ReplicationHook {
+  replicate(writer: DocumentWriter, pending: readonly Pending[]): Promise<void>;
 }
 
 /**
@@ -54,6 +64,8 @@ export class DocumentWriter {
   private readonly check: TypeCheck<TSchema> | undefined;
   /** The stored JSON text of documents this writer committed, so replies are not serialized twice. */
   private readonly texts = new WeakMap<Doc, string>();
+  /** Set on every host by src/cluster (a host alone is a group of one). */
+  replication: ReplicationHook | undefined;
 
   constructor(
     private readonly host: Host,
@@ -92,6 +104,10 @@ export class DocumentWriter {
 
   /** Factory POST: creates a child (Xenon §5.1 conflict rules). */
   async create(input: WriteInput): Promise<Doc> {
+    return this.retrying(() => this.createOnce(input));
+  }
+
+  private async createOnce(input: WriteInput): Promise<Doc> {
     if (input.body['documentSourceLink'] != null) fail('VALIDATION', 'clone request not supported');
     const generated = input.body['documentSelfLink'] === undefined || input.body['documentSelfLink'] === null || input.body['documentSelfLink'] === '';
     const link = this.childLinkFor(input.body['documentSelfLink'], input.fromMigration);
@@ -113,13 +129,17 @@ export class DocumentWriter {
       const state = await this.runCreate(input);
       const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
       input.op?.authz?.checkWrite('POST', doc, undefined);
-      await this.commit([{ doc, purgeFirst, isNew: existing === undefined }]);
+      await this.commitReplicated([{ doc, purgeFirst, isNew: existing === undefined }]);
       return doc;
     });
   }
 
   /** PUT / PATCH / DELETE of a child. Returns undefined for a DELETE of a missing link (200, empty). */
   async update(link: string, action: 'PUT' | 'PATCH' | 'DELETE', input: WriteInput): Promise<Doc | undefined> {
+    return this.retrying(() => this.updateOnce(link, action, input));
+  }
+
+  private async updateOnce(link: string, action: 'PUT' | 'PATCH' | 'DELETE', input: WriteInput): Promise<Doc | undefined> {
     return this.host.locks.with(link, async () => {
       const existing = this.host.store.getLatest(link);
       if (!this.isLive(existing, this.host.clock.nowMicros()) || existing.action === 'DELETE') {
@@ -154,7 +174,7 @@ export class DocumentWriter {
     const now = this.host.clock.nowMicros();
     const doc = this.compose(state, link, existing.version + 1, action, now, input, expiration);
     input.op?.authz?.checkWrite(action, doc, current);
-    await this.commit([{ doc, purgeFirst: false }]);
+    await this.commitReplicated([{ doc, purgeFirst: false }]);
     return doc;
   }
 
@@ -165,6 +185,10 @@ export class DocumentWriter {
    * the source's update time. All writes of the batch commit in one transaction.
    */
   async importDocuments(docs: Doc[], principal: string | undefined, mode: ImportMode = {}): Promise<ImportOutcome[]> {
+    return this.retrying(() => this.importOnce(docs, principal, mode));
+  }
+
+  private async importOnce(docs: Doc[], principal: string | undefined, mode: ImportMode): Promise<ImportOutcome[]> {
     const head = (d: Doc): Doc => (mode.history ? ((d['versions'] as Doc[]).at(-1) ?? {}) : d);
     const links = docs.map((d) => this.childLinkFor(head(d)['documentSelfLink'], true));
     const unique = [...new Set(links)].sort();
@@ -184,7 +208,7 @@ export class DocumentWriter {
         pending = [];
         firstOutcome = to;
         commits.push(
-          this.commit(chunk).catch((err: Error) => {
+          this.commitReplicated(chunk).catch((err: Error) => {
             for (let k = from; k < to; k++) if (outcomes[k]!.result !== 'failed' && outcomes[k]!.result !== 'skipped') outcomes[k] = { link: outcomes[k]!.link, result: 'failed', error: err.message };
           }),
         );
@@ -290,6 +314,22 @@ export class DocumentWriter {
       documentOwner: this.host.id,
     };
     return composeDocument(state, input.principal === undefined ? b : { ...b, documentAuthPrincipalLink: input.principal });
+  }
+
+  /** Replicates (node groups), then commits. */
+  private async commitReplicated(pending: Pending[]): Promise<void> {
+    if (pending.length > 0 && this.replication) await this.replication.replicate(this, pending);
+    await this.commit(pending);
+  }
+
+  private async retrying<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof KryptonError) || !err.details?.includes('SHOULD_RETRY')) throw err;
+      }
+    }
   }
 
   /** Commits versions atomically (group commit); resolves once durable. Storage failures become KRY_ERR_STORAGE. */

@@ -116,7 +116,10 @@ export class FactoryService implements Service {
     const results = task['results'] as Doc;
     for (const k of ['nextPageLink', 'prevPageLink']) {
       const l = results[k];
-      if (typeof l === 'string') results[k] = `${this.link}?path=${new URLSearchParams(l.split('?')[1]).get('path')}&peer=${this.host.id}`;
+      if (typeof l === 'string') {
+        const q = new URLSearchParams(l.split('?')[1]);
+        results[k] = `${this.link}?path=${q.get('path')}&peer=${q.get('peer') ?? this.host.id}`;
+      }
     }
     return { status: 200, body: results };
   }

@@ -1,6 +1,6 @@
 import type { Host } from '../core/host.js';
 import type { ServiceDefinition } from '../core/service-definition.js';
-import { singleNodeGroup, singleNodeSelector } from '../cluster/node-group-service.js';
+import { installCluster } from '../cluster/install-cluster.js';
 import { QueryPageForwardingService, QueryPageService } from '../query/query-page-service.js';
 import { QueryTaskService } from '../query/query-task-service.js';
 import { documentIndex, management, rootNamespace } from './core-services.js';
@@ -26,8 +26,6 @@ export function installCoreServices(host: Host, onStopRequested: () => void): vo
   host.register(rootNamespace(host));
   host.register(management(host, onStopRequested));
   host.register(documentIndex(host));
-  host.register(singleNodeGroup(host));
-  host.register(singleNodeSelector(host));
   const queryTasks = new QueryTaskService('/core/query-tasks', host, host.queryPages);
   const localQueryTasks = new QueryTaskService('/core/local-query-tasks', host, host.queryPages);
   host.register(queryTasks);
@@ -43,4 +41,6 @@ export function installCoreServices(host: Host, onStopRequested: () => void): vo
   host.register(migration);
   host.register(new MigrationImportService(host));
   host.addComponent({ start: () => migration.resumeAll(), stop: () => migration.stopAll() });
+  // Last: node groups hook into every service registered above (filters, writers, queries).
+  installCluster(host);
 }

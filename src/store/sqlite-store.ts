@@ -180,6 +180,18 @@ export class SqliteStore {
     this.stmts.deleteLink.run(link);
   }
 
+  /**
+   * Removes a link's versions numbered `version` and above; the newest remaining one becomes the
+   * latest (node groups: a rolled-back replica write, or a copy replaced by synchronization).
+   */
+  removeVersionsFrom(link: string, version: number): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ? AND version >= ?)').run(link, version);
+      this.db.prepare('DELETE FROM docs WHERE link = ? AND version >= ?').run(link, version);
+      this.db.prepare('UPDATE docs SET latest = 1 WHERE id = (SELECT id FROM docs WHERE link = ? ORDER BY version DESC LIMIT 1) AND latest = 0').run(link);
+    });
+  }
+
   /** Runs `fn` in one transaction (IMMEDIATE), so a batch is all-or-nothing. */
   transaction<T>(fn: () => T): T {
     return this.runInTransaction.immediate(fn) as T;

@@ -1,0 +1,124 @@
+import { KryptonError } from '../core/errors.js';
+import type { Host, RequestFilter } from '../core/host.js';
+import { Pragma, RawJson, type Operation, type Reply } from '../core/operation.js';
+import { UTILITY_SUFFIXES } from '../core/service.js';
+import { FactoryService } from '../services/factory-service.js';
+import { nodeBaseUri, PeerHeaders } from './node-group-messages.js';
+import type { NodeGroup } from './node-group.js';
+import type { PeerAuth } from './peer-auth.js';
+import { wasNotSent, type PeerClient } from './peer-client.js';
+
+/** Headers that belong to one hop (or are re-signed) and are not forwarded. */
+const HOP_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'accept-encoding', 'pragma', PeerHeaders.ID, PeerHeaders.AUTH, PeerHeaders.PROTOCOL]);
+
+interface Route {
+  /** The document link that selects the owner. */
+  key: string;
+  /** Factory POST: the body to send, with the child's link fixed on this node. */
+  createBody?: Record<string, unknown>;
+}
+
+/**
+ * The request filter of the "forward to owner" phase (spec B.4). Factory POSTs and every request to
+ * a factory child (utility suffixes included) are sent to the child's owner unless this node owns
+ * it; the owner's status and body are relayed verbatim, so a remote error looks like a local one.
+ * Factory GETs and queries are answered locally (every member holds every document).
+ *
+ * While an owner cannot be reached (connection refused: a node that died and is not yet marked
+ * UNAVAILABLE), the request waits and retries until ownership moves or the operation timeout ends.
+ */
+export function ownerForwardingFilter(host: Host, group: NodeGroup, auth: PeerAuth, client: PeerClient): RequestFilter {
+  return async (op) => {
+    if (op.hasPragma(Pragma.FORWARDED)) {
+      auth.requirePeer(op, 'forwarded requests (pragma xn-fwd)');
+      return undefined;
+    }
+    const route = routeOf(host, op);
+    if (!route) return undefined;
+    if (op.action === 'GET' && op.hasPragma(Pragma.NO_FORWARD)) return undefined;
+    return forward(host, group, client, op, route);
+  };
+}
+
+/**
+ * Peer traffic is authenticated before anything else: a request claiming a peer identity must prove
+ * it, and replication/synchronization pragmas are refused from anyone else (Xenon trusted the
+ * `xn-rpl` header from any client). Verified peers act as the system identity on peer endpoints.
+ */
+export function peerFilter(auth: PeerAuth, isPeerEndpoint: (op: Operation) => boolean): RequestFilter {
+  return async (op) => {
+    const peer = auth.verify(op);
+    if (!peer && [...op.pragmas].some((p) => p === Pragma.REPLICATED || p.startsWith('xn-synch'))) {
+      auth.requirePeer(op, `replicated requests (pragma ${Pragma.REPLICATED})`);
+    }
+    if (peer && isPeerEndpoint(op)) op.isSystem = true;
+    return undefined;
+  };
+}
+
+function routeOf(host: Host, op: Operation): Route | undefined {
+  const path = op.path;
+  const direct = host.service(path);
+  if (direct) {
+    if (!(direct instanceof FactoryService) || op.action !== 'POST') return undefined;
+    const body = op.bodyObject() ?? {};
+    const link = direct.writer.childLinkFor(body['documentSelfLink'], op.hasPragma(Pragma.FROM_MIGRATION));
+    return { key: link, createBody: { ...body, documentSelfLink: link.slice(direct.link.length + 1) } };
+  }
+  const slash = path.lastIndexOf('/');
+  const parent = path.slice(0, slash);
+  const last = path.slice(slash + 1);
+  if (last === '') return undefined;
+  if (UTILITY_SUFFIXES.has(last)) {
+    if (host.service(parent)) return undefined;
+    const factory = host.service(parent.slice(0, parent.lastIndexOf('/')));
+    return factory instanceof FactoryService ? { key: parent } : undefined;
+  }
+  return host.service(parent) instanceof FactoryService ? { key: path } : undefined;
+}
+
+async function forward(host: Host, group: NodeGroup, client: PeerClient, op: Operation, route: Route): Promise<Reply | undefined> {
+  const settings = group.settings;
+  const deadline = Date.now() + settings.operationTimeoutMicros / 1000;
+  const parsed = route.createBody ?? (op.hasBody() ? op.body() : undefined);
+  const body = parsed === undefined ? undefined : JSON.stringify(parsed);
+  const headers = forwardHeaders(op);
+  for (;;) {
+    const owner = group.owner(route.key);
+    if (owner.isLocal) return undefined;
+    const url = `${nodeBaseUri(owner)}${op.path.split('/').map(encodeURIComponent).join('/')}${op.rawQuery ? `?${op.rawQuery}` : ''}`;
+    const remaining = deadline - Date.now();
+    try {
+      const res = await client.send(url, { method: op.action as 'GET', body, headers, timeoutMs: Math.max(1, remaining) });
+      if (res.status === 409 && res.text.includes('SHOULD_RETRY') && Date.now() < deadline) {
+        await sleep(settings.gossipIntervalMicros / 2000);
+        continue;
+      }
+      const relayed: Reply = { status: res.status };
+      if (res.text.length > 0) relayed.body = new RawJson(res.text);
+      if (typeof res.headers['retry-after'] === 'string') relayed.headers = { 'retry-after': res.headers['retry-after'] };
+      return relayed;
+    } catch (err) {
+      // Nothing reached the owner: wait for the group to notice it is gone, then ask the new owner.
+      if (wasNotSent(err) && Date.now() + settings.gossipIntervalMicros / 1000 < deadline) {
+        await sleep(settings.gossipIntervalMicros / 2000);
+        continue;
+      }
+      if (err instanceof KryptonError) {
+        throw new KryptonError({ code: err.code, status: err.statusCode, xenonCode: err.xenonCode }, `forwarding ${op.action} ${op.path} to its owner ${owner.id} failed: ${err.message}`, { cause: err, statusCode: err.statusCode });
+      }
+      throw err;
+    }
+  }
+}
+
+function forwardHeaders(op: Operation): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(op.headers)) if (typeof v === 'string' && !HOP_HEADERS.has(k)) out[k] = v;
+  out['pragma'] = [...op.pragmas, Pragma.FORWARDED].join(';');
+  return out;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(1, ms)));
+}
