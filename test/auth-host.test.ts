@@ -224,9 +224,10 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     assert.match((await probe(foreign)).json.message, /bad signature/);
     const ghost = await probe(hostKey.sign('/core/authz/users/ghost@example.com', Math.floor(Date.now() / 1000) + 60));
     assert.match(ghost.json.message, /user \/core\/authz\/users\/ghost@example.com does not exist on this host/);
-    const short = await login(h.uri, ADMIN, ADMIN_PASSWORD, 1);
+    // Token expiry has a resolution of one second: a 2 s session is valid now and expired after 3.1 s.
+    const short = await login(h.uri, ADMIN, ADMIN_PASSWORD, 2);
     assert.equal((await probe(short)).status, 200);
-    await new Promise((r) => setTimeout(r, 2100));
+    await new Promise((r) => setTimeout(r, 3100));
     const expired = await probe(short);
     assert.equal(expired.status, 403);
     assert.match(expired.json.message, /refused: expired/);

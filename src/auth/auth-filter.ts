@@ -4,7 +4,7 @@ import type { RequestFilter } from '../core/host.js';
 import type { Action, Operation, ReadScope, RequestAuthz } from '../core/operation.js';
 import { QUERY_TASK_KIND } from '../query/query-task-service.js';
 import { MIGRATION_TASKS_LINK } from '../migration/migration-state.js';
-import { REVOKED_TOKENS_LINK } from './auth-links.js';
+import { REVOKED_TOKENS_LINK, SYSTEM_USER_LINK } from './auth-links.js';
 import type { AuthRuntime, Identity } from './auth-runtime.js';
 import { forbidden, type Authorizer } from './authorizer.js';
 import type { MigrationAuth } from './migration-auth.js';
@@ -61,7 +61,9 @@ class OperationAuthz implements RequestAuthz {
  */
 export function authFilter(rt: AuthRuntime, authorizer: Authorizer, migration: MigrationAuth): RequestFilter {
   return async (op) => {
-    const identity = await rt.identify(op);
+    // A member of the node group, already authenticated by the group's peer signature (src/cluster),
+    // acts as the system identity (DECISIONS: peer traffic runs as the system identity).
+    const identity: Identity = op.isSystem ? { principal: SYSTEM_USER_LINK, isSystem: true } : await rt.identify(op);
     identities.set(op, identity);
     op.principal = identity.principal;
     op.isSystem = identity.isSystem;

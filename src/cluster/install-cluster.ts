@@ -60,7 +60,7 @@ export function installCluster(host: Host): Cluster {
   host.register(new SynchService(host, group, auth, replicas, synchronizer));
   // Xenon's chain: authentication → authorization → forward to owner. Peer authentication goes
   // first of all, so that verified peers reach their endpoints as the system identity.
-  host.addFilter(peerFilter(auth, isPeerEndpoint), 'first');
+  host.addFilter(peerFilter(auth, isPeerEndpoint, host.options.isAuthorizationEnabled), 'first');
   host.addFilter(ownerForwardingFilter(host, group, auth, client));
 
   for (const link of host.serviceLinks()) {

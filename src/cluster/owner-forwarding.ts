@@ -45,10 +45,12 @@ export function ownerForwardingFilter(host: Host, group: NodeGroup, auth: PeerAu
  * it, and replication/synchronization pragmas are refused from anyone else (Xenon trusted the
  * `xn-rpl` header from any client). Verified peers act as the system identity on peer endpoints.
  */
-export function peerFilter(auth: PeerAuth, isPeerEndpoint: (op: Operation) => boolean): RequestFilter {
+export function peerFilter(auth: PeerAuth, isPeerEndpoint: (op: Operation) => boolean, authorizationEnabled = false): RequestFilter {
   return async (op) => {
     const peer = auth.verify(op);
-    if (!peer && [...op.pragmas].some((p) => p === Pragma.REPLICATED || p.startsWith('xn-synch'))) {
+    // With auth on, the auth filter accepts peer pragmas from the system identity (a token signed
+    // with the groups' shared key) and refuses everyone else.
+    if (!peer && !authorizationEnabled && [...op.pragmas].some((p) => p === Pragma.REPLICATED || p.startsWith('xn-synch'))) {
       auth.requirePeer(op, `replicated requests (pragma ${Pragma.REPLICATED})`);
     }
     if (peer && isPeerEndpoint(op)) op.isSystem = true;
