@@ -26,6 +26,7 @@ export class Gossip {
   private readonly probing = new Set<string>();
   private readonly joins = new Map<string, PendingJoin>();
   private readonly refusals = new Map<string, string>();
+  private lastRoundMicros = 0;
   readonly startedMicros: number;
   /** Called at the end of every round (synchronization checks, repairs). */
   onRound: () => void = () => undefined;
@@ -74,6 +75,11 @@ export class Gossip {
       const now = this.host.clock.nowMicros();
       for (const [ref, j] of this.joins) if (!j.attempting) void this.attemptJoin(ref, j);
       const peers = this.group.peers().filter((p) => p.status !== 'REPLACED');
+      // If this process itself stalled (a long synchronous task, CPU starvation), its peers' answers
+      // are still unread: give them a fresh timeout instead of declaring them dead.
+      const stalled = this.lastRoundMicros > 0 && now - this.lastRoundMicros > this.settings.nodeUnavailableTimeoutMicros / 2;
+      this.lastRoundMicros = now;
+      if (stalled) for (const p of peers) this.lastHeard.set(p.id, now);
       const k = Math.min(peers.length, Math.max(10, Math.floor(Math.log10(Math.max(1, peers.length)))));
       for (const peer of shuffle(peers).slice(0, k)) {
         if (!this.lastHeard.has(peer.id)) this.lastHeard.set(peer.id, now);

@@ -113,15 +113,15 @@ function isPeerEndpoint(op: Operation): boolean {
 
 /**
  * OWNER_SELECTION on a local query task keeps the documents this node owns (by consistent hashing
- * over the current members — not the stored `documentOwner`, so data restored from another host is
- * still selected exactly once). Query tasks on `/core/query-tasks` answer from the local index: with
+ * over the members when the query is created — not the stored `documentOwner`, so data restored
+ * from another host is still selected exactly once, and later pages keep the same partition). Query tasks on `/core/query-tasks` answer from the local index: with
  * full replication every synchronized member holds every document, so a BROADCAST query's merged
  * answer is the local one and lists each document once. Pages held by another member are fetched
  * from it.
  */
 function wireQueries(host: Host, group: NodeGroup, client: PeerClient): void {
   const local = host.service('/core/local-query-tasks');
-  if (local instanceof QueryTaskService) local.ownerFilter = (spec) => (hasOption(spec, 'OWNER_SELECTION') ? (link) => group.isLocalOwner(link) : undefined);
+  if (local instanceof QueryTaskService) local.ownerFilter = (spec) => (hasOption(spec, 'OWNER_SELECTION') ? group.ownerSnapshot() : undefined);
   const pages = host.service('/core/query-page-forwarding');
   if (pages instanceof QueryPageForwardingService) {
     pages.forwarder = async (peerId, op, pagePath) => {

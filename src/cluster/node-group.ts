@@ -158,6 +158,16 @@ export class NodeGroup {
     return this.owner(key).isLocal;
   }
 
+  /**
+   * "Is this node the owner?" frozen at the current membership: a scan that spans many pages
+   * (OWNER_SELECTION queries of a migration) keeps one partition even if membership changes meanwhile.
+   */
+  ownerSnapshot(): (key: string) => boolean {
+    const nodes = this.ownerCandidates();
+    if (nodes.length === 0) return () => true;
+    return (key) => selectNodes(key, nodes)[0]!.id === this.selfId;
+  }
+
   ownerCandidateCount(): number {
     return this.ownerCandidates().length;
   }

@@ -8,7 +8,7 @@ interface Queued {
   reject: (e: unknown) => void;
 }
 
-const MAX_IN_FLIGHT = 4;
+const MAX_IN_FLIGHT = 2;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**

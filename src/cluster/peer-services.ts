@@ -8,7 +8,7 @@ import { Kinds, REPLICATION_LINK, SYNCH_LINK, type ReplicationRequest, type Repl
 import type { NodeGroup } from './node-group.js';
 import type { PeerAuth } from './peer-auth.js';
 import { NOT_A_PEER } from './peer-auth.js';
-import type { ReplicaStore } from './replica-store.js';
+import { summaryPage, type ReplicaStore } from './replica-store.js';
 import type { Synchronizer } from './synchronizer.js';
 
 /** The sender must prove the group key AND be a member in this node's view (replaced ids are not). */
@@ -93,16 +93,12 @@ export class SynchService implements Service {
   private summary(req: SynchSummaryRequest): Reply {
     writerOf(this.host, req.factoryLink);
     const limit = Math.min(Math.max(1, Number(req.limit) || 1000), 10_000);
-    const rows = this.host.store.all<{ link: string; version: number; t: number; e: number | null }>(
-      `SELECT link, version, update_time AS t, json_extract(json, '$.documentEpoch') AS e FROM docs
-       WHERE factory = ? AND latest = 1 AND link > ? AND (expiration = 0 OR expiration > ?) ORDER BY link LIMIT ?`,
-      [req.factoryLink, req.afterLink ?? '', this.host.clock.nowMicros(), limit + 1],
-    );
+    const rows = summaryPage(this.host, req.factoryLink, req.afterLink ?? '', limit + 1);
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : rows;
-    const out: Doc = { entries: page.map((r) => [r.link, r.e ?? 0, r.version, r.t]) };
+    const out: Doc = { entries: page };
     if (!req.afterLink) out['revocations'] = this.replicas.revocations(req.factoryLink);
-    if (more) out['nextAfterLink'] = page[page.length - 1]!.link;
+    if (more) out['nextAfterLink'] = page[page.length - 1]![0];
     return { status: 200, body: out };
   }
 

@@ -33,6 +33,23 @@ export function isNewer(a: Stamp, b: Stamp | undefined): boolean {
   return a.updateTime > b.updateTime;
 }
 
+function revocationKey(link: string, version: number, updateTime: number): string {
+  return `${version}:${updateTime}:${link}`;
+}
+
+/**
+ * One page of a factory's latest versions in link order, as `[link, epoch, version, updateTime]`
+ * (expired documents left out). Served to peers, and read locally to compare with their pages.
+ */
+export function summaryPage(host: Host, factoryLink: string, afterLink: string, limit: number): Array<[string, number, number, number]> {
+  const rows = host.store.all<{ link: string; version: number; t: number; e: number | null }>(
+    `SELECT link, version, update_time AS t, json_extract(json, '$.documentEpoch') AS e FROM docs
+     WHERE factory = ? AND latest = 1 AND link > ? AND (expiration = 0 OR expiration > ?) ORDER BY link LIMIT ?`,
+    [factoryLink, afterLink, host.clock.nowMicros(), limit],
+  );
+  return rows.map((r) => [r.link, r.e ?? 0, r.version, r.t]);
+}
+
 const DDL = `CREATE TABLE IF NOT EXISTS cluster_revocations (
   link TEXT NOT NULL, version INTEGER NOT NULL, update_time INTEGER NOT NULL, factory TEXT NOT NULL, revoked_at INTEGER NOT NULL,
   PRIMARY KEY (link, version, update_time)) WITHOUT ROWID`;
@@ -45,19 +62,22 @@ const DDL = `CREATE TABLE IF NOT EXISTS cluster_revocations (
  */
 export class ReplicaStore {
   private readonly stmts;
+  /** Revocations are few (failed writes): kept in memory too, checked on every replicated version. */
+  private readonly revoked = new Set<string>();
 
   constructor(private readonly host: Host) {
     const db = host.store.db;
     db.exec(DDL);
     this.stmts = {
-      isRevoked: db.prepare('SELECT 1 FROM cluster_revocations WHERE link = ? AND version = ? AND update_time = ?'),
       insert: db.prepare('INSERT OR IGNORE INTO cluster_revocations (link, version, update_time, factory, revoked_at) VALUES (?, ?, ?, ?, ?)'),
       byFactory: db.prepare('SELECT link, version, update_time AS updateTimeMicros FROM cluster_revocations WHERE factory = ?'),
+      all: db.prepare('SELECT link, version, update_time AS updateTimeMicros FROM cluster_revocations'),
     };
+    for (const r of this.stmts.all.all() as Revocation[]) this.revoked.add(revocationKey(r.link, r.version, r.updateTimeMicros));
   }
 
   isRevoked(link: string, s: Stamp): boolean {
-    return this.stmts.isRevoked.get(link, s.version, s.updateTime) !== undefined;
+    return this.revoked.size > 0 && this.revoked.has(revocationKey(link, s.version, s.updateTime));
   }
 
   revocations(factoryLink: string): Revocation[] {
@@ -68,6 +88,7 @@ export class ReplicaStore {
   record(factoryLink: string, revs: readonly Revocation[]): void {
     const now = this.host.clock.nowMicros();
     this.host.store.transaction(() => revs.forEach((r) => this.stmts.insert.run(r.link, r.version, r.updateTimeMicros, factoryLink, now)));
+    revs.forEach((r) => this.revoked.add(revocationKey(r.link, r.version, r.updateTimeMicros)));
   }
 
   /** Records revocations and removes the revoked versions this node holds as latest. */

@@ -137,13 +137,27 @@ export class MigrationTaskService extends FactoryService {
       this.taskHost.log.warn({ link, message: failure.message }, 'migration run failed');
     }
     try {
-      await this.save(link, state, true);
+      await this.saveOutcome(link, state);
     } catch (err) {
-      // The task document can be gone (DELETE, or purged after its expiration): nothing to record.
+      // The task document can be gone (DELETE, or purged): nothing to record.
       this.taskHost.log.warn({ link, message: (err as Error).message }, 'migration task state not saved');
       return;
     }
     if (state.continuousMigration) this.schedule(link, state.maintenanceIntervalMicros);
+  }
+
+  /** The outcome must be recorded (a node group may refuse writes for a moment): retried with backoff. */
+  private async saveOutcome(link: string, state: MigrationTaskState): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.save(link, state, true);
+        return;
+      } catch (err) {
+        if (attempt >= 8 || (err as { statusCode?: number }).statusCode === 404) throw err;
+        this.taskHost.log.warn({ link, attempt, msg: (err as Error).message }, 'recording the migration outcome failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+      }
+    }
   }
 
   /** Continuous tasks: the next run after the interval (a failed run is retried the same way). */

@@ -3,8 +3,8 @@ import { freePort, http, startHost, waitFor, type RunningHost } from './hosts.js
 
 export const SECRET = 'test-group-secret';
 
-/** Timings shortened for tests (each is one flag): gossip 100 ms, UNAVAILABLE after 3 s of silence. */
-export const FAST_GROUP = ['--gossipIntervalMicros=100000', '--nodeUnavailableTimeoutMicros=3000000', '--peerRequestTimeoutMicros=5000000', '--operationTimeoutMicros=15000000'];
+/** Timings shortened for tests (each is one flag): gossip 100 ms, UNAVAILABLE after 4 s of silence. */
+export const FAST_GROUP = ['--gossipIntervalMicros=100000', '--nodeUnavailableTimeoutMicros=4000000', '--peerRequestTimeoutMicros=5000000', '--operationTimeoutMicros=15000000'];
 
 export interface GroupMember extends RunningHost {
   id: string;
