@@ -15,8 +15,8 @@ import { NODE_GROUP_LINK, REPLICATION_LINK, SYNCH_LINK, nodeBaseUri } from './no
 import { NodeGroup, type MembershipDiff } from './node-group.js';
 import { NodeGroupService, NodeGroupsFactoryService } from './node-group-service.js';
 import { NodeSelectorService } from './node-selector-service.js';
-import { ownerForwardingFilter, peerFilter } from './owner-forwarding.js';
-import { PeerAuth } from './peer-auth.js';
+import { ownerForwardingFilter } from './owner-forwarding.js';
+import { PeerAuth, peerFilter } from './peer-auth.js';
 import { PeerClient } from './peer-client.js';
 import { ReplicationService, SynchService } from './peer-services.js';
 import { RepairQueue } from './repair-queue.js';
@@ -60,8 +60,8 @@ export function installCluster(host: Host): Cluster {
   host.register(new SynchService(host, group, auth, replicas, synchronizer));
   // Xenon's chain: authentication → authorization → forward to owner. Peer authentication goes
   // first of all, so that verified peers reach their endpoints as the system identity.
-  host.addFilter(peerFilter(auth, isPeerEndpoint, host.options.isAuthorizationEnabled), 'first');
-  host.addFilter(ownerForwardingFilter(host, group, auth, client));
+  host.addFilter(peerFilter(auth, group, isPeerEndpoint, host.options.isAuthorizationEnabled), 'first');
+  host.addFilter(ownerForwardingFilter(host, group, client));
 
   for (const link of host.serviceLinks()) {
     const s = host.service(link);

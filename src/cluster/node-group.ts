@@ -253,7 +253,7 @@ export class NodeGroup {
     this.markPeer(id, 'REPLACED', 'PEER_STATUS_CHANGE');
   }
 
-  /** POST of a NodeState (join step 5): the entry is put as is, newer incarnations only. */
+  /** POST of a NodeState (join step 5): the entry is put as is (newer incarnations only); like Xenon, the membership time is left alone. */
   insert(entry: NodeState): void {
     this.mutate(() => {
       const l = this.view.nodes[entry.id];
@@ -271,6 +271,7 @@ export class NodeGroup {
       n.status = status;
       n.documentVersion++;
       n.documentUpdateTimeMicros = now;
+      this.view.membershipUpdateTimeMicros = Math.max(now, this.view.membershipUpdateTimeMicros);
       if (status === 'UNAVAILABLE') n.documentExpirationTimeMicros = now + this.config.nodeRemovalDelayMicros;
       return new Set<GroupChange>([change]);
     });
@@ -293,7 +294,6 @@ export class NodeGroup {
     this.generation++;
     this.lastChanges = [...changes];
     this.view.localMembershipUpdateTimeMicros = now;
-    if (!changes.has('PEER_ADDED') || changes.size > 1) this.view.membershipUpdateTimeMicros = Math.max(this.view.membershipUpdateTimeMicros, now);
     const after = this.nodes();
     const diff: MembershipDiff = { changes, becameAvailable: [], lost: [], selfMarkedUnavailable: selfMarked() };
     for (const n of after) {

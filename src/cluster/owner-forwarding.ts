@@ -5,7 +5,6 @@ import { UTILITY_SUFFIXES } from '../core/service.js';
 import { FactoryService } from '../services/factory-service.js';
 import { nodeBaseUri, PeerHeaders } from './node-group-messages.js';
 import type { NodeGroup } from './node-group.js';
-import type { PeerAuth } from './peer-auth.js';
 import { wasNotSent, type PeerClient } from './peer-client.js';
 
 /** Headers that belong to one hop (or are re-signed) and are not forwarded. */
@@ -16,6 +15,8 @@ interface Route {
   key: string;
   /** Factory POST: the body to send, with the child's link fixed on this node. */
   createBody?: Record<string, unknown>;
+  /** A POST without a body cannot carry the link chosen here to the local factory: always send it. */
+  sendEvenIfLocal?: boolean;
 }
 
 /**
@@ -27,34 +28,14 @@ interface Route {
  * While an owner cannot be reached (connection refused: a node that died and is not yet marked
  * UNAVAILABLE), the request waits and retries until ownership moves or the operation timeout ends.
  */
-export function ownerForwardingFilter(host: Host, group: NodeGroup, auth: PeerAuth, client: PeerClient): RequestFilter {
+export function ownerForwardingFilter(host: Host, group: NodeGroup, client: PeerClient): RequestFilter {
   return async (op) => {
-    if (op.hasPragma(Pragma.FORWARDED)) {
-      auth.requirePeer(op, 'forwarded requests (pragma xn-fwd)');
-      return undefined;
-    }
+    // Already forwarded by a member (peerFilter verified it): this node handles it.
+    if (op.hasPragma(Pragma.FORWARDED)) return undefined;
     const route = routeOf(host, op);
     if (!route) return undefined;
     if (op.action === 'GET' && op.hasPragma(Pragma.NO_FORWARD)) return undefined;
     return forward(host, group, client, op, route);
-  };
-}
-
-/**
- * Peer traffic is authenticated before anything else: a request claiming a peer identity must prove
- * it, and replication/synchronization pragmas are refused from anyone else (Xenon trusted the
- * `xn-rpl` header from any client). Verified peers act as the system identity on peer endpoints.
- */
-export function peerFilter(auth: PeerAuth, isPeerEndpoint: (op: Operation) => boolean, authorizationEnabled = false): RequestFilter {
-  return async (op) => {
-    const peer = auth.verify(op);
-    // With auth on, the auth filter accepts peer pragmas from the system identity (a token signed
-    // with the groups' shared key) and refuses everyone else.
-    if (!peer && !authorizationEnabled && [...op.pragmas].some((p) => p === Pragma.REPLICATED || p.startsWith('xn-synch'))) {
-      auth.requirePeer(op, `replicated requests (pragma ${Pragma.REPLICATED})`);
-    }
-    if (peer && isPeerEndpoint(op)) op.isSystem = true;
-    return undefined;
   };
 }
 
@@ -63,9 +44,13 @@ function routeOf(host: Host, op: Operation): Route | undefined {
   const direct = host.service(path);
   if (direct) {
     if (!(direct instanceof FactoryService) || op.action !== 'POST') return undefined;
-    const body = op.bodyObject() ?? {};
-    const link = direct.writer.childLinkFor(body['documentSelfLink'], op.hasPragma(Pragma.FROM_MIGRATION));
-    return { key: link, createBody: { ...body, documentSelfLink: link.slice(direct.link.length + 1) } };
+    const body = op.bodyObject();
+    const link = direct.writer.childLinkFor(body?.['documentSelfLink'], op.hasPragma(Pragma.FROM_MIGRATION));
+    const id = link.slice(direct.link.length + 1);
+    // The owner was chosen for this link, so the factory must create exactly this link: a generated
+    // id is written into the request's (cached) body for the local path too.
+    if (body) body['documentSelfLink'] = id;
+    return { key: link, createBody: { ...(body ?? {}), documentSelfLink: id }, sendEvenIfLocal: body === undefined };
   }
   const slash = path.lastIndexOf('/');
   const parent = path.slice(0, slash);
@@ -87,7 +72,7 @@ async function forward(host: Host, group: NodeGroup, client: PeerClient, op: Ope
   const headers = forwardHeaders(op);
   for (;;) {
     const owner = group.owner(route.key);
-    if (owner.isLocal) return undefined;
+    if (owner.isLocal && !(route.sendEvenIfLocal && group.ownerCandidateCount() > 1)) return undefined;
     const url = `${nodeBaseUri(owner)}${op.path.split('/').map(encodeURIComponent).join('/')}${op.rawQuery ? `?${op.rawQuery}` : ''}`;
     const remaining = deadline - Date.now();
     try {

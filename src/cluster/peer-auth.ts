@@ -1,7 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { fail } from '../core/errors.js';
-import type { Operation } from '../core/operation.js';
+import type { RequestFilter } from '../core/host.js';
+import { Pragma, type Operation } from '../core/operation.js';
 import { GROUP_PROTOCOL_VERSION, PeerHeaders } from './node-group-messages.js';
+import type { NodeGroup } from './node-group.js';
 
 /** Signatures older or newer than this are refused (bounded replay window, tolerant clock skew). */
 const MAX_SKEW_MICROS = 300_000_000;
@@ -91,4 +93,32 @@ function pathOnly(pathAndQuery: string): string {
     /* signed as is */
   }
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+/** The sender must prove the group key AND be a member in this node's view (replaced ids are not). */
+export function requireMember(op: Operation, auth: PeerAuth, group: NodeGroup, what: string): string {
+  const id = auth.requirePeer(op, what);
+  const n = group.node(id);
+  if (!n || n.status === 'REPLACED') fail('FORBIDDEN', `${what} ${NOT_A_PEER}: ${id} is not a member`);
+  return id;
+}
+
+/**
+ * The first request filter: a request claiming a peer identity must prove it, and replication,
+ * synchronization and forwarding pragmas are refused from anyone but members (Xenon accepted
+ * `xn-rpl` from any client). Verified peers act as the system identity on peer endpoints only; a
+ * forwarded client request keeps the client's own credentials.
+ */
+export function peerFilter(auth: PeerAuth, group: NodeGroup, isPeerEndpoint: (op: Operation) => boolean, authorizationEnabled = false): RequestFilter {
+  return async (op) => {
+    const peer = auth.verify(op);
+    // With auth on and no peer signature, the auth filter decides: it accepts replication and
+    // synchronization pragmas only from the system identity (a token under the shared key).
+    const leftToAuth = authorizationEnabled && !peer && !op.hasPragma(Pragma.FORWARDED);
+    if (!leftToAuth && (op.hasPragma(Pragma.REPLICATED) || op.hasPragma(Pragma.FORWARDED) || [...op.pragmas].some((p) => p.startsWith('xn-synch')))) {
+      requireMember(op, auth, group, `requests with pragma ${[...op.pragmas].join(';')}`);
+    }
+    if (peer && isPeerEndpoint(op)) op.isSystem = true;
+    return undefined;
+  };
 }

@@ -6,18 +6,9 @@ import type { Service } from '../core/service.js';
 import { FactoryService } from '../services/factory-service.js';
 import { Kinds, REPLICATION_LINK, SYNCH_LINK, type ReplicationRequest, type ReplicationResult, type RollbackRequest, type SynchFetchRequest, type SynchSummaryRequest } from './node-group-messages.js';
 import type { NodeGroup } from './node-group.js';
-import type { PeerAuth } from './peer-auth.js';
-import { NOT_A_PEER } from './peer-auth.js';
+import { requireMember, type PeerAuth } from './peer-auth.js';
 import { summaryPage, type ReplicaStore } from './replica-store.js';
 import type { Synchronizer } from './synchronizer.js';
-
-/** The sender must prove the group key AND be a member in this node's view (replaced ids are not). */
-function requireMember(op: Operation, auth: PeerAuth, group: NodeGroup, what: string): string {
-  const id = auth.requirePeer(op, what);
-  const n = group.node(id);
-  if (!n || n.status === 'REPLACED') fail('FORBIDDEN', `${what} ${NOT_A_PEER}: ${id} is not a member`);
-  return id;
-}
 
 function writerOf(host: Host, factoryLink: unknown): FactoryService {
   const f = typeof factoryLink === 'string' ? host.service(factoryLink) : undefined;

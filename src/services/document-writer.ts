@@ -48,7 +48,7 @@ export interface Pending {
  * Node groups (src/cluster) hook in here: before versions are committed locally they are replicated
  * to the group; the promise resolves once the quorum acknowledged them. Throwing fails the write
  * and nothing is committed; an error with `details: ['SHOULD_RETRY']` makes the writer run the
- * whole write again once (the hook first brought this node's copy up to date).
+ * whole write again, at most twice (the hook first brought this node's copy up to date).
  */
 export interface ReplicationHook {
   replicate(writer: DocumentWriter, pending: readonly Pending[]): Promise<void>;
