@@ -190,7 +190,7 @@ export class AuthFactoryService extends FactoryService {
   }
 
   /** The id a POST without documentSelfLink gets (undefined: a generated one). */
-  defaultSelfLink(body: Doc): string | undefined {
+  override defaultSelfLink(body: Doc): string | undefined {
     return this.defaultId?.(body);
   }
 

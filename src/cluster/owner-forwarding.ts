@@ -45,7 +45,8 @@ function routeOf(host: Host, op: Operation): Route | undefined {
   if (direct) {
     if (!(direct instanceof FactoryService) || op.action !== 'POST') return undefined;
     const body = op.bodyObject();
-    const link = direct.writer.childLinkFor(body?.['documentSelfLink'], op.hasPragma(Pragma.FROM_MIGRATION));
+    const given = body?.['documentSelfLink'] ?? (body ? direct.defaultSelfLink(body) : undefined);
+    const link = direct.writer.childLinkFor(given, op.hasPragma(Pragma.FROM_MIGRATION));
     const id = link.slice(direct.link.length + 1);
     // The owner was chosen for this link, so the factory must create exactly this link: a generated
     // id is written into the request's (cached) body for the local path too.

@@ -27,6 +27,11 @@ export class FactoryService implements Service {
     this.writer = new DocumentWriter(host, def);
   }
 
+  /** The id a POST without documentSelfLink gets; undefined: a generated one (subclasses derive ids). */
+  defaultSelfLink(_body: Doc): string | undefined {
+    return undefined;
+  }
+
   private input(op: Operation): WriteInput {
     return {
       body: op.bodyObject() ?? {},
