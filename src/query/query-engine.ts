@@ -26,10 +26,14 @@ export interface QueryPlan {
   readScope?: ReadScope | undefined;
 }
 
-const DEFAULT_ORDER: SortKey[] = [
+/**
+ * Xenon's default order: version descending; ties newest first (krypton — Xenon's ties follow its
+ * Lucene index). Both keys descending so pages seek the (factory, version, id) index.
+ */
+export const DEFAULT_ORDER: readonly SortKey[] = Object.freeze([
   { expr: 'd.version', params: [], desc: true, name: 'documentVersion' },
-  { expr: 'd.id', params: [], desc: false, name: '' },
-];
+  { expr: 'd.id', params: [], desc: true, name: '' },
+]);
 
 export function hasOption(spec: QuerySpecification, option: string): boolean {
   return spec.options?.includes(option as never) ?? false;
@@ -39,7 +43,7 @@ export function hasOption(spec: QuerySpecification, option: string): boolean {
 export function planQuery(spec: QuerySpecification, extra?: Query): QueryPlan {
   const query: Query = extra ? { occurance: 'MUST_OCCUR', booleanClauses: [spec.query!, extra] } : spec.query!;
   const where = compileWhere(query);
-  const keys = spec.sortTerm ? compileSort(spec) : DEFAULT_ORDER;
+  const keys = spec.sortTerm ? compileSort(spec) : [...DEFAULT_ORDER];
   return { spec, where, keys };
 }
 
@@ -72,20 +76,27 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
     const row = host.store.get<{ n: number }>(`SELECT count(*) AS n FROM docs d WHERE ${conds.join(' AND ')}`, params);
     return { links: [], documents: undefined, count: row?.n ?? 0, after: undefined, queryTimeMicros: micros(started) };
   }
-  if (after) {
-    const k = keysetCondition(plan.keys, after);
-    conds.push(`(${k.sql})`);
-    params.push(...k.params);
-  }
   const keyCols = plan.keys.map((k, i) => `${k.expr} AS k${i}`);
   const keyParams = plan.keys.flatMap((k) => k.params);
   const order = plan.keys.map((k) => `${k.expr} ${k.desc ? 'DESC' : 'ASC'}`).join(', ');
   const orderParams = plan.keys.flatMap((k) => k.params);
   const expand = hasOption(spec, 'EXPAND_CONTENT') || hasOption(spec, 'EXPAND_SELECTED_FIELDS') || hasOption(spec, 'EXPAND_BUILTIN_CONTENT_ONLY');
-  const sql = `SELECT d.link, d.version${expand || plan.ownerFilter ? ', d.json' : ''}, ${keyCols.join(', ')} FROM docs d
-    WHERE ${conds.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`;
+  const fetch = (cond: { sql: string; params: readonly unknown[] } | undefined, n: number) => {
+    const where = cond ? [...conds, `(${cond.sql})`] : conds;
+    const sql = `SELECT d.link, d.version${expand || plan.ownerFilter ? ', d.json' : ''}, ${keyCols.join(', ')} FROM docs d
+    WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`;
+    return host.store.all<Record<string, unknown>>(sql, [...keyParams, ...params, ...(cond?.params ?? []), ...orderParams, n, after ? 0 : offset]);
+  };
   const fetchLimit = plan.ownerFilter ? limit * 4 + 1 : limit + 1;
-  const rows = host.store.all<Record<string, unknown>>(sql, [...keyParams, ...params, ...orderParams, fetchLimit, offset]);
+  let rows: Record<string, unknown>[];
+  if (!after) rows = fetch(undefined, fetchLimit);
+  else if (twoColumns(plan.keys, after)) {
+    // Keyset over (a, b) in one direction, as two index seeks: the rest of a's group, then beyond a.
+    const [a, b] = plan.keys as [SortKey, SortKey];
+    const cmp = a.desc ? '<' : '>';
+    rows = fetch({ sql: `${a.expr} = ? AND ${b.expr} ${cmp} ?`, params: [after[0], after[1]] }, fetchLimit);
+    if (rows.length < fetchLimit) rows = rows.concat(fetch({ sql: `${a.expr} ${cmp} ?`, params: [after[0]] }, fetchLimit - rows.length));
+  } else rows = fetch(keysetCondition(plan.keys, after), fetchLimit);
   const links: string[] = [];
   const documents = expand ? new Map<string, string>() : undefined;
   let last: Record<string, unknown> | undefined;
@@ -104,6 +115,11 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   if (!more && plan.ownerFilter && rows.length === fetchLimit) more = true;
   const cursor = more && last ? plan.keys.map((_, i) => last![`k${i}`]) : undefined;
   return { links, documents, count: links.length, after: cursor, queryTimeMicros: micros(started) };
+}
+
+/** Two plain column keys sorted the same way, with a non-null cursor: pages seek an index. */
+function twoColumns(keys: readonly SortKey[], after: readonly unknown[]): boolean {
+  return keys.length === 2 && keys.every((k) => k.params.length === 0 && /^d\.\w+$/.test(k.expr) && k.desc === keys[0]!.desc) && after.every((v) => v !== null && v !== undefined);
 }
 
 /** The factory a query is confined to by a MUST `documentSelfLink` PREFIX `<factory>/` clause. */

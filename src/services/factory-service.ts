@@ -5,7 +5,7 @@ import { JsonStream, Pragma, RawJson, type Operation, type ReadScope, type Reply
 import type { Service } from '../core/service.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { DocumentWriter, type WriteInput } from './document-writer.js';
-import { runPage, type QueryPlan } from '../query/query-engine.js';
+import { DEFAULT_ORDER, runPage, type QueryPlan } from '../query/query-engine.js';
 import { odataFactoryQuery } from './odata-listing.js';
 import { configDocument, templateDocument, genericUtility } from './utility-handlers.js';
 
@@ -164,10 +164,7 @@ export class FactoryService implements Service {
       readScope,
       spec: { options: expand ? ['EXPAND_CONTENT'] : [] },
       where: { sql: 'd.factory = ?', params: [this.link] },
-      keys: [
-        { expr: 'd.version', params: [], desc: true, name: 'documentVersion' },
-        { expr: 'd.id', params: [], desc: false, name: '' },
-      ],
+      keys: [...DEFAULT_ORDER],
     };
     let after: unknown[] | undefined;
     do {
