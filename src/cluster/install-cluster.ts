@@ -12,7 +12,8 @@ import { clusterSettings } from './cluster-settings.js';
 import { Gossip } from './gossip.js';
 import { ImportRouter } from './import-router.js';
 import { NODE_GROUP_LINK, REPLICATION_LINK, SYNCH_LINK, nodeBaseUri } from './node-group-messages.js';
-import { NodeGroup, type MembershipDiff } from './node-group.js';
+import { NodeGroup } from './node-group.js';
+import { MemberStatus } from './member-status.js';
 import { NodeGroupService, NodeGroupsFactoryService } from './node-group-service.js';
 import { NodeSelectorService } from './node-selector-service.js';
 import { ownerForwardingFilter } from './owner-forwarding.js';
@@ -73,29 +74,7 @@ export function installCluster(host: Host): Cluster {
   const importService = host.service(MIGRATION_IMPORT_LINK);
   if (importService instanceof MigrationImportService) importService.importer = (f, d, h, ov, p, op) => router.route(f, d, h, ov, p, op);
 
-  let alone = true;
-  group.onChange((diff) => queueMicrotask(() => reactToMembership(diff)));
-  const reactToMembership = (diff: MembershipDiff) => {
-    diff.lost.forEach((id) => repairs.drop(id));
-    const reachable = group.replicationTargets();
-    // A node that was alone and meets an AVAILABLE group may hold stale data: it must not own
-    // anything before it pulled the group's documents. Same when the group had marked it UNAVAILABLE.
-    if (diff.selfMarkedUnavailable || (alone && reachable.some((n) => n.status === 'AVAILABLE'))) group.setSelfStatus('SYNCHRONIZING');
-    alone = reachable.length === 0;
-    if (group.self().status === 'SYNCHRONIZING') {
-      if (reachable.length > 0) synchronizer.request('joining the group');
-    } else if (diff.becameAvailable.length > 0 || diff.lost.length > 0) {
-      synchronizer.request(`membership change (available: ${diff.becameAvailable.join(',') || '-'}, lost: ${diff.lost.join(',') || '-'})`);
-    }
-  };
-  gossip.onRound = () => {
-    const now = host.clock.nowMicros();
-    if (group.self().status === 'SYNCHRONIZING' && !synchronizer.isRunning) {
-      if (group.replicationTargets().length > 0) synchronizer.request('joining the group');
-      else if (!gossip.hasPendingJoins() || now - gossip.startedMicros >= settings.nodeUnavailableTimeoutMicros) group.setSelfStatus('AVAILABLE');
-    }
-    void repairs.flush(group.replicationTargets());
-  };
+  new MemberStatus(host, group, gossip, synchronizer, repairs);
   host.addComponent({
     start: () => gossip.start(),
     stop: async () => {
