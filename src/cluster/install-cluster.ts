@@ -87,7 +87,7 @@ export function installCluster(host: Host): Cluster {
 
 /** Peer endpoints act as the system identity once the peer is verified (see peerFilter). */
 function isPeerEndpoint(op: Operation): boolean {
-  return op.path === REPLICATION_LINK || op.path === SYNCH_LINK || (op.path === NODE_GROUP_LINK && op.action !== 'GET');
+  return op.path === REPLICATION_LINK || op.path === SYNCH_LINK || op.path === NODE_GROUP_LINK;
 }
 
 /**
