@@ -196,7 +196,7 @@ export class Gossip {
   }
 
   private timeoutMs(): number {
-    return Math.ceil(this.settings.peerRequestTimeoutMicros / 1000);
+    return this.group.peerTimeoutMs();
   }
 }
 

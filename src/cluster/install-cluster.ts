@@ -18,7 +18,7 @@ import { NodeGroupService, NodeGroupsFactoryService } from './node-group-service
 import { NodeSelectorService } from './node-selector-service.js';
 import { ownerForwardingFilter } from './owner-forwarding.js';
 import { PeerAuth, peerFilter } from './peer-auth.js';
-import { PeerClient } from './peer-client.js';
+import { clientCredentials, PeerClient } from './peer-client.js';
 import { ReplicationService, SynchService } from './peer-services.js';
 import { RepairQueue } from './repair-queue.js';
 import { ReplicaStore } from './replica-store.js';
@@ -47,8 +47,7 @@ export function installCluster(host: Host): Cluster {
   const group = new NodeGroup(host, settings, auth.protocolVersion);
   const client = new PeerClient(auth);
   const replicas = new ReplicaStore(host);
-  const timeoutMs = () => Math.ceil(settings.peerRequestTimeoutMicros / 1000);
-  const repairs = new RepairQueue(host, client, timeoutMs);
+  const repairs = new RepairQueue(host, client, () => group.peerTimeoutMs());
   const synchronizer = new Synchronizer(host, group, client, replicas);
   const replicator = new Replicator(host, group, client, replicas, repairs, () => synchronizer.request('a replica held a copy the owner had not seen'));
   const gossip = new Gossip(host, group, client);
@@ -106,8 +105,7 @@ function wireQueries(host: Host, group: NodeGroup, client: PeerClient): void {
     pages.forwarder = async (peerId, op, pagePath) => {
       const peer = group.node(peerId);
       if (!peer || peerId === host.id) return undefined;
-      const headers: Record<string, string> = {};
-      for (const h of ['x-xenon-auth-token', 'authorization', 'cookie']) if (typeof op.headers[h] === 'string') headers[h] = op.headers[h] as string;
+      const headers = clientCredentials(op.headers);
       const limit = op.query.get('$limit');
       const res = await client.send(`${nodeBaseUri(peer)}${pagePath}${limit ? `?$limit=${encodeURIComponent(limit)}` : ''}`, { method: 'GET', headers, timeoutMs: Math.ceil(group.settings.operationTimeoutMicros / 1000), signed: false });
       return { status: res.status, body: new RawJson(res.text) };

@@ -35,7 +35,7 @@ export function ownerForwardingFilter(host: Host, group: NodeGroup, client: Peer
     const route = routeOf(host, group, op);
     if (!route) return undefined;
     if (op.action === 'GET' && op.hasPragma(Pragma.NO_FORWARD)) return undefined;
-    return forward(host, group, client, op, route);
+    return forward(group, client, op, route);
   };
 }
 
@@ -70,7 +70,7 @@ function routeOf(host: Host, group: NodeGroup, op: Operation): Route | undefined
   return host.service(parent) instanceof FactoryService ? { key: path } : undefined;
 }
 
-async function forward(host: Host, group: NodeGroup, client: PeerClient, op: Operation, route: Route): Promise<Reply | undefined> {
+async function forward(group: NodeGroup, client: PeerClient, op: Operation, route: Route): Promise<Reply | undefined> {
   const settings = group.settings;
   const deadline = Date.now() + settings.operationTimeoutMicros / 1000;
   const parsed = route.createBody ?? (op.hasBody() ? op.body() : undefined);
