@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeness, fnvHashSigned, hashNodes, selectNodes } from '../src/cluster/consistent-hashing.js';
+import { closeness, fnvHashSigned, fnvHashSignedReference, hashNodes, selectNodes } from '../src/cluster/consistent-hashing.js';
 import { mergeGroup, type GroupView } from '../src/cluster/node-group-merge.js';
 import { NodeProps, type NodeState } from '../src/cluster/node-group-messages.js';
 import { defaultQuorum, normalizePeerNodes } from '../src/cluster/cluster-settings.js';
@@ -15,6 +15,16 @@ describe("owner selection reproduces Xenon's consistent hashing (spec B.2 test v
     assert.equal(fnvHashSigned('host-2'), -4222072839581440195n);
     assert.equal(fnvHashSigned('host-3'), -4222635789535084227n);
     assert.equal(fnvHashSigned('/core/examples/foo'), 8477909326081282349n);
+  });
+
+  it('hashes on 32-bit halves exactly as the BigInt reference does, for any UTF-16 text', () => {
+    let seed = 42;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 5000; i++) {
+      let s = '';
+      for (let j = rnd(48); j > 0; j--) s += String.fromCharCode(rnd(3) === 0 ? rnd(65536) : 32 + rnd(95));
+      assert.equal(fnvHashSigned(s), fnvHashSignedReference(s), JSON.stringify(s));
+    }
   });
 
   it('orders nodes by |(nodeHash − keyHash)²| with wrapping arithmetic', () => {

@@ -180,7 +180,8 @@ export class Gossip {
    * authenticated step) comes before the merge, so a refused join leaves this node's view as it was.
    */
   private async joinOnce(ref: string): Promise<void> {
-    const remote = await this.client.json<NodeGroupState>(ref, { method: 'GET', timeoutMs: this.timeoutMs(), signed: false });
+    // Signed: with auth on, a member answers its group state to peers (as the system identity) only.
+    const remote = await this.client.json<NodeGroupState>(ref, { method: 'GET', timeoutMs: this.timeoutMs() });
     const owner = remote.nodes?.[remote.documentOwner];
     const theirs = owner?.customProperties?.[NodeProps.PROTOCOL];
     const ours = this.group.self().customProperties[NodeProps.PROTOCOL];
@@ -195,7 +196,7 @@ export class Gossip {
   }
 
   private timeoutMs(): number {
-    return Math.ceil(this.settings.peerRequestTimeoutMicros / 1000);
+    return this.group.peerTimeoutMs();
   }
 }
 

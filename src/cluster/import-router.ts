@@ -7,9 +7,8 @@ import { FactoryService } from '../services/factory-service.js';
 import { importIntoFactory, MIGRATION_IMPORT_LINK } from '../migration/migration-import-service.js';
 import { nodeBaseUri } from './node-group-messages.js';
 import type { NodeGroup, Owner } from './node-group.js';
-import { remoteError, wasNotSent, type PeerClient } from './peer-client.js';
+import { clientCredentials, remoteError, wasNotSent, type PeerClient } from './peer-client.js';
 
-const PASSED_HEADERS = ['x-xenon-auth-token', 'authorization', 'cookie'];
 
 /**
  * Migration imports on a group: every document of a batch goes to its owner (sub-batches are
@@ -60,11 +59,7 @@ export class ImportRouter {
   }
 
   private async remote(owner: Owner, factoryLink: string, documents: Doc[], history: boolean, overwrite: boolean, op: Operation | undefined): Promise<ImportOutcome[]> {
-    const headers: Record<string, string> = { pragma: Pragma.FORWARDED };
-    for (const h of PASSED_HEADERS) {
-      const v = op?.headers[h];
-      if (typeof v === 'string') headers[h] = v;
-    }
+    const headers = { ...clientCredentials(op?.headers), pragma: Pragma.FORWARDED };
     const url = `${nodeBaseUri(owner)}${MIGRATION_IMPORT_LINK}`;
     const res = await this.client.send(url, { method: 'POST', body: { destinationFactoryLink: factoryLink, documents, history, overwrite }, headers, timeoutMs: this.group.settings.operationTimeoutMicros / 1000 });
     const parsed = res.text ? (JSON.parse(res.text) as { outcomes?: ImportOutcome[] }) : undefined;

@@ -12,12 +12,13 @@ import { clusterSettings } from './cluster-settings.js';
 import { Gossip } from './gossip.js';
 import { ImportRouter } from './import-router.js';
 import { NODE_GROUP_LINK, REPLICATION_LINK, SYNCH_LINK, nodeBaseUri } from './node-group-messages.js';
-import { NodeGroup, type MembershipDiff } from './node-group.js';
+import { NodeGroup } from './node-group.js';
+import { MemberStatus } from './member-status.js';
 import { NodeGroupService, NodeGroupsFactoryService } from './node-group-service.js';
 import { NodeSelectorService } from './node-selector-service.js';
 import { ownerForwardingFilter } from './owner-forwarding.js';
 import { PeerAuth, peerFilter } from './peer-auth.js';
-import { PeerClient } from './peer-client.js';
+import { clientCredentials, PeerClient } from './peer-client.js';
 import { ReplicationService, SynchService } from './peer-services.js';
 import { RepairQueue } from './repair-queue.js';
 import { ReplicaStore } from './replica-store.js';
@@ -46,8 +47,7 @@ export function installCluster(host: Host): Cluster {
   const group = new NodeGroup(host, settings, auth.protocolVersion);
   const client = new PeerClient(auth);
   const replicas = new ReplicaStore(host);
-  const timeoutMs = () => Math.ceil(settings.peerRequestTimeoutMicros / 1000);
-  const repairs = new RepairQueue(host, client, timeoutMs);
+  const repairs = new RepairQueue(host, client, () => group.peerTimeoutMs());
   const synchronizer = new Synchronizer(host, group, client, replicas);
   const replicator = new Replicator(host, group, client, replicas, repairs, () => synchronizer.request('a replica held a copy the owner had not seen'));
   const gossip = new Gossip(host, group, client);
@@ -73,29 +73,7 @@ export function installCluster(host: Host): Cluster {
   const importService = host.service(MIGRATION_IMPORT_LINK);
   if (importService instanceof MigrationImportService) importService.importer = (f, d, h, ov, p, op) => router.route(f, d, h, ov, p, op);
 
-  let alone = true;
-  group.onChange((diff) => queueMicrotask(() => reactToMembership(diff)));
-  const reactToMembership = (diff: MembershipDiff) => {
-    diff.lost.forEach((id) => repairs.drop(id));
-    const reachable = group.replicationTargets();
-    // A node that was alone and meets an AVAILABLE group may hold stale data: it must not own
-    // anything before it pulled the group's documents. Same when the group had marked it UNAVAILABLE.
-    if (diff.selfMarkedUnavailable || (alone && reachable.some((n) => n.status === 'AVAILABLE'))) group.setSelfStatus('SYNCHRONIZING');
-    alone = reachable.length === 0;
-    if (group.self().status === 'SYNCHRONIZING') {
-      if (reachable.length > 0) synchronizer.request('joining the group');
-    } else if (diff.becameAvailable.length > 0 || diff.lost.length > 0) {
-      synchronizer.request(`membership change (available: ${diff.becameAvailable.join(',') || '-'}, lost: ${diff.lost.join(',') || '-'})`);
-    }
-  };
-  gossip.onRound = () => {
-    const now = host.clock.nowMicros();
-    if (group.self().status === 'SYNCHRONIZING' && !synchronizer.isRunning) {
-      if (group.replicationTargets().length > 0) synchronizer.request('joining the group');
-      else if (!gossip.hasPendingJoins() || now - gossip.startedMicros >= settings.nodeUnavailableTimeoutMicros) group.setSelfStatus('AVAILABLE');
-    }
-    void repairs.flush(group.replicationTargets());
-  };
+  new MemberStatus(host, group, gossip, synchronizer, repairs);
   host.addComponent({
     start: () => gossip.start(),
     stop: async () => {
@@ -108,7 +86,7 @@ export function installCluster(host: Host): Cluster {
 
 /** Peer endpoints act as the system identity once the peer is verified (see peerFilter). */
 function isPeerEndpoint(op: Operation): boolean {
-  return op.path === REPLICATION_LINK || op.path === SYNCH_LINK || (op.path === NODE_GROUP_LINK && op.action !== 'GET');
+  return op.path === REPLICATION_LINK || op.path === SYNCH_LINK || op.path === NODE_GROUP_LINK;
 }
 
 /**
@@ -127,8 +105,7 @@ function wireQueries(host: Host, group: NodeGroup, client: PeerClient): void {
     pages.forwarder = async (peerId, op, pagePath) => {
       const peer = group.node(peerId);
       if (!peer || peerId === host.id) return undefined;
-      const headers: Record<string, string> = {};
-      for (const h of ['x-xenon-auth-token', 'authorization', 'cookie']) if (typeof op.headers[h] === 'string') headers[h] = op.headers[h] as string;
+      const headers = clientCredentials(op.headers);
       const limit = op.query.get('$limit');
       const res = await client.send(`${nodeBaseUri(peer)}${pagePath}${limit ? `?$limit=${encodeURIComponent(limit)}` : ''}`, { method: 'GET', headers, timeoutMs: Math.ceil(group.settings.operationTimeoutMicros / 1000), signed: false });
       return { status: res.status, body: new RawJson(res.text) };

@@ -19,7 +19,7 @@ import {
 } from './node-group-messages.js';
 import type { NodeGroup } from './node-group.js';
 import type { PeerAuth } from './peer-auth.js';
-import type { PeerClient } from './peer-client.js';
+import { clientCredentials, type PeerClient } from './peer-client.js';
 
 const STATUSES = new Set(['UNKNOWN', 'UNAVAILABLE', 'AVAILABLE', 'SYNCHRONIZING', 'REPLACED']);
 
@@ -93,11 +93,11 @@ export class NodeGroupService implements Service {
     if (!req.isGroupUpdate) return { status: 200, body: this.group.state() };
     const peers = this.group.peers().filter((n) => n.status === 'AVAILABLE');
     const forward: UpdateQuorumRequest = { kind: Kinds.UPDATE_QUORUM_REQUEST, isGroupUpdate: false, membershipQuorum: req.membershipQuorum ?? null, locationQuorum: req.locationQuorum ?? null };
-    const auth = pickHeaders(op, ['x-xenon-auth-token', 'authorization', 'cookie']);
+    const auth = clientCredentials(op.headers);
     const results = await Promise.allSettled(
       peers.map((p) => {
         if (req.membershipQuorum != null) this.group.setPeerQuorum(p.id, req.membershipQuorum);
-        return this.client.json(p.groupReference, { method: 'PATCH', body: forward, headers: auth, timeoutMs: Math.ceil(this.group.settings.peerRequestTimeoutMicros / 1000) });
+        return this.client.json(p.groupReference, { method: 'PATCH', body: forward, headers: auth, timeoutMs: this.group.peerTimeoutMs() });
       }),
     );
     const failed = results.filter((r) => r.status === 'rejected').length;
@@ -128,13 +128,4 @@ function checkNode(n: Doc): NodeState {
     Number.isInteger(n['membershipQuorum']);
   if (!ok) fail('VALIDATION', 'a NodeState needs id, groupReference, status, documentVersion and membershipQuorum');
   return { options: ['PEER'], locationQuorum: 1, customProperties: {}, documentExpirationTimeMicros: 0, documentUpdateTimeMicros: 0, documentKind: Kinds.NODE_STATE, documentSelfLink: `${NODE_GROUP_LINK}/${String(n['id'])}`, ...n } as unknown as NodeState;
-}
-
-function pickHeaders(op: Operation, names: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const n of names) {
-    const v = op.headers[n];
-    if (typeof v === 'string') out[n] = v;
-  }
-  return out;
 }

@@ -141,6 +141,11 @@ export class NodeGroup {
     return this.self().membershipQuorum;
   }
 
+  /** `--peerRequestTimeoutMicros` in milliseconds (every request to a peer). */
+  peerTimeoutMs(): number {
+    return Math.ceil(this.settings.peerRequestTimeoutMicros / 1000);
+  }
+
   /**
    * Nodes that may own documents: AVAILABLE members (not observers). krypton differs from Xenon here:
    * a SYNCHRONIZING node is not chosen as owner until its synchronization finished, so a restarted

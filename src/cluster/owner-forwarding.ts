@@ -32,21 +32,26 @@ export function ownerForwardingFilter(host: Host, group: NodeGroup, client: Peer
   return async (op) => {
     // Already forwarded by a member (peerFilter verified it): this node handles it.
     if (op.hasPragma(Pragma.FORWARDED)) return undefined;
-    const route = routeOf(host, op);
+    const route = routeOf(host, group, op);
     if (!route) return undefined;
     if (op.action === 'GET' && op.hasPragma(Pragma.NO_FORWARD)) return undefined;
-    return forward(host, group, client, op, route);
+    return forward(group, client, op, route);
   };
 }
 
-function routeOf(host: Host, op: Operation): Route | undefined {
+function routeOf(host: Host, group: NodeGroup, op: Operation): Route | undefined {
   const path = op.path;
   const direct = host.service(path);
   if (direct) {
     if (!(direct instanceof FactoryService) || op.action !== 'POST') return undefined;
     const body = op.bodyObject();
     const given = body?.['documentSelfLink'] ?? (body ? direct.defaultSelfLink(body) : undefined);
-    const link = direct.writer.childLinkFor(given, op.hasPragma(Pragma.FROM_MIGRATION));
+    let link = direct.writer.childLinkFor(given, op.hasPragma(Pragma.FROM_MIGRATION));
+    // A link the client left to the host: like Xenon, an id generated here (hash of this host's id +
+    // time); among the next few, one this node owns, so the create needs no hop to another member.
+    if ((given === undefined || given === null || given === '') && body) {
+      for (let i = 0; i < 4 * group.ownerCandidateCount() && !group.isLocalOwner(link); i++) link = direct.writer.childLinkFor(undefined, false);
+    }
     const id = link.slice(direct.link.length + 1);
     // The owner was chosen for this link, so the factory must create exactly this link: a generated
     // id is written into the request's (cached) body for the local path too.
@@ -65,7 +70,7 @@ function routeOf(host: Host, op: Operation): Route | undefined {
   return host.service(parent) instanceof FactoryService ? { key: path } : undefined;
 }
 
-async function forward(host: Host, group: NodeGroup, client: PeerClient, op: Operation, route: Route): Promise<Reply | undefined> {
+async function forward(group: NodeGroup, client: PeerClient, op: Operation, route: Route): Promise<Reply | undefined> {
   const settings = group.settings;
   const deadline = Date.now() + settings.operationTimeoutMicros / 1000;
   const parsed = route.createBody ?? (op.hasBody() ? op.body() : undefined);

@@ -18,6 +18,18 @@ export interface PeerResponse {
   text: string;
 }
 
+/** Headers that carry a client's identity; passed on when a member acts for that client. */
+const CREDENTIAL_HEADERS = ['x-xenon-auth-token', 'authorization', 'cookie'];
+
+export function clientCredentials(headers: Readonly<Record<string, string | string[] | undefined>> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of CREDENTIAL_HEADERS) {
+    const v = headers?.[h];
+    if (typeof v === 'string') out[h] = v;
+  }
+  return out;
+}
+
 /** Transport failures where the request was certainly not processed (safe to retry elsewhere). */
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND']);
 

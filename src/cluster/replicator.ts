@@ -171,6 +171,6 @@ export class Replicator implements ReplicationHook {
   }
 
   private timeoutMs(): number {
-    return Math.ceil(this.group.settings.peerRequestTimeoutMicros / 1000);
+    return this.group.peerTimeoutMs();
   }
 }

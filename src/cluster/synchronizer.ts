@@ -171,7 +171,7 @@ export class Synchronizer {
   }
 
   private timeoutMs(): number {
-    return Math.ceil(this.group.settings.peerRequestTimeoutMicros / 1000);
+    return this.group.peerTimeoutMs();
   }
 }
 
