@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
-import { assertSameDocuments, createExamples, waitForStage } from './support/data.js';
+import { assertSameDocuments, blueGreenSuite, createExamples, waitForStage } from './support/data.js';
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -18,15 +18,10 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 }
 
 describe('krypton migrate (CLI) and task lifecycle edges', () => {
+  const hosts = blueGreenSuite(300, 'cli', { before, after });
   let blue: RunningHost;
   let green: RunningHost;
-  before(async () => {
-    [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
-    await createExamples(blue.uri, 300, 'cli');
-  });
-  after(async () => {
-    await Promise.all([blue.stop(), green.stop()]);
-  });
+  before(() => ({ blue, green } = hosts));
 
   it('migrates a factory, prints plain progress lines off a terminal, and exits 0 when FINISHED', async () => {
     const r = await run(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);

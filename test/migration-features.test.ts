@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ROOT, http, startHost, waitFor, type RunningHost } from './support/hosts.js';
-import { assertSameDocuments, createExamples, snapshot, waitForStage } from './support/data.js';
+import { assertSameDocuments, blueGreenSuite, createExamples, snapshot, waitForStage } from './support/data.js';
 
 const task = (blue: RunningHost, green: RunningHost, extra: Record<string, unknown> = {}) => ({
   sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
@@ -19,15 +19,10 @@ async function migrate(green: RunningHost, body: unknown): Promise<any> {
 }
 
 describe('migration task: state, validation, selection, options', () => {
+  const hosts = blueGreenSuite(40, 'sel', { before, after });
   let blue: RunningHost;
   let green: RunningHost;
-  before(async () => {
-    [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
-    await createExamples(blue.uri, 40, 'sel');
-  });
-  after(async () => {
-    await Promise.all([blue.stop(), green.stop()]);
-  });
+  before(() => ({ blue, green } = hosts));
 
   it("rejects an invalid task with Xenon's messages and starts nothing", async () => {
     const r = await http('POST', `${green.uri}/management/migration-tasks`, { sourceFactoryLink: '/core/examples' });

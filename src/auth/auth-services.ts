@@ -68,12 +68,17 @@ export const UserService = defineStatefulService<Doc>({
   },
 });
 
+/** Create and PUT of a group document (user or resource group): its `query` is validated. */
+const queryGroupWrites = {
+  create: ({ body, fromMigration }: { body: Doc; fromMigration: boolean }) => ({ ...userFields(body), query: checkedQuery(body['query'], 'query', fromMigration) }),
+  put: ({ body }: { body: Doc }) => ({ ...userFields(body), query: checkedQuery(body['query'], 'query', false) }),
+};
+
 export const UserGroupService = defineStatefulService<Doc>({
   factoryLink: USER_GROUPS_LINK,
   documentKind: USER_GROUP_KIND,
   idempotentPost: true,
-  create: ({ body, fromMigration }) => ({ ...userFields(body), query: checkedQuery(body['query'], 'query', fromMigration) }),
-  put: ({ body }) => ({ ...userFields(body), query: checkedQuery(body['query'], 'query', false) }),
+  ...queryGroupWrites,
   patch: ({ current, body }) => {
     const next = merge(current, body);
     return { ...next, query: checkedQuery(next['query'], 'query', false) };
@@ -84,8 +89,7 @@ export const ResourceGroupService = defineStatefulService<Doc>({
   factoryLink: RESOURCE_GROUPS_LINK,
   documentKind: RESOURCE_GROUP_KIND,
   idempotentPost: true,
-  create: ({ body, fromMigration }) => ({ ...userFields(body), query: checkedQuery(body['query'], 'query', fromMigration) }),
-  put: ({ body }) => ({ ...userFields(body), query: checkedQuery(body['query'], 'query', false) }),
+  ...queryGroupWrites,
   patch: ({ current, body }) => {
     if (body['kind'] === PATCH_QUERY_REQUEST_KIND) return { ...userFields(current), query: patchQuery(current['query'] as Query, body) };
     const next = merge(current, body);

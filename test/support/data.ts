@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { http, waitFor } from './hosts.js';
+import { http, startHost, waitFor, type RunningHost } from './hosts.js';
 
 /** Creates n examples through the public POST, `concurrency` at a time. */
 export async function createExamples(base: string, n: number, prefix = 'ex', concurrency = 16, factory = '/core/examples'): Promise<void> {
@@ -41,4 +41,20 @@ export async function waitForStage(base: string, taskLink: string, stages: strin
     const r = await http('GET', `${base}${taskLink}`);
     return stages.includes(r.json?.taskInfo?.stage) ? r.json : undefined;
   }, `task ${taskLink} to reach ${stages.join('/')}`, timeoutMs);
+}
+
+/**
+ * A blue and a green host for a describe block, blue seeded with `count` examples:
+ * call in the suite body; the hosts are started before and stopped after its tests.
+ */
+export function blueGreenSuite(count: number, prefix: string, hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void }): { blue: RunningHost; green: RunningHost } {
+  const pair = {} as { blue: RunningHost; green: RunningHost };
+  hooks.before(async () => {
+    [pair.blue, pair.green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
+    await createExamples(pair.blue.uri, count, prefix);
+  });
+  hooks.after(async () => {
+    await Promise.all([pair.blue.stop(), pair.green.stop()]);
+  });
+  return pair;
 }
