@@ -1,6 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { appendFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { http, startHost, tempDir } from './support/hosts.js';
 
 /** Sends raw bytes (bad methods, broken JSON) the way a misbehaving client would. */
@@ -104,5 +106,57 @@ describe('bad input never crashes the host nor half-writes', () => {
     } finally {
       await again.stop();
     }
+  });
+
+  it('serves acknowledged writes before the index has them, and replays them from the commit log after kill -9', async () => {
+    const sandbox = tempDir();
+    // A flush delay of a minute: every write below stays in the commit log until a read needs the index.
+    const h = await startHost(['--indexFlushDelayMs=60000', '--logLevel=info'], { sandbox });
+    const acked = new Map<string, Record<string, unknown>>();
+    const keep = (r: { status: number; json: Record<string, unknown> }) => {
+      assert.equal(r.status, 200);
+      acked.set(r.json['documentSelfLink'] as string, r.json);
+    };
+    try {
+      keep(await http('POST', `${h.uri}/core/examples`, { name: 'read-own-write', documentSelfLink: 'row' }));
+      // A GET answers from the writes not yet applied; a query makes the index catch up first.
+      assert.equal((await http('GET', `${h.uri}/core/examples/row`)).json.name, 'read-own-write');
+      const q = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'read-own-write' } } } });
+      assert.deepEqual(q.json.results.documentLinks, ['/core/examples/row']);
+      // These are acknowledged but only logged when the process dies.
+      for (const r of await Promise.all(Array.from({ length: 40 }, (_, i) => http('POST', `${h.uri}/core/examples`, { name: `logged-${i}`, documentSelfLink: `logged-${i}`, counter: i })))) keep(r);
+      keep(await http('PATCH', `${h.uri}/core/examples/logged-0`, { counter: 100, tags: ['patched'] }));
+      keep(await http('PUT', `${h.uri}/core/examples/logged-1`, { name: 'replaced', counter: 7 }));
+      const deleted = await http('DELETE', `${h.uri}/core/examples/logged-2`);
+      assert.equal(deleted.status, 200);
+      acked.delete('/core/examples/logged-2');
+      assert.equal((await http('GET', `${h.uri}/core/examples/logged-0`)).json.counter, 100, 'a patch sees the logged version');
+    } finally {
+      await h.kill();
+    }
+    // A record cut short by the crash (never acknowledged) must not stop the replay.
+    const logDir = join(sandbox, 'commit-log');
+    const segments = readdirSync(logDir).sort();
+    assert.ok(segments.length > 0, 'the commit log holds the unapplied writes');
+    appendFileSync(join(logDir, segments.at(-1)!), '{"s":999999,"o":[{"t":"write","v":{"link":"/core/examples/torn"');
+    const again = await startHost(['--logLevel=info'], { sandbox });
+    try {
+      assert.match(again.output(), /replayed acknowledged writes from the commit log/);
+      for (const [link, doc] of acked) {
+        const r = await http('GET', `${again.uri}${link}`);
+        assert.equal(r.status, 200, link);
+        assert.deepEqual(r.json, doc, `${link} is exactly as acknowledged`);
+      }
+      assert.equal((await http('GET', `${again.uri}/core/examples/logged-2`)).status, 404, 'the delete was replayed');
+      assert.equal((await http('GET', `${again.uri}/core/examples/torn`)).status, 404);
+      const listed = (await http('GET', `${again.uri}/core/examples`)).json;
+      assert.equal(listed.documentLinks.length, acked.size);
+      const history = await http('GET', `${again.uri}/core/document-index?documentSelfLink=/core/examples/logged-0&documentVersion=0`);
+      assert.equal(history.status, 200);
+      assert.equal(history.json.counter, 0, 'both versions of the patched document were replayed');
+    } finally {
+      assert.equal(await again.stop(), 0);
+    }
+    assert.deepEqual(readdirSync(logDir), [], 'a clean stop leaves an empty commit log');
   });
 });

@@ -145,6 +145,7 @@ export class PolicyEngine {
       this.statements.set(sql, stmt);
     }
     const args = version === undefined ? [link, ...scope.params] : [link, version, ...scope.params];
+    this.host.store.sync();
     return stmt.get(...args) !== undefined;
   }
 

@@ -32,6 +32,8 @@ export function ownerForwardingFilter(host: Host, group: NodeGroup, client: Peer
   return async (op) => {
     // Already forwarded by a member (peerFilter verified it): this node handles it.
     if (op.hasPragma(Pragma.FORWARDED)) return undefined;
+    // A group of one (or only observers besides this node): every link is owned here.
+    if (group.ownerCandidateCount() <= 1 && group.isLocalOwner('/')) return undefined;
     const route = routeOf(host, group, op);
     if (!route) return undefined;
     if (op.action === 'GET' && op.hasPragma(Pragma.NO_FORWARD)) return undefined;

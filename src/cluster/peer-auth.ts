@@ -111,6 +111,8 @@ export function requireMember(op: Operation, auth: PeerAuth, group: NodeGroup, w
  */
 export function peerFilter(auth: PeerAuth, group: NodeGroup, isPeerEndpoint: (op: Operation) => boolean, authorizationEnabled = false): RequestFilter {
   return async (op) => {
+    // The common client request: no pragma and no peer identity to check.
+    if (op.pragmas.size === 0 && op.headers[PeerHeaders.ID] === undefined) return undefined;
     const peer = auth.verify(op);
     // With auth on and no peer signature, the auth filter decides: it accepts replication and
     // synchronization pragmas only from the system identity (a token under the shared key).

@@ -33,6 +33,8 @@ export interface HostOptions {
   requestPayloadSizeLimit: number;
   /** Period of host maintenance (expiration purge, task expiry). */
   maintenanceIntervalMicros: number;
+  /** Longest wait of a logged write before the index applies it (see store/commit-queue.ts). */
+  indexFlushDelayMs: number;
   /** Default lifetime of query tasks and their pages. */
   queryTaskExpirationMicros: number;
   /** Default migration task maintenance interval (continuous re-runs). */
@@ -60,6 +62,7 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   services: [],
   requestPayloadSizeLimit: 64 * 1024 * 1024,
   maintenanceIntervalMicros: 1_000_000,
+  indexFlushDelayMs: 10,
   queryTaskExpirationMicros: 600_000_000,
   migrationIntervalMicros: 60_000_000,
   logLevel: 'info',
@@ -148,7 +151,11 @@ export class Host {
 
   /** Opens the sandbox, starts every service and listens. */
   async start(install: (host: Host) => Promise<void> | void): Promise<void> {
-    this.store = SqliteStore.open(this.options.sandbox);
+    this.store = SqliteStore.open(this.options.sandbox, { flushDelayMs: this.options.indexFlushDelayMs });
+    const { writes, failed } = this.store.replayed;
+    if (writes > 0) this.log.info({ writes, failed: failed.length }, 'replayed acknowledged writes from the commit log into the index');
+    for (const error of failed.slice(0, 10)) this.log.error({ error }, 'a logged write could not be replayed');
+    this.store.commits.onApplyError = (error, ops) => this.log.error({ error, links: ops.flatMap((o) => (o.t === 'write' ? [o.v.link] : o.t === 'purge' ? [o.link] : [])) }, 'an acknowledged write could not be applied to the index');
     this.id = this.options.id ?? this.store.getMeta('hostId') ?? randomUUID();
     this.store.setMeta('hostId', this.id);
     this.idPrefix = xenonFnv64(this.id).toString(16);

@@ -8,6 +8,7 @@ import type { Operation } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import type { StoredVersion } from '../store/sqlite-store.js';
 import type { WireVersion, WriteOp } from '../store/write-ops.js';
+import type { Durability } from '../store/commit-queue.js';
 
 /** Xenon's id rule: A–Z a–z 0–9 and - _ . ~ ? # [ ] @ ! $ & ' ( ) * + , ; = : */
 const VALID_ID = /^[A-Za-z0-9\-_.~?#[\]@!$&'()*+,;=:]+$/;
@@ -129,7 +130,7 @@ export class DocumentWriter {
       const state = await this.runCreate(input);
       const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
       input.op?.authz?.checkWrite('POST', doc, undefined);
-      await this.commitReplicated([{ doc, purgeFirst, isNew: existing === undefined }]);
+      await this.commitReplicated([{ doc, purgeFirst, isNew: existing === undefined }], 'logged');
       return doc;
     });
   }
@@ -174,7 +175,7 @@ export class DocumentWriter {
     const now = this.host.clock.nowMicros();
     const doc = this.compose(state, link, existing.version + 1, action, now, input, expiration);
     input.op?.authz?.checkWrite(action, doc, current);
-    await this.commitReplicated([{ doc, purgeFirst: false }]);
+    await this.commitReplicated([{ doc, purgeFirst: false }], 'logged');
     return doc;
   }
 
@@ -317,9 +318,9 @@ export class DocumentWriter {
   }
 
   /** Replicates (node groups), then commits. */
-  private async commitReplicated(pending: Pending[]): Promise<void> {
+  private async commitReplicated(pending: Pending[], durability: Durability = 'applied'): Promise<void> {
     if (pending.length > 0 && this.replication) await this.replication.replicate(this, pending);
-    await this.commit(pending);
+    await this.commit(pending, durability);
   }
 
   private async retrying<T>(write: () => Promise<T>): Promise<T> {
@@ -332,8 +333,11 @@ export class DocumentWriter {
     }
   }
 
-  /** Commits versions atomically (group commit); resolves once durable. Storage failures become KRY_ERR_STORAGE. */
-  async commit(pending: Pending[]): Promise<void> {
+  /**
+   * Commits versions atomically (group commit); resolves once durable: 'logged' (a request's write:
+   * in the commit log) or 'applied' (in the index: batched imports). Storage failures become KRY_ERR_STORAGE.
+   */
+  async commit(pending: Pending[], durability: Durability = 'applied'): Promise<void> {
     if (pending.length === 0) return;
     const ops: WriteOp[] = [];
     for (const { doc, purgeFirst, isNew } of pending) {
@@ -357,7 +361,7 @@ export class DocumentWriter {
       ops.push({ t: 'write', v, retention: this.retention, knownNew: isNew === true || purgeFirst });
     }
     try {
-      await this.host.store.submit(ops);
+      await this.host.store.submit(ops, durability);
     } catch (cause) {
       throw kryptonError('STORAGE', `index write failed: ${(cause as Error).message}`, { cause });
     }

@@ -1,26 +1,82 @@
+import { kryptonError } from '../core/errors.js';
+import type { CommitLog } from './commit-log.js';
+import type { StoredVersion } from './sqlite-store.js';
 import type { WriteOp } from './write-ops.js';
 
-/** Runs a batch of op groups; resolves with per-group error messages (undefined = committed). */
-export type GroupExecutor = (groups: WriteOp[][]) => Promise<Array<string | undefined>>;
+/** The meta key holding the last commit-log sequence number applied to the index. */
+export const LOG_SEQ_KEY = 'commitLogSeq';
+/** Logged writes wait at most this long for the next batch (more time: larger, cheaper batches). */
+const DEFAULT_FLUSH_DELAY_MS = 10;
+/** Logged writes not yet applied, at most: above it a writer is answered once the backlog shrinks. */
+const MAX_BACKLOG = 20_000;
 
 /**
- * Group commit: writes submitted while the previous batch is being committed share the next
- * transaction, so the per-commit cost (WAL frames of every touched page) is paid once per batch.
- * One batch is in flight at a time; the busier the host, the larger the batches. A writer's
- * promise settles only after its batch committed, so a 2xx still means durable.
+ * Where batches are applied: the writer thread (or this thread). `post` starts applying one batch
+ * (all groups in one transaction); its per-group results come back through CommitQueue.onApplied.
+ */
+export interface WriterBackend {
+  post(id: number, groups: WriteOp[][]): void;
+  /** Blocks this thread until batch `id` is applied; false if the writer is gone. */
+  waitApplied(id: number): boolean;
+}
+
+/**
+ * 'applied': the promise settles once the ops are committed to the index (and rejects with the
+ * storage error). 'logged': once they are in the commit log (see commit-log.ts); the index catches
+ * up within milliseconds and reads see them at once (overlay, sync).
+ */
+export type Durability = 'logged' | 'applied';
+
+interface Entry {
+  ops: WriteOp[];
+  seq: number;
+  logged: boolean;
+  resolve?: () => void;
+  reject?: (e: Error) => void;
+}
+
+interface Batch {
+  id: number;
+  entries: Entry[];
+  lastSeq: number;
+  released: boolean;
+}
+
+/**
+ * Group commit: writes queued while a batch is being applied share the next transaction, so the
+ * per-commit cost (WAL frames of every touched page) is paid once per batch. One batch is in
+ * flight at a time except when a reader needs everything applied now (sync).
+ *
+ * With a commit log, request writes are 'logged': appended and answered at once, then applied in
+ * batches every few milliseconds. Until then the newest version of each such link is served from
+ * an in-memory overlay (getLatest), and every other read first waits for the index (sync), so a
+ * client always reads its own acknowledged writes.
  */
 export class CommitQueue {
-  private queue: Array<{ ops: WriteOp[]; resolve: () => void; reject: (e: Error) => void }> = [];
-  private inFlight: Promise<void> | undefined;
-  private scheduled = false;
+  private queue: Entry[] = [];
+  private readonly posted: Batch[] = [];
+  private nextBatchId = 1;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate = false;
+  private backlog = 0;
+  private backlogWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  private failure: Error | undefined;
+  /** Newest logged-but-unapplied version per link (null: purged). */
+  private readonly overlay = new Map<string, { seq: number; v: StoredVersion | null }>();
   private readonly listeners: Array<(ops: readonly WriteOp[]) => void> = [];
+  /** Called when a logged (already acknowledged) write could not be applied. */
+  onApplyError: (message: string, ops: readonly WriteOp[]) => void = () => undefined;
 
   constructor(
-    private readonly execute: GroupExecutor,
-    private readonly maxBatch = 1024,
+    private readonly backend: WriterBackend,
+    private readonly log: CommitLog | undefined,
+    private seq: number,
+    private readonly flushDelayMs = DEFAULT_FLUSH_DELAY_MS,
+    private readonly maxBatch = 2048,
   ) {}
 
-  /** Called with each group's ops after it committed, before its writer is answered. */
+  /** Called with each group's ops once durable (logged or committed), before its writer is answered. */
   onCommitted(listener: (ops: readonly WriteOp[]) => void): void {
     this.listeners.push(listener);
   }
@@ -29,44 +85,170 @@ export class CommitQueue {
     for (const l of this.listeners) l(ops);
   }
 
-  /** Queues ops to commit atomically; resolves once committed, rejects with the storage error. */
-  submit(ops: WriteOp[]): Promise<void> {
+  /** Queues ops to commit atomically (see Durability). Rejects with the storage error. */
+  submit(ops: WriteOp[], durability: Durability = 'applied'): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (durability === 'logged' && this.log) {
+      const seq = this.seq + 1;
+      try {
+        this.log.append(seq, ops);
+      } catch (cause) {
+        return Promise.reject(kryptonError('STORAGE', `commit log append failed: ${(cause as Error).message}`, { cause }));
+      }
+      this.seq = seq;
+      this.remember(seq, ops);
+      this.queue.push({ ops, seq, logged: true });
+      this.backlog++;
+      this.committed(ops);
+      this.schedule(this.queue.length >= this.maxBatch);
+      if (this.backlog <= MAX_BACKLOG) return Promise.resolve();
+      return new Promise((resolve) => this.backlogWaiters.push(resolve));
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ ops, resolve, reject });
-      this.schedule();
+      this.queue.push({ ops, seq: ++this.seq, logged: false, resolve, reject });
+      this.schedule(true);
     });
   }
 
-  private schedule(): void {
-    if (this.inFlight || this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      void this.flush();
+  /** The newest version of `link` among logged writes not yet in the index: undefined = ask the index. */
+  pendingLatest(link: string): StoredVersion | null | undefined {
+    if (this.overlay.size === 0) return undefined;
+    return this.overlay.get(link)?.v;
+  }
+
+  private remember(seq: number, ops: readonly WriteOp[]): void {
+    for (const op of ops) {
+      if (op.t === 'purge') this.overlay.set(op.link, { seq, v: null });
+      else if (op.t === 'write') {
+        const v = op.v;
+        this.overlay.set(v.link, {
+          seq,
+          v: { id: 0, link: v.link, factory: v.factory, version: v.version, kind: v.kind, updateTime: v.updateTime, action: v.action, expiration: v.expiration, owner: v.owner, json: v.json },
+        });
+      }
+    }
+  }
+
+  private schedule(urgent: boolean): void {
+    if (urgent) {
+      if (this.immediate) return;
+      this.immediate = true;
+      setImmediate(() => {
+        this.immediate = false;
+        this.flush(false);
+      });
+      return;
+    }
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush(false);
+    }, this.flushDelayMs);
+    this.timer.unref(); // close() drains what is queued
+  }
+
+  /** Posts queued ops as a batch; unless forced, only when no batch is in flight (its answer posts the next). */
+  private flush(force: boolean): void {
+    if (this.failure || this.queue.length === 0 || (!force && this.posted.length > 0)) return;
+    const entries = this.queue.splice(0, force ? this.queue.length : this.maxBatch);
+    const lastSeq = entries[entries.length - 1]!.seq;
+    const groups = entries.map((e) => e.ops);
+    if (this.log) groups.push([{ t: 'meta', key: LOG_SEQ_KEY, value: String(lastSeq) }]);
+    const batch: Batch = { id: this.nextBatchId++, entries, lastSeq, released: false };
+    this.posted.push(batch);
+    try {
+      this.backend.post(batch.id, groups);
+    } catch (err) {
+      this.onApplied(batch.id, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** The writer's answer for batch `id`: per-group error messages, or an error for the whole batch. */
+  onApplied(id: number, results: ReadonlyArray<string | undefined> | Error): void {
+    const i = this.posted.findIndex((b) => b.id === id);
+    if (i < 0) return;
+    const batch = this.posted.splice(i, 1)[0]!;
+    this.release(batch);
+    batch.entries.forEach((e, k) => {
+      const error = results instanceof Error ? results.message : results[k];
+      if (e.logged) {
+        if (error !== undefined) this.onApplyError(error, e.ops);
+      } else if (error !== undefined) e.reject!(new Error(error));
+      else {
+        this.committed(e.ops);
+        e.resolve!();
+      }
     });
+    // Logged writes wait for the timer (larger batches); anyone awaiting a commit goes now.
+    if (this.queue.length > 0) this.schedule(this.queue.length >= this.maxBatch || this.queue.some((e) => !e.logged));
+    else if (this.posted.length === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      waiters.forEach((w) => w());
+    }
   }
 
-  /** Commits what is queued (waiting for the batch in flight first); resolves when all is committed. */
-  async flush(): Promise<void> {
-    while (this.inFlight) await this.inFlight;
-    if (this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.maxBatch);
-    this.inFlight = this.execute(batch.map((b) => b.ops)).then(
-      (results) =>
-        batch.forEach((b, i) => {
-          if (results[i] !== undefined) return b.reject(new Error(results[i]));
-          this.committed(b.ops);
-          b.resolve();
-        }),
-      (err: unknown) => batch.forEach((b) => b.reject(err instanceof Error ? err : new Error(String(err)))),
-    );
-    await this.inFlight;
-    this.inFlight = undefined;
-    if (this.queue.length > 0) this.schedule();
+  /** Everything of a batch that is applied leaves the overlay, the backlog and the log. */
+  private release(batch: Batch): void {
+    if (batch.released) return;
+    batch.released = true;
+    for (const e of batch.entries) {
+      if (!e.logged) continue;
+      this.backlog--;
+      for (const op of e.ops) {
+        const link = op.t === 'write' ? op.v.link : op.t === 'purge' ? op.link : undefined;
+        if (link === undefined) continue;
+        const o = this.overlay.get(link);
+        if (o && o.seq <= batch.lastSeq) this.overlay.delete(link);
+      }
+    }
+    this.log?.release(batch.lastSeq);
+    if (this.backlog <= MAX_BACKLOG && this.backlogWaiters.length > 0) {
+      const waiters = this.backlogWaiters;
+      this.backlogWaiters = [];
+      waiters.forEach((w) => w());
+    }
   }
 
-  /** Commits everything, including what arrives while flushing. */
+  /**
+   * Blocks until every queued write is in the index: reads other than getLatest call this first,
+   * so queries, listings and scans see every acknowledged write. Free when nothing is pending.
+   */
+  sync(): void {
+    if (this.queue.length === 0 && this.posted.length === 0) return;
+    if (this.queue.length > 0) this.flush(true);
+    const last = this.posted[this.posted.length - 1];
+    if (!last) return;
+    if (!this.backend.waitApplied(last.id)) {
+      throw kryptonError('STORAGE', 'the index writer stopped before applying acknowledged writes; they are in the commit log and are applied at the next start');
+    }
+    for (const b of this.posted) if (b.id <= last.id) this.release(b);
+  }
+
+  /** The writer is gone: queued and in-flight writes fail, later ones are refused. */
+  fail(err: Error): void {
+    this.failure = err;
+    const queued = this.queue;
+    this.queue = [];
+    for (const e of queued) e.reject?.(err);
+    for (const b of [...this.posted]) this.onApplied(b.id, err);
+    const waiters = [...this.idleWaiters, ...this.backlogWaiters];
+    this.idleWaiters = [];
+    this.backlogWaiters = [];
+    waiters.forEach((w) => w());
+  }
+
+  /** Applies everything, including what arrives meanwhile. */
   async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.inFlight) await this.flush();
+    while (!this.failure && (this.queue.length > 0 || this.posted.length > 0)) {
+      const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      this.flush(false);
+      await idle;
+    }
+  }
+
+  /** True when no write is waiting for the index. */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.posted.length === 0;
   }
 }

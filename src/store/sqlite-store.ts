@@ -7,12 +7,15 @@ import { fail, kryptonError } from '../core/errors.js';
 import { FORMAT_VERSION, SCHEMA_DDL } from './schema.js';
 import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
-import { CommitQueue, type GroupExecutor } from './commit-queue.js';
+import { CommitLog } from './commit-log.js';
+import { CommitQueue, LOG_SEQ_KEY, type Durability, type WriterBackend } from './commit-queue.js';
 import { executeGroups, type WriteOp } from './write-ops.js';
 
 export interface OpenOptions {
   /** 'thread' (default for on-disk sandboxes): commits run on a writer thread; 'sync': in this thread. */
   writer?: 'thread' | 'sync';
+  /** Longest wait of a logged write before it is applied (default 10 ms). */
+  flushDelayMs?: number;
 }
 
 const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
@@ -65,6 +68,9 @@ export class SqliteStore {
   /** Group commit for the request path (see commit-queue.ts). */
   readonly commits: CommitQueue;
   private writer: Worker | undefined;
+  private log: CommitLog | undefined;
+  /** What opening replayed from the commit log (writes acknowledged before a crash). */
+  readonly replayed: { writes: number; failed: string[] } = { writes: 0, failed: [] };
 
   private constructor(db: Database.Database, dir: string, options: OpenOptions) {
     this.db = db;
@@ -87,34 +93,76 @@ export class SqliteStore {
     };
     this.runInTransaction = db.transaction((fn: () => unknown) => fn());
     const threaded = options.writer !== 'sync' && dir !== ':memory:' && existsSync(fileURLToPath(WORKER_FILE));
-    this.commits = new CommitQueue(threaded ? this.startWriter(dir) : async (groups) => executeGroups(this, groups));
+    if (!threaded) {
+      this.commits = new CommitQueue(this.inThreadWriter(), undefined, 0);
+      return;
+    }
+    const logDir = join(dir, 'commit-log');
+    const lastSeq = this.replay(logDir);
+    this.log = CommitLog.open(logDir, lastSeq);
+    this.commits = new CommitQueue(this.startWriter(dir), this.log, lastSeq, options.flushDelayMs);
   }
 
-  /** Starts the writer thread; its executor posts batches and resolves with the thread's answers. */
-  private startWriter(dir: string): GroupExecutor {
+  /** Applies the commit log's records the index does not have yet (a crash came first); returns the last sequence number. */
+  private replay(logDir: string): number {
+    let last = Number((this.stmts.getMeta.get(LOG_SEQ_KEY) as { value: string } | undefined)?.value ?? 0);
+    let chunk: WriteOp[][] = [];
+    const apply = () => {
+      if (chunk.length === 0) return;
+      chunk.push([{ t: 'meta', key: LOG_SEQ_KEY, value: String(last) }]);
+      executeGroups(this, chunk).forEach((e) => e !== undefined && this.replayed.failed.push(e));
+      chunk = [];
+    };
+    for (const rec of CommitLog.records(logDir, last)) {
+      chunk.push(rec.o);
+      last = rec.s;
+      this.replayed.writes++;
+      if (chunk.length >= 1000) apply();
+    }
+    apply();
+    CommitLog.clear(logDir);
+    return last;
+  }
+
+  /** Batches applied in this thread (in-memory indexes, the writer thread's own store). */
+  private inThreadWriter(): WriterBackend {
+    return {
+      post: (id, groups) => {
+        const results = executeGroups(this, groups);
+        setImmediate(() => this.commits.onApplied(id, results));
+      },
+      waitApplied: () => true,
+    };
+  }
+
+  /** Starts the writer thread: batches go by message; `applied` (shared memory) lets a reader wait for one. */
+  private startWriter(dir: string): WriterBackend {
+    const applied = new Int32Array(new SharedArrayBuffer(4));
     // The writer holds one batch at a time: a small heap keeps the process's memory flat.
-    const worker = new Worker(WORKER_FILE, { workerData: { dir }, resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 } });
+    const worker = new Worker(WORKER_FILE, { workerData: { dir, applied: applied.buffer }, resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 } });
     this.writer = worker;
-    const waiting = new Map<number, { resolve: (r: Array<string | undefined>) => void; reject: (e: Error) => void }>();
-    let next = 1;
-    worker.on('message', (m: { id: number; results?: Array<string | undefined> }) => {
-      const w = waiting.get(m.id);
-      if (!w) return;
-      waiting.delete(m.id);
-      w.resolve(m.results ?? []);
-    });
+    let stopped: Error | undefined;
+    worker.on('message', (m: { id: number; results?: Array<string | undefined> }) => this.commits.onApplied(m.id, m.results ?? []));
     const failAll = (err: Error) => {
-      for (const w of waiting.values()) w.reject(kryptonError('STORAGE', `index writer stopped: ${err.message}`, { cause: err }));
-      waiting.clear();
+      stopped ??= err;
+      this.commits.fail(kryptonError('STORAGE', `index writer stopped: ${err.message}`, { cause: err }));
     };
     worker.on('error', failAll);
     worker.on('exit', (code) => failAll(new Error(`writer thread exited with code ${code}`)));
-    return (groups) =>
-      new Promise((resolve, reject) => {
-        const id = next++;
-        waiting.set(id, { resolve, reject });
+    return {
+      post: (id, groups) => {
+        if (stopped) throw stopped;
         worker.postMessage({ id, groups });
-      });
+      },
+      waitApplied: (id) => {
+        for (;;) {
+          const now = Atomics.load(applied, 0);
+          if (now >= id) return true;
+          if (stopped) return false;
+          Atomics.wait(applied, 0, now, 50);
+        }
+      },
+    };
   }
 
   /** Opens (creating if needed) the index under `dir`. Refuses a sandbox written by a newer release. */
@@ -143,6 +191,7 @@ export class SqliteStore {
   }
 
   getMeta(key: string): string | undefined {
+    this.commits.sync();
     return (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value;
   }
 
@@ -152,10 +201,13 @@ export class SqliteStore {
 
   /** The newest version of a link (a DELETE version included), or undefined. */
   getLatest(link: string): StoredVersion | undefined {
+    const pending = this.commits.pendingLatest(link);
+    if (pending !== undefined) return pending ?? undefined;
     return this.stmts.latest.get(link) as StoredVersion | undefined;
   }
 
   getVersion(link: string, version: number): StoredVersion | undefined {
+    this.commits.sync();
     return this.stmts.version.get(link, version) as StoredVersion | undefined;
   }
 
@@ -185,6 +237,7 @@ export class SqliteStore {
    * latest (node groups: a rolled-back replica write, or a copy replaced by synchronization).
    */
   removeVersionsFrom(link: string, version: number): void {
+    this.commits.sync();
     this.transaction(() => {
       this.db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ? AND version >= ?)').run(link, version);
       this.db.prepare('DELETE FROM docs WHERE link = ? AND version >= ?').run(link, version);
@@ -192,9 +245,20 @@ export class SqliteStore {
     });
   }
 
-  /** Runs `fn` in one transaction (IMMEDIATE), so a batch is all-or-nothing. */
+  /** Runs `fn` in one transaction (IMMEDIATE), after every queued write is applied. */
   transaction<T>(fn: () => T): T {
+    this.commits.sync();
     return this.runInTransaction.immediate(fn) as T;
+  }
+
+  /** The writer's transaction (write-ops.ts): no wait for the queue it is applying. */
+  applyTransaction<T>(fn: () => T): T {
+    return this.runInTransaction.immediate(fn) as T;
+  }
+
+  /** Waits until every acknowledged write is in the index (before reading it with raw statements). */
+  sync(): void {
+    this.commits.sync();
   }
 
   /** Purges up to 1000 documents whose expiration has passed (inside the caller's transaction). */
@@ -209,17 +273,19 @@ export class SqliteStore {
     return this.commits.submit([{ t: 'purgeExpired', now: nowMicros }]);
   }
 
-  /** Commits ops through the group commit (the writer thread when there is one). */
-  submit(ops: WriteOp[]): Promise<void> {
-    return this.commits.submit(ops);
+  /** Commits ops through the group commit (the writer thread when there is one); see Durability. */
+  submit(ops: WriteOp[], durability: Durability = 'applied'): Promise<void> {
+    return this.commits.submit(ops, durability);
   }
 
   /** Runs a read query built by the query engine (prepared statements are cached by SQL text). */
   all<T>(sql: string, params: readonly unknown[]): T[] {
+    this.commits.sync();
     return this.prepared(sql).all(...params) as T[];
   }
 
   get<T>(sql: string, params: readonly unknown[]): T | undefined {
+    this.commits.sync();
     return this.prepared(sql).get(...params) as T | undefined;
   }
 
@@ -253,6 +319,7 @@ export class SqliteStore {
       });
       await w.terminate();
     }
+    this.log?.close(this.commits.idle);
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     } finally {

@@ -43,12 +43,12 @@ export function applyOps(store: SqliteStore, ops: readonly WriteOp[]): void {
  */
 export function executeGroups(store: SqliteStore, groups: readonly (readonly WriteOp[])[]): Array<string | undefined> {
   try {
-    store.transaction(() => groups.forEach((g) => applyOps(store, g)));
+    store.applyTransaction(() => groups.forEach((g) => applyOps(store, g)));
     return groups.map(() => undefined);
   } catch {
     return groups.map((g) => {
       try {
-        store.transaction(() => applyOps(store, g));
+        store.applyTransaction(() => applyOps(store, g));
         return undefined;
       } catch (err) {
         return (err as Error).message;

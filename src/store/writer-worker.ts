@@ -8,6 +8,8 @@ import { executeGroups, type WriteOp } from './write-ops.js';
  * this thread commits, so HTTP and JSON work overlap with SQLite work.
  */
 const store = SqliteStore.open(workerData.dir as string, { writer: 'sync' });
+/** The last applied batch id, shared with the main thread (a read there may wait for a batch). */
+const applied = new Int32Array(workerData.applied as SharedArrayBuffer);
 parentPort!.on('message', (msg: { id: number; groups?: WriteOp[][]; close?: boolean }) => {
   if (msg.close) {
     void store.close().then(() => parentPort!.postMessage({ id: msg.id, results: [] }));
@@ -19,6 +21,8 @@ parentPort!.on('message', (msg: { id: number; groups?: WriteOp[][]; close?: bool
   } catch (err) {
     results = (msg.groups ?? []).map(() => (err as Error).message);
   }
+  Atomics.store(applied, 0, msg.id);
+  Atomics.notify(applied, 0);
   parentPort!.postMessage({ id: msg.id, results });
 });
 parentPort!.postMessage({ id: 0, ready: true });
