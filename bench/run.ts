@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: krypton's benchmarks. Every figure is printed next to a baseline measured in the
  * same run on the same machine (these machines are shared and noisy), as a ratio.
- * BENCH_SCALE=0.1 shrinks every document count (for a quick look); BENCH_ONLY=name runs one section.
+ * BENCH_SCALE=0.1 shrinks every document count (for a quick look); BENCH_ONLY=name runs one section;
+ * BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' passes node flags to every host the benchmark starts.
  */
 import { writeFileSync, mkdtempSync, existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
