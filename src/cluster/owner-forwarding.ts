@@ -29,7 +29,7 @@ interface Route {
  * UNAVAILABLE), the request waits and retries until ownership moves or the operation timeout ends.
  */
 export function ownerForwardingFilter(host: Host, group: NodeGroup, client: PeerClient): RequestFilter {
-  return async (op) => {
+  return (op) => {
     // Already forwarded by a member (peerFilter verified it): this node handles it.
     if (op.hasPragma(Pragma.FORWARDED)) return undefined;
     // A group of one (or only observers besides this node): every link is owned here.

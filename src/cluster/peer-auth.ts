@@ -110,7 +110,7 @@ export function requireMember(op: Operation, auth: PeerAuth, group: NodeGroup, w
  * forwarded client request keeps the client's own credentials.
  */
 export function peerFilter(auth: PeerAuth, group: NodeGroup, isPeerEndpoint: (op: Operation) => boolean, authorizationEnabled = false): RequestFilter {
-  return async (op) => {
+  return (op) => {
     // The common client request: no pragma and no peer identity to check.
     if (op.pragmas.size === 0 && op.headers[PeerHeaders.ID] === undefined) return undefined;
     const peer = auth.verify(op);

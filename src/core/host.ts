@@ -69,7 +69,8 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
 }) as HostOptions;
 
 /** A filter runs before routing; returning a Reply ends the request (auth, forwarding). */
-export type RequestFilter = (op: Operation) => Promise<Reply | undefined>;
+/** A request phase before routing: a reply ends the request; undefined (sync or async) passes it on. */
+export type RequestFilter = (op: Operation) => Promise<Reply | undefined> | Reply | undefined;
 
 /** Something started with the host and stopped with it (background loops, timers). */
 export interface HostComponent {
@@ -192,7 +193,8 @@ export class Host {
     this.inFlight++;
     try {
       for (const f of this.filters) {
-        const r = await f(op);
+        const pending = f(op);
+        const r = pending instanceof Promise ? await pending : pending;
         if (r) return r;
       }
       return await this.route(op);

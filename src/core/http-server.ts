@@ -138,14 +138,15 @@ function wantsGzip(req: IncomingMessage): boolean {
 
 function writeReply(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
   let payload: string | Buffer = serialize(reply.body);
-  res.statusCode = reply.status;
-  res.setHeader('content-type', 'application/json');
-  if (reply.headers) for (const [k, v] of Object.entries(reply.headers)) res.setHeader(k, v);
+  const headers: Record<string, string | number> = { 'content-type': 'application/json' };
+  if (reply.headers) Object.assign(headers, reply.headers);
   if (payload.length > 4096 && wantsGzip(req)) {
     payload = gzipSync(payload);
-    res.setHeader('content-encoding', 'gzip');
+    headers['content-encoding'] = 'gzip';
   }
-  res.setHeader('content-length', Buffer.byteLength(payload));
+  headers['content-length'] = Buffer.byteLength(payload);
+  // Headers set earlier on `res` (e.g. connection: close) are merged by writeHead.
+  res.writeHead(reply.status, headers);
   res.end(payload);
 }
 

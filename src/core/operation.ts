@@ -77,7 +77,7 @@ export class Operation {
   readonly action: Action;
   readonly path: string;
   readonly rawQuery: string;
-  readonly query: ReadonlyMap<string, string>;
+  private parsedQuery: ReadonlyMap<string, string> | undefined;
   readonly headers: IncomingHttpHeaders;
   readonly pragmas: ReadonlySet<string>;
   private readonly uriSource: string | (() => string);
@@ -96,13 +96,17 @@ export class Operation {
     this.action = init.action;
     this.path = init.path;
     this.rawQuery = init.rawQuery;
-    this.query = parseQueryString(init.rawQuery);
     this.headers = init.headers;
     this.pragmas = parsePragmas(init.headers['pragma']);
     this.uriSource = init.uri;
     this.remoteSource = init.remoteAddress;
     this.bodyText = init.bodyText;
     this.contentType = init.contentType;
+  }
+
+  /** The query string's parameters (Xenon's decoding); parsed on first use. */
+  get query(): ReadonlyMap<string, string> {
+    return (this.parsedQuery ??= parseQueryString(this.rawQuery));
   }
 
   /** Full request URI as the host saw it, e.g. `http://127.0.0.1:8000/core/examples/x`. */
@@ -165,7 +169,10 @@ export function parseQueryString(raw: string): Map<string, string> {
   return out;
 }
 
-function parsePragmas(header: string | string[] | undefined): Set<string> {
+const NO_PRAGMAS: ReadonlySet<string> = new Set();
+
+function parsePragmas(header: string | string[] | undefined): ReadonlySet<string> {
+  if (header === undefined) return NO_PRAGMAS;
   const out = new Set<string>();
   const values = Array.isArray(header) ? header : header ? [header] : [];
   for (const v of values) for (const d of v.split(';')) if (d.trim()) out.add(d.trim().toLowerCase());
