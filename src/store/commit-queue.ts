@@ -7,6 +7,8 @@ import type { WriteOp } from './write-ops.js';
 export const LOG_SEQ_KEY = 'commitLogSeq';
 /** Logged writes wait at most this long for the next batch (more time: larger, cheaper batches). */
 const DEFAULT_FLUSH_DELAY_MS = 10;
+/** Ops per batch, about (a batch is at least one submitted group). */
+const MAX_BATCH_OPS = 10_000;
 /** Logged writes not yet applied, at most: above it a writer is answered once the backlog shrinks. */
 const MAX_BACKLOG = 20_000;
 
@@ -150,7 +152,10 @@ export class CommitQueue {
   /** Posts queued ops as a batch; unless forced, only when no batch is in flight (its answer posts the next). */
   private flush(force: boolean): void {
     if (this.failure || this.queue.length === 0 || (!force && this.posted.length > 0)) return;
-    const entries = this.queue.splice(0, force ? this.queue.length : this.maxBatch);
+    // A batch holds at most maxBatch writes and about MAX_BATCH_OPS ops (bounded writer memory).
+    let take = 0;
+    for (let ops = 0; take < this.queue.length && (force || (take < this.maxBatch && ops < MAX_BATCH_OPS)); take++) ops += this.queue[take]!.ops.length;
+    const entries = this.queue.splice(0, take);
     const lastSeq = entries[entries.length - 1]!.seq;
     const groups = entries.map((e) => e.ops);
     if (this.log) groups.push([{ t: 'meta', key: LOG_SEQ_KEY, value: String(lastSeq) }]);

@@ -139,7 +139,7 @@ export class SqliteStore {
   private startWriter(dir: string): WriterBackend {
     const applied = new Int32Array(new SharedArrayBuffer(4));
     // The writer holds one batch at a time: a small heap keeps the process's memory flat.
-    const worker = new Worker(WORKER_FILE, { workerData: { dir, applied: applied.buffer }, resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 } });
+    const worker = new Worker(WORKER_FILE, { workerData: { dir, applied: applied.buffer }, resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 } });
     this.writer = worker;
     let stopped: Error | undefined;
     worker.on('message', (m: { id: number; results?: Array<string | undefined> }) => this.commits.onApplied(m.id, m.results ?? []));
