@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { SqliteStore } from '../store/sqlite-store.js';
+import { opLink } from '../store/write-ops.js';
 import { fail } from './errors.js';
 import { SystemClock, type Clock } from './clock.js';
 import { LinkLocks } from './link-locks.js';
@@ -156,7 +157,7 @@ export class Host {
     const { writes, failed } = this.store.replayed;
     if (writes > 0) this.log.info({ writes, failed: failed.length }, 'replayed acknowledged writes from the commit log into the index');
     for (const error of failed.slice(0, 10)) this.log.error({ error }, 'a logged write could not be replayed');
-    this.store.commits.onApplyError = (error, ops) => this.log.error({ error, links: ops.flatMap((o) => (o.t === 'write' ? [o.v.link] : o.t === 'purge' ? [o.link] : [])) }, 'an acknowledged write could not be applied to the index');
+    this.store.commits.onApplyError = (error, ops) => this.log.error({ error, links: ops.map(opLink).filter((l) => l !== undefined) }, 'an acknowledged write could not be applied to the index');
     this.id = this.options.id ?? this.store.getMeta('hostId') ?? randomUUID();
     this.store.setMeta('hostId', this.id);
     this.idPrefix = xenonFnv64(this.id).toString(16);

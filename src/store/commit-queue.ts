@@ -1,10 +1,8 @@
 import { kryptonError } from '../core/errors.js';
 import type { CommitLog } from './commit-log.js';
 import type { StoredVersion } from './sqlite-store.js';
-import type { WriteOp } from './write-ops.js';
+import { logPositionOp, opLink, type WriteOp } from './write-ops.js';
 
-/** The meta key holding the last commit-log sequence number applied to the index. */
-export const LOG_SEQ_KEY = 'commitLogSeq';
 /** Logged writes wait at most this long for the next batch (more time: larger, cheaper batches). */
 const DEFAULT_FLUSH_DELAY_MS = 10;
 /** Ops per batch, about (a batch is at least one submitted group). */
@@ -158,7 +156,7 @@ export class CommitQueue {
     const entries = this.queue.splice(0, take);
     const lastSeq = entries[entries.length - 1]!.seq;
     const groups = entries.map((e) => e.ops);
-    if (this.log) groups.push([{ t: 'meta', key: LOG_SEQ_KEY, value: String(lastSeq) }]);
+    if (this.log) groups.push([logPositionOp(lastSeq)]);
     const batch: Batch = { id: this.nextBatchId++, entries, lastSeq, released: false };
     this.posted.push(batch);
     try {
@@ -201,7 +199,7 @@ export class CommitQueue {
       if (!e.logged) continue;
       this.backlog--;
       for (const op of e.ops) {
-        const link = op.t === 'write' ? op.v.link : op.t === 'purge' ? op.link : undefined;
+        const link = opLink(op);
         if (link === undefined) continue;
         const o = this.overlay.get(link);
         if (o && o.seq <= batch.lastSeq) this.overlay.delete(link);

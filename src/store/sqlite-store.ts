@@ -8,8 +8,8 @@ import { FORMAT_VERSION, SCHEMA_DDL } from './schema.js';
 import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
 import { CommitLog } from './commit-log.js';
-import { CommitQueue, LOG_SEQ_KEY, type Durability, type WriterBackend } from './commit-queue.js';
-import { executeGroups, type WriteOp } from './write-ops.js';
+import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
+import { executeGroups, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
 export interface OpenOptions {
   /** 'thread' (default for on-disk sandboxes): commits run on a writer thread; 'sync': in this thread. */
@@ -109,7 +109,7 @@ export class SqliteStore {
     let chunk: WriteOp[][] = [];
     const apply = () => {
       if (chunk.length === 0) return;
-      chunk.push([{ t: 'meta', key: LOG_SEQ_KEY, value: String(last) }]);
+      chunk.push([logPositionOp(last)]);
       executeGroups(this, chunk).forEach((e) => e !== undefined && this.replayed.failed.push(e));
       chunk = [];
     };

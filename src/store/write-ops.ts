@@ -14,6 +14,19 @@ export type WriteOp =
   | { t: 'purgeExpired'; now: number }
   | { t: 'meta'; key: string; value: string };
 
+/** The link an op changes (write, purge); undefined for ops that are not about one link. */
+export function opLink(op: WriteOp): string | undefined {
+  return op.t === 'write' ? op.v.link : op.t === 'purge' ? op.link : undefined;
+}
+
+/** The meta key holding the last commit-log sequence number applied to the index. */
+export const LOG_SEQ_KEY = 'commitLogSeq';
+
+/** The op recording, in the same transaction, that the log is applied up to `seq`. */
+export function logPositionOp(seq: number): WriteOp {
+  return { t: 'meta', key: LOG_SEQ_KEY, value: String(seq) };
+}
+
 /** Applies ops in order; the caller owns the transaction. */
 export function applyOps(store: SqliteStore, ops: readonly WriteOp[]): void {
   for (const op of ops) {
