@@ -122,7 +122,7 @@ async function rawCopy(sourceSandbox: string): Promise<{ docs: number; seconds: 
     dst.transaction(() => {
       for (const r of batch) {
         const doc = JSON.parse(r['json'] as string);
-        dst.write({ link: r['link'] as string, factory: r['factory'] as string, version: r['version'] as number, kind: r['kind'] as string, updateTime: r['update_time'] as number, action: r['action'] as string, expiration: 0, owner: 'raw', authPrincipal: null, json: JSON.stringify(doc), fields: indexFields(doc) });
+        dst.write({ link: r['link'] as string, factory: r['factory'] as string, version: r['version'] as number, kind: r['kind'] as string, updateTime: r['update_time'] as number, action: r['action'] as string, expiration: 0, owner: 'raw', authPrincipal: null, json: JSON.stringify(doc) }, indexFields(doc));
       }
     });
     count += batch.length;

@@ -166,10 +166,11 @@ export class NodeGroup {
   /**
    * "Is this node the owner?" frozen at the current membership: a scan that spans many pages
    * (OWNER_SELECTION queries of a migration) keeps one partition even if membership changes meanwhile.
+   * Undefined when this node owns every key (it is the only owner candidate): no filtering at all.
    */
-  ownerSnapshot(): (key: string) => boolean {
+  ownerSnapshot(): ((key: string) => boolean) | undefined {
     const nodes = this.ownerCandidates();
-    if (nodes.length === 0) return () => true;
+    if (nodes.length === 0 || (nodes.length === 1 && nodes[0]!.node.id === this.selfId)) return undefined;
     return (key) => selectNodes(key, nodes)[0]!.id === this.selfId;
   }
 

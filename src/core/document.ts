@@ -37,7 +37,10 @@ export interface Builtins {
 /** The user's fields of a document (built-ins and nulls removed; Gson omits nulls). */
 export function userFields(doc: Doc): Doc {
   const out: Doc = {};
-  for (const [k, v] of Object.entries(doc)) if (!BUILTIN_SET.has(k) && v !== null && v !== undefined) out[k] = v;
+  for (const k of Object.keys(doc)) {
+    const v = doc[k];
+    if (v !== null && v !== undefined && !BUILTIN_SET.has(k)) out[k] = v;
+  }
   return out;
 }
 

@@ -158,12 +158,17 @@ async function fetchPage(ctx: RunContext, node: string, link: string): Promise<P
   return { links: (r['documentLinks'] as string[]) ?? [], documents: (r['documents'] as Record<string, Doc>) ?? {}, nextPageLink: r['nextPageLink'] as string | undefined };
 }
 
-/** Streams one source node's documents; the next page is fetched while the current one is written. */
+/**
+ * Streams one source node's documents. Three pages are in motion at once: the next one is fetched
+ * while this one is prepared and the previous one is still being committed by the destination.
+ * Checkpoints advance in page order, each only after its page (and every page before it) is acknowledged.
+ */
 async function migrateNode(ctx: RunContext, node: string, destinations: string[], from: number): Promise<number> {
   const first = await postQuery(ctx, node, retrievalSpec(ctx.state, from));
   let nextLink = ((first['results'] ?? {}) as Doc)['nextPageLink'] as string | undefined;
   let pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
   let maxSeen = 0;
+  let previous: Promise<void> | undefined;
   while (pending) {
     checkExpiry(ctx);
     const page = await pending;
@@ -173,13 +178,19 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
     const docs = page.links.map((l) => page.documents[l]).filter((d): d is Doc => d !== undefined);
     if (docs.length === 0) continue;
     ctx.state.progress.fetchedDocumentCount += docs.length;
-    await writePage(ctx, node, docs, destinations);
+    for (const d of docs) maxSeen = Math.max(maxSeen, longField(d, 'documentUpdateTimeMicros') ?? 0);
     const last = docs[docs.length - 1]!;
-    const lastTime = longField(last, 'documentUpdateTimeMicros') ?? 0;
-    maxSeen = Math.max(maxSeen, ...docs.map((d) => longField(d, 'documentUpdateTimeMicros') ?? 0));
-    ctx.state.checkpoints[node] = { updateTimeMicros: lastTime, link: last['documentSelfLink'] as string };
-    ctx.save();
+    const checkpoint = { updateTimeMicros: longField(last, 'documentUpdateTimeMicros') ?? 0, link: last['documentSelfLink'] as string };
+    const prior = previous;
+    const done = Promise.all([writePage(ctx, node, docs, destinations), prior]).then(() => {
+      ctx.state.checkpoints[node] = checkpoint;
+      ctx.save();
+    });
+    done.catch(() => undefined); // awaited below (or its failure surfaces through the next page's)
+    if (prior) await prior;
+    previous = done;
   }
+  if (previous) await previous;
   if (!ctx.state.checkpoints[node]) ctx.state.checkpoints[node] = { updateTimeMicros: from, link: '' };
   return maxSeen;
 }

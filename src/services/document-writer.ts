@@ -215,13 +215,15 @@ export class DocumentWriter {
         );
       };
       const touched = new Map<string, Doc>();
+      // One index read for the whole batch (its links are locked: nothing changes them meanwhile).
+      const stored = mode.history ? undefined : this.host.store.getLatestMany(unique);
       const now = this.host.clock.nowMicros();
       for (let i = 0; i < docs.length; i++) {
         const link = links[i]!;
         try {
           const ps = mode.history
             ? await this.importHistory(link, docs[i]!['versions'] as Doc[], now, principal, mode.overwrite ?? false)
-            : await this.importOne(link, docs[i]!, touched.get(link), now, principal, mode.overwrite ?? false).then((p) => (p ? [p] : []));
+            : await this.importOne(link, docs[i]!, touched.get(link), stored!.get(link), now, principal, mode.overwrite ?? false).then((p) => (p ? [p] : []));
           const last = ps.at(-1);
           outcomes.push({ link, result: last ? (last.doc['documentUpdateAction'] === 'DELETE' && ps.length === 1 ? 'deleted' : 'migrated') : 'skipped' });
           if (last) {
@@ -231,7 +233,11 @@ export class DocumentWriter {
         } catch (err) {
           outcomes.push({ link, result: 'failed', error: (err as Error).message });
         }
-        if (pending.length >= IMPORT_CHUNK) flush();
+        if (pending.length >= IMPORT_CHUNK) {
+          flush();
+          // A macrotask turn: the chunk goes to the writer now, and its answers are heard.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
       flush();
       await Promise.all(commits);
@@ -262,9 +268,9 @@ export class DocumentWriter {
     return out;
   }
 
-  private async importOne(link: string, src: Doc, inBatch: Doc | undefined, now: number, principal: string | undefined, overwrite: boolean): Promise<Pending | undefined> {
+  private async importOne(link: string, src: Doc, inBatch: Doc | undefined, storedBefore: StoredVersion | undefined, now: number, principal: string | undefined, overwrite: boolean): Promise<Pending | undefined> {
     const srcTime = longField(src, 'documentUpdateTimeMicros') ?? now;
-    const stored = inBatch ? undefined : this.host.store.getLatest(link);
+    const stored = inBatch ? undefined : storedBefore;
     const existing = inBatch ?? (this.isLive(stored, now) ? (JSON.parse(stored.json) as Doc) : undefined);
     const exTime = existing ? (longField(existing, 'documentUpdateTimeMicros') ?? 0) : 0;
     if (existing && exTime >= srcTime && !overwrite) return undefined;

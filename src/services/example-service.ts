@@ -20,10 +20,14 @@ const ExampleSchema = Type.Object({
 export type ExampleState = Static<typeof ExampleSchema> & Doc;
 
 /** Xenon field order: keyValues, counter, sortedCounter, name, tags, id, required, isFromMigration. */
+const FIELD_ORDER = ['keyValues', 'counter', 'sortedCounter', 'name', 'tags', 'id', 'required', 'isFromMigration'] as const;
+const ORDERED_FIELDS: ReadonlySet<string> = new Set(FIELD_ORDER);
+
+/** `s` in Xenon's field order (other fields after, in their order), without null or undefined values. */
 function ordered(s: Doc): ExampleState {
   const out: Doc = {};
-  for (const k of ['keyValues', 'counter', 'sortedCounter', 'name', 'tags', 'id', 'required', 'isFromMigration']) if (s[k] !== undefined && s[k] !== null) out[k] = s[k];
-  for (const [k, v] of Object.entries(s)) if (!(k in out) && v !== undefined && v !== null) out[k] = v;
+  for (const k of FIELD_ORDER) if (s[k] !== undefined && s[k] !== null) out[k] = s[k];
+  for (const k of Object.keys(s)) if (!ORDERED_FIELDS.has(k) && s[k] !== undefined && s[k] !== null) out[k] = s[k];
   return out as ExampleState;
 }
 
@@ -64,14 +68,19 @@ export const ExampleService = defineStatefulService<ExampleState>({
   create: ({ body, fromMigration }) => {
     if (body.name === undefined || body.name === null) fail('VALIDATION', 'name is required');
     // A migrated document keeps the source's fields exactly (no defaults added), so green equals blue.
-    return ordered({
-      ...body,
+    const state: Doc = {
       keyValues: body.keyValues ?? (fromMigration ? undefined : {}),
       counter: numberish(body, 'counter'),
       sortedCounter: numberish(body, 'sortedCounter'),
+      name: body.name,
       tags: unique(body.tags) ?? (fromMigration ? undefined : []),
+      id: body.id,
+      required: body.required,
       isFromMigration: fromMigration,
-    });
+    };
+    // Fields the schema does not name follow, in the body's order (the schema then judges them).
+    for (const k of Object.keys(body)) if (!ORDERED_FIELDS.has(k)) state[k] = body[k];
+    return ordered(state);
   },
   put: ({ current, body }) => {
     if (current.name != null && (body['name'] === undefined || body['name'] === null)) fail('VALIDATION', 'name must be set');

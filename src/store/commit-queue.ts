@@ -9,6 +9,11 @@ const DEFAULT_FLUSH_DELAY_MS = 10;
 const MAX_BATCH_OPS = 10_000;
 /** Logged writes not yet applied, at most: above it a writer is answered once the backlog shrinks. */
 const MAX_BACKLOG = 20_000;
+/**
+ * Batches handed to the writer at once: while it applies one, the next is already in its inbox, so
+ * it never idles waiting for this thread to notice the answer (which waits for the event loop).
+ */
+const MAX_IN_FLIGHT = 2;
 
 /**
  * Where batches are applied: the writer thread (or this thread). `post` starts applying one batch
@@ -44,8 +49,8 @@ interface Batch {
 
 /**
  * Group commit: writes queued while a batch is being applied share the next transaction, so the
- * per-commit cost (WAL frames of every touched page) is paid once per batch. One batch is in
- * flight at a time except when a reader needs everything applied now (sync).
+ * per-commit cost (WAL frames of every touched page) is paid once per batch. At most two batches
+ * are in flight, except when a reader needs everything applied now (sync).
  *
  * With a commit log, request writes are 'logged': appended and answered at once, then applied in
  * batches every few milliseconds. Until then the newest version of each such link is served from
@@ -147,9 +152,9 @@ export class CommitQueue {
     this.timer.unref(); // close() drains what is queued
   }
 
-  /** Posts queued ops as a batch; unless forced, only when no batch is in flight (its answer posts the next). */
+  /** Posts queued ops as a batch; unless forced, only while fewer than MAX_IN_FLIGHT are posted (an answer posts the next). */
   private flush(force: boolean): void {
-    if (this.failure || this.queue.length === 0 || (!force && this.posted.length > 0)) return;
+    if (this.failure || this.queue.length === 0 || (!force && this.posted.length >= MAX_IN_FLIGHT)) return;
     // A batch holds at most maxBatch writes and about MAX_BATCH_OPS ops (bounded writer memory).
     let take = 0;
     for (let ops = 0; take < this.queue.length && (force || (take < this.maxBatch && ops < MAX_BATCH_OPS)); take++) ops += this.queue[take]!.ops.length;

@@ -77,10 +77,11 @@ export class SqliteStore {
     this.stmts = {
       latest: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link = ? AND d.latest = 1`),
       version: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link = ? AND d.version = ?`),
+      latestMany: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link IN (SELECT value FROM json_each(?)) AND d.latest = 1`),
       unsetLatest: db.prepare('UPDATE docs SET latest = 0 WHERE link = ? AND latest = 1'),
       insert: db.prepare(
         `INSERT INTO docs (link, factory, version, kind, update_time, action, expiration, owner, auth_principal, latest, json)
-         VALUES (@link, @factory, @version, @kind, @updateTime, @action, @expiration, @owner, @authPrincipal, 1, @json)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`,
       ),
       insertProp: db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval) VALUES (?, ?, ?, ?, ?)'),
       deletePropsOfLink: db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ?)'),
@@ -138,7 +139,7 @@ export class SqliteStore {
   /** Starts the writer thread: batches go by message; `applied` (shared memory) lets a reader wait for one. */
   private startWriter(dir: string): WriterBackend {
     const applied = new Int32Array(new SharedArrayBuffer(4));
-    // The writer holds one batch at a time: a small heap keeps the process's memory flat.
+    // The writer holds at most two bounded batches (see commit-queue.ts): a small heap keeps memory flat.
     const worker = new Worker(WORKER_FILE, { workerData: { dir, applied: applied.buffer }, resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 } });
     this.writer = worker;
     let stopped: Error | undefined;
@@ -206,17 +207,31 @@ export class SqliteStore {
     return this.stmts.latest.get(link) as StoredVersion | undefined;
   }
 
+  /** getLatest for many links in one index read (a migration page); links without a version are absent. */
+  getLatestMany(links: readonly string[]): Map<string, StoredVersion> {
+    const found = new Map<string, StoredVersion>();
+    const ask: string[] = [];
+    for (const link of links) {
+      const pending = this.commits.pendingLatest(link);
+      if (pending === undefined) ask.push(link);
+      else if (pending !== null) found.set(link, pending);
+    }
+    if (ask.length > 0) for (const row of this.stmts.latestMany.iterate(JSON.stringify(ask)) as Iterable<StoredVersion>) found.set(row.link, row);
+    return found;
+  }
+
   getVersion(link: string, version: number): StoredVersion | undefined {
     this.commits.sync();
     return this.stmts.version.get(link, version) as StoredVersion | undefined;
   }
 
   /** Appends a version and makes it the latest, applying the retention policy. Returns its row id. */
-  write(v: NewVersion, retention?: RetentionPolicy, knownNew = false): number {
+  write(v: Omit<NewVersion, 'fields'>, fields: readonly IndexedField[], retention?: RetentionPolicy, knownNew = false): number {
     if (!knownNew) this.stmts.unsetLatest.run(v.link);
-    const id = Number(this.stmts.insert.run(v).lastInsertRowid);
-    for (let i = 0; i < v.fields.length; i++) {
-      const f = v.fields[i]!;
+    // Positional binding: measurably cheaper than named parameters on this hot path.
+    const id = Number(this.stmts.insert.run(v.link, v.factory, v.version, v.kind, v.updateTime, v.action, v.expiration, v.owner, v.authPrincipal, v.json).lastInsertRowid);
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i]!;
       this.stmts.insertProp.run(id, f.name, i, f.s, f.n);
     }
     if (retention && v.version >= retention.limit && (v.version - retention.limit) % Math.max(1, retention.limit - retention.floor) === 0) {

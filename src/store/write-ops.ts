@@ -34,7 +34,7 @@ export function applyOps(store: SqliteStore, ops: readonly WriteOp[]): void {
       case 'write': {
         const v = op.v;
         const fields = v.fields ?? indexFields(JSON.parse(v.json) as Record<string, unknown>, { fixedItemNameFields: v.fixedItemNameFields ?? [] });
-        store.write({ ...v, fields }, op.retention, op.knownNew);
+        store.write(v, fields, op.retention, op.knownNew);
         break;
       }
       case 'purge':
