@@ -7,7 +7,7 @@ import { call, mapLimit } from './migration-http.js';
 import { nodeBase, type MigrationTaskState } from './migration-state.js';
 import { transformDocuments } from './migration-transform.js';
 
-const DEFAULT_PAGE_SIZE = 2_000;
+const DEFAULT_PAGE_SIZE = 1_000;
 
 /** Everything one run needs; `save` persists progress and checkpoints (after acknowledged pages). */
 export interface RunContext {
