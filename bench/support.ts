@@ -69,8 +69,8 @@ export async function closePools(): Promise<void> {
   pools.clear();
 }
 
-/** Loads n example documents fast through the batched migration-import endpoint. */
-export async function loadExamples(uri: string, n: number, prefix = 'doc', batch = 10_000): Promise<void> {
+/** Loads n example documents fast through the batched migration-import endpoint (pages of 2,000, as a migration writes them). */
+export async function loadExamples(uri: string, n: number, prefix = 'doc', batch = 2_000): Promise<void> {
   const t0 = Date.now() * 1000;
   for (let start = 0; start < n; start += batch) {
     const documents = [];
