@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { http, startHost, tempDir } from './support/hosts.js';
 
 /** Sends raw bytes (bad methods, broken JSON) the way a misbehaving client would. */
@@ -158,5 +159,48 @@ describe('bad input never crashes the host nor half-writes', () => {
       assert.equal(await again.stop(), 0);
     }
     assert.deepEqual(readdirSync(logDir), [], 'a clean stop leaves an empty commit log');
+  });
+  it('halts writes, and loses nothing, when the index cannot take an acknowledged write', async () => {
+    const sandbox = tempDir();
+    const h = await startHost(['--logLevel=info'], { sandbox });
+    // Another process holds the index's write lock: the writer thread's commits time out (SQLITE_BUSY).
+    const locker = new Database(join(sandbox, 'index.sqlite'));
+    locker.pragma('busy_timeout = 0');
+    locker.exec('BEGIN IMMEDIATE');
+    let locked = true;
+    const acked = new Map<string, Record<string, unknown>>();
+    try {
+      let refused: { status: number; json: Record<string, unknown> } | undefined;
+      for (let i = 0; !refused; i++) {
+        assert.ok(i < 400, 'the host should refuse writes once it knows the index cannot take them');
+        const r = await http('POST', `${h.uri}/core/examples`, { name: `w-${i}`, documentSelfLink: `w-${i}`, counter: i });
+        if (r.status === 200) acked.set(r.json['documentSelfLink'] as string, r.json);
+        else refused = r;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(refused.status, 500);
+      assert.match(String(refused.json['message']), /could not apply an acknowledged write/);
+      assert.ok(acked.size > 0);
+      // Reads still see every acknowledged write.
+      const first = [...acked.keys()][0]!;
+      assert.deepEqual((await http('GET', `${h.uri}${first}`)).json, acked.get(first));
+      locker.exec('ROLLBACK');
+      locker.close();
+      locked = false;
+      // The lock is gone, but the host stays halted: nothing may be applied after a lost write.
+      assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'after' })).status, 500);
+      assert.ok(readdirSync(join(sandbox, 'commit-log')).length > 0, 'the unapplied writes are kept in the commit log');
+    } finally {
+      if (locked) locker.close();
+      assert.equal(await h.stop(), 0);
+    }
+    const again = await startHost(['--logLevel=info'], { sandbox });
+    try {
+      for (const [link, doc] of acked) assert.deepEqual((await http('GET', `${again.uri}${link}`)).json, doc, `${link} is exactly as acknowledged`);
+      assert.equal((await http('GET', `${again.uri}/core/examples`)).json.documentCount, acked.size);
+      assert.equal((await http('POST', `${again.uri}/core/examples`, { name: 'writes again' })).status, 200);
+    } finally {
+      assert.equal(await again.stop(), 0);
+    }
   });
 });

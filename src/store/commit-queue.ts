@@ -1,7 +1,7 @@
 import { kryptonError } from '../core/errors.js';
 import type { CommitLog } from './commit-log.js';
 import type { StoredVersion } from './sqlite-store.js';
-import { logPositionOp, opLink, type WriteOp } from './write-ops.js';
+import { opLink, type WriteOp } from './write-ops.js';
 
 /** Logged writes wait at most this long for the next batch (more time: larger, cheaper batches). */
 const DEFAULT_FLUSH_DELAY_MS = 10;
@@ -20,7 +20,8 @@ const MAX_IN_FLIGHT = 2;
  * (all groups in one transaction); its per-group results come back through CommitQueue.onApplied.
  */
 export interface WriterBackend {
-  post(id: number, groups: WriteOp[][]): void;
+  /** `logSeqs[k]`: the commit-log sequence number of group k, 0 when it is not logged (see BatchApplier). */
+  post(id: number, groups: WriteOp[][], logSeqs: number[]): void;
   /** Blocks this thread until batch `id` is applied; false if the writer is gone. */
   waitApplied(id: number): boolean;
 }
@@ -67,6 +68,8 @@ export class CommitQueue {
   private backlogWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   private failure: Error | undefined;
+  /** Some acknowledged write was not applied (it is in the log only, until the next start). */
+  private lostWrites = false;
   /** Newest logged-but-unapplied version per link (null: purged). */
   private readonly overlay = new Map<string, { seq: number; v: StoredVersion | null }>();
   private readonly listeners: Array<(ops: readonly WriteOp[]) => void> = [];
@@ -161,11 +164,11 @@ export class CommitQueue {
     const entries = this.queue.splice(0, take);
     const lastSeq = entries[entries.length - 1]!.seq;
     const groups = entries.map((e) => e.ops);
-    if (this.log) groups.push([logPositionOp(lastSeq)]);
+    const logSeqs = entries.map((e) => (e.logged ? e.seq : 0));
     const batch: Batch = { id: this.nextBatchId++, entries, lastSeq, released: false };
     this.posted.push(batch);
     try {
-      this.backend.post(batch.id, groups);
+      this.backend.post(batch.id, groups, logSeqs);
     } catch (err) {
       this.onApplied(batch.id, err instanceof Error ? err : new Error(String(err)));
     }
@@ -176,9 +179,16 @@ export class CommitQueue {
     const i = this.posted.findIndex((b) => b.id === id);
     if (i < 0) return;
     const batch = this.posted.splice(i, 1)[0]!;
-    this.release(batch);
+    const errorOf = (k: number) => (results instanceof Error ? results.message : results[k]);
+    // The first acknowledged write the index did not take: it and every later one stay in the log.
+    const lost = batch.entries.find((e, k) => e.logged && errorOf(k) !== undefined);
+    this.release(batch, lost?.seq);
+    if (lost) {
+      this.lostWrites = true;
+      this.halt(errorOf(batch.entries.indexOf(lost))!);
+    }
     batch.entries.forEach((e, k) => {
-      const error = results instanceof Error ? results.message : results[k];
+      const error = errorOf(k);
       if (e.logged) {
         if (error !== undefined) this.onApplyError(error, e.ops);
       } else if (error !== undefined) e.reject!(new Error(error));
@@ -196,13 +206,17 @@ export class CommitQueue {
     }
   }
 
-  /** Everything of a batch that is applied leaves the overlay, the backlog and the log. */
-  private release(batch: Batch): void {
+  /**
+   * Everything of a batch that is applied leaves the overlay, the backlog and the log. Logged writes
+   * from `lostFrom` on were not applied: they stay in the overlay (reads keep seeing them) and in the log.
+   */
+  private release(batch: Batch, lostFrom?: number): void {
     if (batch.released) return;
     batch.released = true;
     for (const e of batch.entries) {
       if (!e.logged) continue;
       this.backlog--;
+      if (lostFrom !== undefined && e.seq >= lostFrom) continue;
       for (const op of e.ops) {
         const link = opLink(op);
         if (link === undefined) continue;
@@ -210,7 +224,7 @@ export class CommitQueue {
         if (o && o.seq <= batch.lastSeq) this.overlay.delete(link);
       }
     }
-    this.log?.release(batch.lastSeq);
+    this.log?.release(lostFrom !== undefined ? lostFrom - 1 : batch.lastSeq);
     if (this.backlog <= MAX_BACKLOG && this.backlogWaiters.length > 0) {
       const waiters = this.backlogWaiters;
       this.backlogWaiters = [];
@@ -230,14 +244,32 @@ export class CommitQueue {
     if (!this.backend.waitApplied(last.id)) {
       throw kryptonError('STORAGE', 'the index writer stopped before applying acknowledged writes; they are in the commit log and are applied at the next start');
     }
-    for (const b of this.posted) if (b.id <= last.id) this.release(b);
+    // The batches are released when their answers arrive (onApplied): only those tell what failed.
   }
 
-  /** The writer is gone: queued and in-flight writes fail, later ones are refused. */
+  /**
+   * An acknowledged write could not be applied (disk full, I/O error, the index locked by another
+   * process): stop writing. The writer applies nothing after it, it and every later acknowledged
+   * write stay in the commit log, and the next start replays them. Until then writes are refused
+   * (reads keep seeing acknowledged writes through the overlay).
+   */
+  private halt(cause: string): void {
+    if (this.failure) return;
+    this.fail(
+      kryptonError(
+        'STORAGE',
+        `the index could not apply an acknowledged write (${cause}); writes are refused until the host is restarted, which applies it from the commit log`,
+      ),
+    );
+  }
+
+  /** The writer is gone or halted: queued and in-flight writes fail, later ones are refused. */
   fail(err: Error): void {
+    if (this.failure) return;
     this.failure = err;
+    // Queued logged writes stay queued: acknowledged, in the overlay and in the log (replayed at start).
     const queued = this.queue;
-    this.queue = [];
+    this.queue = queued.filter((e) => e.logged);
     for (const e of queued) e.reject?.(err);
     for (const b of [...this.posted]) this.onApplied(b.id, err);
     const waiters = [...this.idleWaiters, ...this.backlogWaiters];
@@ -255,8 +287,8 @@ export class CommitQueue {
     }
   }
 
-  /** True when no write is waiting for the index. */
+  /** True when no acknowledged write is waiting for the index (false once one was lost: the log must be kept). */
   get idle(): boolean {
-    return this.queue.length === 0 && this.posted.length === 0;
+    return this.queue.length === 0 && this.posted.length === 0 && !this.lostWrites;
   }
 }

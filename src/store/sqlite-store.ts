@@ -9,7 +9,7 @@ import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
 import { CommitLog } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
-import { executeGroups, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
+import { BatchApplier, executeGroups, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
 export interface OpenOptions {
   /** 'thread' (default for on-disk sandboxes): commits run on a writer thread; 'sync': in this thread. */
@@ -127,9 +127,10 @@ export class SqliteStore {
 
   /** Batches applied in this thread (in-memory indexes, the writer thread's own store). */
   private inThreadWriter(): WriterBackend {
+    const applier = new BatchApplier(this);
     return {
-      post: (id, groups) => {
-        const results = executeGroups(this, groups);
+      post: (id, groups, logSeqs) => {
+        const results = applier.apply(groups, logSeqs);
         setImmediate(() => this.commits.onApplied(id, results));
       },
       waitApplied: () => true,
@@ -151,9 +152,9 @@ export class SqliteStore {
     worker.on('error', failAll);
     worker.on('exit', (code) => failAll(new Error(`writer thread exited with code ${code}`)));
     return {
-      post: (id, groups) => {
+      post: (id, groups, logSeqs) => {
         if (stopped) throw stopped;
-        worker.postMessage({ id, groups });
+        worker.postMessage({ id, groups, logSeqs });
       },
       waitApplied: (id) => {
         for (;;) {
@@ -172,6 +173,7 @@ export class SqliteStore {
     try {
       if (dir !== ':memory:') mkdirSync(dir, { recursive: true });
       db = new Database(dir === ':memory:' ? ':memory:' : join(dir, 'index.sqlite'));
+      if (process.env.PS) db.pragma('page_size = ' + process.env.PS);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');

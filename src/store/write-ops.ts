@@ -69,3 +69,49 @@ export function executeGroups(store: SqliteStore, groups: readonly (readonly Wri
     });
   }
 }
+
+/**
+ * Applies the commit queue's batches (on the writer thread, or in-thread). `logSeqs[k]` is the
+ * commit-log sequence number of group k (0: not logged); the index records, in the same
+ * transaction, how far the log is applied (LOG_SEQ_KEY).
+ *
+ * A logged group was already acknowledged, so it must never be skipped: if one cannot be applied,
+ * the applier halts. The log position stays just before it, nothing after it is applied (in this
+ * batch or any later one), and the next start replays it from the log.
+ */
+export class BatchApplier {
+  /** Why the applier halted (the first acknowledged write it could not apply). */
+  halted: string | undefined;
+
+  constructor(private readonly store: SqliteStore) {}
+
+  apply(groups: readonly (readonly WriteOp[])[], logSeqs: readonly number[]): Array<string | undefined> {
+    if (this.halted !== undefined) return groups.map(() => `not applied: ${this.halted}`);
+    let last = 0;
+    for (const seq of logSeqs) if (seq > last) last = seq;
+    try {
+      this.store.applyTransaction(() => {
+        for (const g of groups) applyOps(this.store, g);
+        if (last > 0) applyOps(this.store, [logPositionOp(last)]);
+      });
+      return groups.map(() => undefined);
+    } catch {
+      // One group at a time, in order, each with its own log position.
+      return groups.map((g, k) => {
+        if (this.halted !== undefined) return `not applied: ${this.halted}`;
+        const seq = logSeqs[k] ?? 0;
+        try {
+          this.store.applyTransaction(() => {
+            applyOps(this.store, g);
+            if (seq > 0) applyOps(this.store, [logPositionOp(seq)]);
+          });
+          return undefined;
+        } catch (err) {
+          const message = (err as Error).message;
+          if (seq > 0) this.halted = message;
+          return message;
+        }
+      });
+    }
+  }
+}

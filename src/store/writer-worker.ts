@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './sqlite-store.js';
-import { executeGroups, type WriteOp } from './write-ops.js';
+import { BatchApplier, type WriteOp } from './write-ops.js';
 
 /**
  * The writer thread: owns the index's write connection. The main thread parses requests, runs
@@ -10,14 +10,15 @@ import { executeGroups, type WriteOp } from './write-ops.js';
 const store = SqliteStore.open(workerData.dir as string, { writer: 'sync' });
 /** The last applied batch id, shared with the main thread (a read there may wait for a batch). */
 const applied = new Int32Array(workerData.applied as SharedArrayBuffer);
-parentPort!.on('message', (msg: { id: number; groups?: WriteOp[][]; close?: boolean }) => {
+const applier = new BatchApplier(store);
+parentPort!.on('message', (msg: { id: number; groups?: WriteOp[][]; logSeqs?: number[]; close?: boolean }) => {
   if (msg.close) {
     void store.close().then(() => parentPort!.postMessage({ id: msg.id, results: [] }));
     return;
   }
   let results: Array<string | undefined>;
   try {
-    results = executeGroups(store, msg.groups ?? []);
+    results = applier.apply(msg.groups ?? [], msg.logSeqs ?? []);
   } catch (err) {
     results = (msg.groups ?? []).map(() => (err as Error).message);
   }
