@@ -15,6 +15,8 @@ import { indexFields } from '../query/field-indexer.js';
 const VALID_ID = /^[A-Za-z0-9\-_.~?#[\]@!$&'()*+,;=:]+$/;
 const DEFAULT_RETENTION = { limit: 1000, floor: 500 };
 const IMPORT_CHUNK = 1000;
+/** Documents prepared between two event-loop turns of an import. */
+const IMPORT_YIELD_EVERY = 250;
 
 export interface WriteInput {
   body: Doc;
@@ -210,7 +212,7 @@ export class DocumentWriter {
         pending = [];
         firstOutcome = to;
         commits.push(
-          this.commitReplicated(chunk).catch((err: Error) => {
+          this.commitReplicated(chunk, 'import').catch((err: Error) => {
             for (let k = from; k < to; k++) if (outcomes[k]!.result !== 'failed' && outcomes[k]!.result !== 'skipped') outcomes[k] = { link: outcomes[k]!.link, result: 'failed', error: err.message };
           }),
         );
@@ -234,11 +236,10 @@ export class DocumentWriter {
         } catch (err) {
           outcomes.push({ link, result: 'failed', error: (err as Error).message });
         }
-        if (pending.length >= IMPORT_CHUNK) {
-          flush();
-          // A macrotask turn: the chunk goes to the writer now, and its answers are heard.
-          await new Promise<void>((resolve) => setImmediate(resolve));
-        }
+        if (pending.length >= IMPORT_CHUNK) flush();
+        // A macrotask turn now and then: a flushed chunk goes to the writer now, its answers are
+        // heard, and other requests (a query on the destination) are served in between.
+        if ((i + 1) % IMPORT_YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       }
       flush();
       await Promise.all(commits);
@@ -364,9 +365,10 @@ export class DocumentWriter {
         authPrincipal: (doc['documentAuthPrincipalLink'] as string | undefined) ?? null,
         json,
       };
-      // Batched imports: the index rows are derived here from the object in hand, which spares the
-      // writer thread (the migration's busiest stage) a JSON.parse; request writes leave it to the writer.
-      if (durability === 'applied') v.fields = indexFields(doc, { fixedItemNameFields: this.def.fixedItemNameFields ?? [] });
+      // Imports and replicas (committed before they are answered): the index rows are derived here,
+      // from the object in hand, which spares the writer thread (the migration's busiest stage) a
+      // JSON.parse; request writes leave it to the writer.
+      if (durability !== 'logged') v.fields = indexFields(doc, { fixedItemNameFields: this.def.fixedItemNameFields ?? [] });
       else if (this.def.fixedItemNameFields) v.fixedItemNameFields = this.def.fixedItemNameFields;
       ops.push({ t: 'write', v, retention: this.retention, knownNew: isNew === true || purgeFirst });
     }

@@ -29,11 +29,15 @@ export interface WriterBackend {
 /**
  * 'applied': the promise settles once the ops are committed to the index (and rejects with the
  * storage error). 'logged': once they are in the commit log (see commit-log.ts); the index catches
- * up within milliseconds and reads see them at once (overlay, sync).
+ * up within milliseconds and reads see them at once (overlay, sync). 'import': as 'applied', but
+ * readers do not wait for it (sync): the writer answers nobody before the commit (a batched
+ * migration import), so no client can expect to read it earlier.
  */
-export type Durability = 'logged' | 'applied';
+export type Durability = 'logged' | 'applied' | 'import';
 
 interface Entry {
+  /** Readers wait for it (sync): every entry but an 'import'. */
+  awaited: boolean;
   ops: WriteOp[];
   seq: number;
   logged: boolean;
@@ -70,6 +74,8 @@ export class CommitQueue {
   private failure: Error | undefined;
   /** Some acknowledged write was not applied (it is in the log only, until the next start). */
   private lostWrites = false;
+  /** Entries readers wait for (see Entry.awaited), queued or posted, not yet answered by the writer. */
+  private awaited = 0;
   /** Newest logged-but-unapplied version per link (null: purged). */
   private readonly overlay = new Map<string, { seq: number; v: StoredVersion | null }>();
   private readonly listeners: Array<(ops: readonly WriteOp[]) => void> = [];
@@ -105,15 +111,18 @@ export class CommitQueue {
       }
       this.seq = seq;
       this.remember(seq, ops);
-      this.queue.push({ ops, seq, logged: true });
+      this.queue.push({ ops, seq, logged: true, awaited: true });
       this.backlog++;
+      this.awaited++;
       this.committed(ops);
       this.schedule(this.queue.length >= this.maxBatch);
       if (this.backlog <= MAX_BACKLOG) return Promise.resolve();
       return new Promise((resolve) => this.backlogWaiters.push(resolve));
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ ops, seq: ++this.seq, logged: false, resolve, reject });
+      const awaited = durability !== 'import';
+      if (awaited) this.awaited++;
+      this.queue.push({ ops, seq: ++this.seq, logged: false, awaited, resolve, reject });
       this.schedule(true);
     });
   }
@@ -156,11 +165,12 @@ export class CommitQueue {
   }
 
   /** Posts queued ops as a batch; unless forced, only while fewer than MAX_IN_FLIGHT are posted (an answer posts the next). */
-  private flush(force: boolean): void {
+  private flush(force: boolean, upTo = this.queue.length): void {
     if (this.failure || this.queue.length === 0 || (!force && this.posted.length >= MAX_IN_FLIGHT)) return;
-    // A batch holds at most maxBatch writes and about MAX_BATCH_OPS ops (bounded writer memory).
+    // A batch holds at most maxBatch writes and about MAX_BATCH_OPS ops (bounded writer memory);
+    // a forced one (sync) takes the first `upTo` entries.
     let take = 0;
-    for (let ops = 0; take < this.queue.length && (force || (take < this.maxBatch && ops < MAX_BATCH_OPS)); take++) ops += this.queue[take]!.ops.length;
+    for (let ops = 0; take < Math.min(upTo, this.queue.length) && (force || (take < this.maxBatch && ops < MAX_BATCH_OPS)); take++) ops += this.queue[take]!.ops.length;
     const entries = this.queue.splice(0, take);
     const lastSeq = entries[entries.length - 1]!.seq;
     const groups = entries.map((e) => e.ops);
@@ -214,6 +224,7 @@ export class CommitQueue {
     if (batch.released) return;
     batch.released = true;
     for (const e of batch.entries) {
+      if (e.awaited) this.awaited--;
       if (!e.logged) continue;
       this.backlog--;
       if (lostFrom !== undefined && e.seq >= lostFrom) continue;
@@ -233,15 +244,22 @@ export class CommitQueue {
   }
 
   /**
-   * Blocks until every queued write is in the index: reads other than getLatest call this first,
-   * so queries, listings and scans see every acknowledged write. Free when nothing is pending.
+   * Blocks until every acknowledged write is in the index: reads other than getLatest call this
+   * first, so queries, listings and scans see every write a client was answered for. Batched
+   * imports ('import') are answered only after their commit, so a reader does not wait for them
+   * (a query on a migration's destination is not held up by its import); `all` waits for them too
+   * (writes on the main connection, which must follow every queued write). Free when nothing is pending.
    */
-  sync(): void {
-    if (this.queue.length === 0 && this.posted.length === 0) return;
-    if (this.queue.length > 0) this.flush(true);
-    const last = this.posted[this.posted.length - 1];
-    if (!last) return;
-    if (!this.backend.waitApplied(last.id)) {
+  sync(all = false): void {
+    if (this.failure || (this.queue.length === 0 && this.posted.length === 0)) return;
+    if (!all && this.awaited === 0) return;
+    let upTo = this.queue.length;
+    if (!all) while (upTo > 0 && !this.queue[upTo - 1]!.awaited) upTo--;
+    if (upTo > 0) this.flush(true, upTo);
+    let target = this.posted.length - 1;
+    if (!all) while (target >= 0 && !this.posted[target]!.entries.some((e) => e.awaited)) target--;
+    if (target < 0) return;
+    if (!this.backend.waitApplied(this.posted[target]!.id)) {
       throw kryptonError('STORAGE', 'the index writer stopped before applying acknowledged writes; they are in the commit log and are applied at the next start');
     }
     // The batches are released when their answers arrive (onApplied): only those tell what failed.
@@ -270,7 +288,11 @@ export class CommitQueue {
     // Queued logged writes stay queued: acknowledged, in the overlay and in the log (replayed at start).
     const queued = this.queue;
     this.queue = queued.filter((e) => e.logged);
-    for (const e of queued) e.reject?.(err);
+    for (const e of queued) {
+      if (e.logged) continue;
+      if (e.awaited) this.awaited--;
+      e.reject!(err);
+    }
     for (const b of [...this.posted]) this.onApplied(b.id, err);
     const waiters = [...this.idleWaiters, ...this.backlogWaiters];
     this.idleWaiters = [];

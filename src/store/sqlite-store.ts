@@ -254,7 +254,6 @@ export class SqliteStore {
    * latest (node groups: a rolled-back replica write, or a copy replaced by synchronization).
    */
   removeVersionsFrom(link: string, version: number): void {
-    this.commits.sync();
     this.transaction(() => {
       this.db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ? AND version >= ?)').run(link, version);
       this.db.prepare('DELETE FROM docs WHERE link = ? AND version >= ?').run(link, version);
@@ -264,7 +263,7 @@ export class SqliteStore {
 
   /** Runs `fn` in one transaction (IMMEDIATE), after every queued write is applied. */
   transaction<T>(fn: () => T): T {
-    this.commits.sync();
+    this.commits.sync(true);
     return this.runInTransaction.immediate(fn) as T;
   }
 
@@ -273,7 +272,7 @@ export class SqliteStore {
     return this.runInTransaction.immediate(fn) as T;
   }
 
-  /** Waits until every acknowledged write is in the index (before reading it with raw statements). */
+  /** Waits until every acknowledged write is in the index (before reading it with raw statements; see CommitQueue.sync). */
   sync(): void {
     this.commits.sync();
   }
