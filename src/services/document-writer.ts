@@ -9,7 +9,6 @@ import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import type { StoredVersion } from '../store/sqlite-store.js';
 import type { WireVersion, WriteOp } from '../store/write-ops.js';
 import type { Durability } from '../store/commit-queue.js';
-import { indexFields } from '../query/field-indexer.js';
 
 /** Xenon's id rule: A–Z a–z 0–9 and - _ . ~ ? # [ ] @ ! $ & ' ( ) * + , ; = : */
 const VALID_ID = /^[A-Za-z0-9\-_.~?#[\]@!$&'()*+,;=:]+$/;
@@ -365,11 +364,7 @@ export class DocumentWriter {
         authPrincipal: (doc['documentAuthPrincipalLink'] as string | undefined) ?? null,
         json,
       };
-      // Imports and replicas (committed before they are answered): the index rows are derived here,
-      // from the object in hand, which spares the writer thread (the migration's busiest stage) a
-      // JSON.parse; request writes leave it to the writer.
-      if (durability !== 'logged') v.fields = indexFields(doc, { fixedItemNameFields: this.def.fixedItemNameFields ?? [] });
-      else if (this.def.fixedItemNameFields) v.fixedItemNameFields = this.def.fixedItemNameFields;
+      if (this.def.fixedItemNameFields) v.fixedItemNameFields = this.def.fixedItemNameFields;
       ops.push({ t: 'write', v, retention: this.retention, knownNew: isNew === true || purgeFirst });
     }
     try {
