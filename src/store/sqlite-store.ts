@@ -173,7 +173,6 @@ export class SqliteStore {
     try {
       if (dir !== ':memory:') mkdirSync(dir, { recursive: true });
       db = new Database(dir === ':memory:' ? ':memory:' : join(dir, 'index.sqlite'));
-      if (process.env.PS) db.pragma('page_size = ' + process.env.PS);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');

@@ -20,7 +20,10 @@ parentPort!.on('message', (msg: { id: number; groups?: WriteOp[][]; logSeqs?: nu
   try {
     results = applier.apply(msg.groups ?? [], msg.logSeqs ?? []);
   } catch (err) {
-    results = (msg.groups ?? []).map(() => (err as Error).message);
+    // Unexpected (apply reports failures per group): nothing more may be applied after an acknowledged write.
+    const message = (err as Error).message;
+    if ((msg.logSeqs ?? []).some((s) => s > 0)) applier.halted ??= message;
+    results = (msg.groups ?? []).map(() => message);
   }
   Atomics.store(applied, 0, msg.id);
   Atomics.notify(applied, 0);
