@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ROOT, http, startHost, waitFor, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, snapshot, waitForStage } from './support/data.js';
+import { importExamples } from './support/cluster.js';
 
 const task = (blue: RunningHost, green: RunningHost, extra: Record<string, unknown> = {}) => ({
   sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
@@ -199,7 +200,9 @@ describe('migration task: checkpoints survive a restart of the host running it',
     const [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
     let green2: RunningHost | undefined;
     try {
-      await createExamples(blue.uri, 3000, 'r', 32);
+      // Enough pages that the run is still going when its first progress save lands (saves are
+      // throttled to one per 250 ms; a faster run would finish before a checkpoint shows).
+      await importExamples(blue.uri, 30_000, 'r');
       const r = await http('POST', `${green.uri}/management/migration-tasks`, task(blue, green, { querySpec: { resultLimit: 100 } }));
       const link = r.json.documentSelfLink;
       await waitFor(async () => {
@@ -210,7 +213,7 @@ describe('migration task: checkpoints survive a restart of the host running it',
       green2 = await startHost([], { sandbox: green.sandbox, port: green.port });
       const done = await waitForStage(green2.uri, link, ['FINISHED', 'FAILED']);
       assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
-      assert.equal(await assertSameDocuments(blue.uri, green2.uri), 3000);
+      assert.equal(await assertSameDocuments(blue.uri, green2.uri), 30_000);
       assert.ok(done.progress.runCount >= 2, 'the run was resumed, not forgotten');
     } finally {
       await Promise.all([blue.stop(), green.stop(), green2?.stop()]);
