@@ -139,7 +139,9 @@ describe('bad input never crashes the host nor half-writes', () => {
     const logDir = join(sandbox, 'commit-log');
     const segments = readdirSync(logDir).sort();
     assert.ok(segments.length > 0, 'the commit log holds the unapplied writes');
-    appendFileSync(join(logDir, segments.at(-1)!), '{"s":999999,"o":[{"t":"write","v":{"link":"/core/examples/torn"');
+    // Its header line is complete, its document line is not.
+    const torn = '{"s":999999,"o":[{"t":"w","k":1,"r":null,"l":"/core/examples/torn","f":"/core/examples","n":0,"K":null,"u":1,"a":"POST","e":0,"w":null,"p":null}]}\n{"name":"torn","documentSelfLink":"/core/ex';
+    appendFileSync(join(logDir, segments.at(-1)!), torn);
     const again = await startHost(['--logLevel=info'], { sandbox });
     try {
       assert.match(again.output(), /replayed acknowledged writes from the commit log/);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, http, startHost, tempDir } from './support/hosts.js';
 
@@ -24,5 +24,34 @@ describe('sandbox format compatibility', () => {
     } finally {
       await h.stop();
     }
+  });
+
+  it('replays a commit log left by release 0.1.0 (one JSON line per record)', async () => {
+    const sandbox = tempDir();
+    cpSync(join(ROOT, 'test', 'fixtures', 'sandbox-format-1'), sandbox, { recursive: true });
+    const kind = 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState';
+    const f4 = { keyValues: {}, counter: 4, name: 'logged-by-0.1', tags: [], isFromMigration: false, documentVersion: 0, documentEpoch: 0, documentKind: kind, documentSelfLink: '/core/examples/f4', documentUpdateTimeMicros: 1795290012900000, documentUpdateAction: 'POST', documentExpirationTimeMicros: 0, documentOwner: 'fixture-host' };
+    const f2 = { keyValues: {}, counter: 20, name: 'fixture-2', tags: ['t2'], isFromMigration: false, documentVersion: 1, documentEpoch: 0, documentKind: kind, documentSelfLink: '/core/examples/f2', documentUpdateTimeMicros: 1795290012900001, documentUpdateAction: 'PATCH', documentExpirationTimeMicros: 0, documentOwner: 'fixture-host' };
+    const v = (d: typeof f4) => ({ link: d.documentSelfLink, factory: '/core/examples', version: d.documentVersion, kind, updateTime: d.documentUpdateTimeMicros, action: d.documentUpdateAction, expiration: 0, owner: 'fixture-host', authPrincipal: null });
+    // Exactly what 0.1.0's encoder wrote: the document embedded as `d`, one record per line.
+    const lines = [
+      `{"s":1,"o":[{"t":"write","k":true,"r":{"limit":1000,"floor":500},"v":${JSON.stringify(v(f4))},"d":${JSON.stringify(f4)}}]}`,
+      `{"s":2,"o":[{"t":"write","k":false,"r":{"limit":1000,"floor":500},"v":${JSON.stringify(v(f2))},"d":${JSON.stringify(f2)}}]}`,
+    ];
+    mkdirSync(join(sandbox, 'commit-log'));
+    writeFileSync(join(sandbox, 'commit-log', '0000000000000001.log'), lines.join('\n') + '\n');
+    const h = await startHost(['--logLevel=info'], { sandbox });
+    try {
+      assert.match(h.output(), /replayed acknowledged writes from the commit log/);
+      assert.deepEqual((await http('GET', `${h.uri}/core/examples/f4`)).json, f4);
+      assert.deepEqual((await http('GET', `${h.uri}/core/examples/f2`)).json, f2);
+      const q = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'logged-by-0.1' } } } });
+      assert.deepEqual(q.json.results.documentLinks, ['/core/examples/f4'], 'the replayed version is indexed');
+      const w = await http('POST', `${h.uri}/core/examples`, { name: 'after-replay', documentSelfLink: 'f5' });
+      assert.equal(w.status, 200);
+    } finally {
+      assert.equal(await h.stop(), 0);
+    }
+    assert.deepEqual(readdirSync(join(sandbox, 'commit-log')), [], 'the replayed log is gone after a clean stop');
   });
 });

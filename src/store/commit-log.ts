@@ -1,13 +1,14 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RetentionPolicy } from './sqlite-store.js';
+import type { IndexedField } from '../query/field-indexer.js';
 import type { WireVersion, WriteOp } from './write-ops.js';
 
 /** A segment is closed and a new one started once it holds this many bytes. */
 const SEGMENT_BYTES = 4 * 1024 * 1024;
 const SUFFIX = '.log';
 
-/** One logged write: its sequence number and ops, one JSON line. */
+/** One logged write: its sequence number and ops (see encodeRecord for its text). */
 export interface LogRecord {
   s: number;
   o: WriteOp[];
@@ -47,10 +48,9 @@ export class CommitLog {
     this.current = { name, bytes: 0, lastSeq: firstSeq - 1 };
   }
 
-  /** Appends one record; when this returns, the record survives the death of the process. */
-  append(seq: number, ops: readonly WriteOp[]): void {
-    const line = encode(seq, ops);
-    const bytes = writeSync(this.fd, line);
+  /** Appends one record (encodeRecord's text); when this returns, it survives the death of the process. */
+  append(seq: number, record: string): void {
+    const bytes = writeSync(this.fd, record);
     this.current.bytes += bytes;
     this.current.lastSeq = seq;
     if (this.current.bytes >= SEGMENT_BYTES) {
@@ -80,20 +80,7 @@ export class CommitLog {
    */
   static *records(dir: string, appliedSeq: number): Generator<LogRecord> {
     for (const name of segmentNames(dir)) {
-      const text = readFileSync(join(dir, name), 'utf8');
-      let start = 0;
-      for (;;) {
-        const end = text.indexOf('\n', start);
-        if (end < 0) break;
-        let rec: LogRecord;
-        try {
-          rec = decode(text.slice(start, end));
-        } catch {
-          break;
-        }
-        start = end + 1;
-        if (rec.s > appliedSeq) yield rec;
-      }
+      for (const rec of readRecords(readFileSync(join(dir, name), 'utf8'))) if (rec.s > appliedSeq) yield rec;
     }
   }
 
@@ -104,23 +91,60 @@ export class CommitLog {
 }
 
 /**
- * One line per record. A write's document JSON is embedded as JSON (`d`), not as an escaped string:
- * cheaper to write, and JSON.stringify(JSON.parse(text)) gives back the same text.
+ * A record's text: a header line `{"s":seq,"o":[ops]}` and then, for each write op in order, the
+ * document's JSON text on a line of its own (JSON.stringify never writes a raw newline). The same
+ * text goes to the writer thread (a string crosses threads as one copy, an object graph does not),
+ * so a write is encoded once. Built by hand: JSON.stringify of a version object cost several
+ * times more on the request path.
  */
-function encode(seq: number, ops: readonly WriteOp[]): string {
-  let line = `{"s":${seq},"o":[`;
+export function encodeRecord(seq: number, ops: readonly WriteOp[]): string {
+  let head = `{"s":${seq},"o":[`;
+  let docs = '';
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    if (i > 0) line += ',';
-    if (op.t === 'write') {
-      const { json, ...v } = op.v;
-      line += `{"t":"write","k":${op.knownNew},"r":${JSON.stringify(op.retention ?? null)},"v":${JSON.stringify(v)},"d":${json}}`;
-    } else line += JSON.stringify(op);
+    if (i > 0) head += ',';
+    if (op.t !== 'write') {
+      head += JSON.stringify(op);
+      continue;
+    }
+    const v = op.v;
+    const r = op.retention;
+    head +=
+      `{"t":"w","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"l":${JSON.stringify(v.link)},"f":${JSON.stringify(v.factory)}` +
+      `,"n":${num(v.version)},"K":${JSON.stringify(v.kind)},"u":${num(v.updateTime)},"a":${JSON.stringify(v.action)},"e":${num(v.expiration)}` +
+      `,"w":${JSON.stringify(v.owner)},"p":${JSON.stringify(v.authPrincipal)}` +
+      (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') +
+      (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '') +
+      '}';
+    docs += '\n' + v.json;
   }
-  return line + ']}\n';
+  return head + ']}' + docs + '\n';
+}
+
+/** A number as JSON.stringify writes it (null for NaN and ±Infinity). */
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
 }
 
 interface EncodedWrite {
+  t: 'w';
+  k: 0 | 1;
+  r: [number, number] | null;
+  l: string;
+  f: string;
+  n: number;
+  K: string | null;
+  u: number;
+  a: string;
+  e: number;
+  w: string | null;
+  p: string | null;
+  x?: string[];
+  i?: IndexedField[];
+}
+
+/** Krypton 0.1's form of a write: one line, the document embedded as `d` (still read, for a log left by it). */
+interface EncodedWriteV1 {
   t: 'write';
   k: boolean;
   r: RetentionPolicy | null;
@@ -128,15 +152,48 @@ interface EncodedWrite {
   d: unknown;
 }
 
-function decode(line: string): LogRecord {
-  const raw = JSON.parse(line) as { s: number; o: Array<WriteOp | EncodedWrite> };
-  const o = raw.o.map((op): WriteOp => {
-    if (op.t !== 'write' || !('d' in op)) return op as WriteOp;
-    const out: WriteOp = { t: 'write', v: { ...op.v, json: JSON.stringify(op.d) }, knownNew: op.k };
-    if (op.r) out.retention = op.r;
-    return out;
-  });
-  return { s: raw.s, o };
+/**
+ * The records in `text` (one log segment, or one record), in order. A record cut short by a crash
+ * (a line without its newline: it was never acknowledged) ends the text.
+ */
+export function* readRecords(text: string): Generator<LogRecord> {
+  let pos = 0;
+  for (;;) {
+    const end = text.indexOf('\n', pos);
+    if (end < 0) return;
+    let raw: { s: number; o: Array<WriteOp | EncodedWrite | EncodedWriteV1> };
+    try {
+      raw = JSON.parse(text.slice(pos, end)) as typeof raw;
+    } catch {
+      return;
+    }
+    pos = end + 1;
+    const o: WriteOp[] = [];
+    for (const op of raw.o) {
+      if (op.t === 'w') {
+        const e = text.indexOf('\n', pos);
+        if (e < 0) return;
+        const v: WireVersion = { link: op.l, factory: op.f, version: op.n, kind: op.K, updateTime: op.u, action: op.a, expiration: op.e, owner: op.w, authPrincipal: op.p, json: text.slice(pos, e) };
+        pos = e + 1;
+        if (op.x) v.fixedItemNameFields = op.x;
+        if (op.i) v.fields = op.i;
+        const out: WriteOp = { t: 'write', v, knownNew: op.k === 1 };
+        if (op.r) out.retention = { limit: op.r[0], floor: op.r[1] };
+        o.push(out);
+      } else if (op.t === 'write' && 'd' in op) {
+        const out: WriteOp = { t: 'write', v: { ...op.v, json: JSON.stringify(op.d) }, knownNew: op.k };
+        if (op.r) out.retention = op.r;
+        o.push(out);
+      } else o.push(op as WriteOp);
+    }
+    yield { s: raw.s, o };
+  }
+}
+
+/** The ops of one record's text (see encodeRecord). */
+export function decodeRecord(text: string): WriteOp[] {
+  for (const rec of readRecords(text)) return rec.o;
+  throw new Error('a write record was cut short');
 }
 
 function segmentNames(dir: string): string[] {

@@ -1,5 +1,5 @@
 import { kryptonError } from '../core/errors.js';
-import type { CommitLog } from './commit-log.js';
+import { encodeRecord, type CommitLog } from './commit-log.js';
 import type { StoredVersion } from './sqlite-store.js';
 import { opLink, type WriteOp } from './write-ops.js';
 
@@ -20,8 +20,12 @@ const MAX_IN_FLIGHT = 2;
  * (all groups in one transaction); its per-group results come back through CommitQueue.onApplied.
  */
 export interface WriterBackend {
-  /** `logSeqs[k]`: the commit-log sequence number of group k, 0 when it is not logged (see BatchApplier). */
-  post(id: number, groups: WriteOp[][], logSeqs: number[]): void;
+  /**
+   * `logSeqs[k]`: the commit-log sequence number of group k, 0 when it is not logged (see
+   * BatchApplier). A logged group carries its log record's text (`record`), which a writer thread
+   * is sent instead of the ops.
+   */
+  post(id: number, groups: readonly PostedGroup[], logSeqs: number[]): void;
   /** Blocks this thread until batch `id` is applied; false if the writer is gone. */
   waitApplied(id: number): boolean;
 }
@@ -35,7 +39,12 @@ export interface WriterBackend {
  */
 export type Durability = 'logged' | 'applied' | 'import';
 
-interface Entry {
+export interface PostedGroup {
+  ops: WriteOp[];
+  record?: string | undefined;
+}
+
+interface Entry extends PostedGroup {
   /** Readers wait for it (sync): every entry but an 'import'. */
   awaited: boolean;
   ops: WriteOp[];
@@ -104,14 +113,15 @@ export class CommitQueue {
     if (this.failure) return Promise.reject(this.failure);
     if (durability === 'logged' && this.log) {
       const seq = this.seq + 1;
+      const record = encodeRecord(seq, ops);
       try {
-        this.log.append(seq, ops);
+        this.log.append(seq, record);
       } catch (cause) {
         return Promise.reject(kryptonError('STORAGE', `commit log append failed: ${(cause as Error).message}`, { cause }));
       }
       this.seq = seq;
       this.remember(seq, ops);
-      this.queue.push({ ops, seq, logged: true, awaited: true });
+      this.queue.push({ ops, record, seq, logged: true, awaited: true });
       this.backlog++;
       this.awaited++;
       this.committed(ops);
@@ -173,12 +183,11 @@ export class CommitQueue {
     for (let ops = 0; take < Math.min(upTo, this.queue.length) && (force || (take < this.maxBatch && ops < MAX_BATCH_OPS)); take++) ops += this.queue[take]!.ops.length;
     const entries = this.queue.splice(0, take);
     const lastSeq = entries[entries.length - 1]!.seq;
-    const groups = entries.map((e) => e.ops);
     const logSeqs = entries.map((e) => (e.logged ? e.seq : 0));
     const batch: Batch = { id: this.nextBatchId++, entries, lastSeq, released: false };
     this.posted.push(batch);
     try {
-      this.backend.post(batch.id, groups, logSeqs);
+      this.backend.post(batch.id, entries, logSeqs);
     } catch (err) {
       this.onApplied(batch.id, err instanceof Error ? err : new Error(String(err)));
     }

@@ -7,7 +7,7 @@ import { fail, kryptonError } from '../core/errors.js';
 import { FORMAT_VERSION, SCHEMA_DDL } from './schema.js';
 import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
-import { CommitLog } from './commit-log.js';
+import { CommitLog, encodeRecord } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
 import { BatchApplier, executeGroups, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
@@ -130,7 +130,10 @@ export class SqliteStore {
     const applier = new BatchApplier(this);
     return {
       post: (id, groups, logSeqs) => {
-        const results = applier.apply(groups, logSeqs);
+        const results = applier.apply(
+          groups.map((g) => g.ops),
+          logSeqs,
+        );
         setImmediate(() => this.commits.onApplied(id, results));
       },
       waitApplied: () => true,
@@ -154,7 +157,8 @@ export class SqliteStore {
     return {
       post: (id, groups, logSeqs) => {
         if (stopped) throw stopped;
-        worker.postMessage({ id, groups, logSeqs });
+        // Text: a string is copied once into the message, a graph of op objects is cloned field by field.
+        worker.postMessage({ id, records: groups.map((g) => g.record ?? encodeRecord(0, g.ops)), logSeqs });
       },
       waitApplied: (id) => {
         for (;;) {

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './sqlite-store.js';
-import { BatchApplier, type WriteOp } from './write-ops.js';
+import { decodeRecord } from './commit-log.js';
+import { BatchApplier } from './write-ops.js';
 
 /**
  * The writer thread: owns the index's write connection. The main thread parses requests, runs
@@ -11,19 +12,19 @@ const store = SqliteStore.open(workerData.dir as string, { writer: 'sync' });
 /** The last applied batch id, shared with the main thread (a read there may wait for a batch). */
 const applied = new Int32Array(workerData.applied as SharedArrayBuffer);
 const applier = new BatchApplier(store);
-parentPort!.on('message', (msg: { id: number; groups?: WriteOp[][]; logSeqs?: number[]; close?: boolean }) => {
+parentPort!.on('message', (msg: { id: number; records?: string[]; logSeqs?: number[]; close?: boolean }) => {
   if (msg.close) {
     void store.close().then(() => parentPort!.postMessage({ id: msg.id, results: [] }));
     return;
   }
   let results: Array<string | undefined>;
   try {
-    results = applier.apply(msg.groups ?? [], msg.logSeqs ?? []);
+    results = applier.apply((msg.records ?? []).map(decodeRecord), msg.logSeqs ?? []);
   } catch (err) {
     // Unexpected (apply reports failures per group): nothing more may be applied after an acknowledged write.
     const message = (err as Error).message;
     if ((msg.logSeqs ?? []).some((s) => s > 0)) applier.halted ??= message;
-    results = (msg.groups ?? []).map(() => message);
+    results = (msg.records ?? []).map(() => message);
   }
   Atomics.store(applied, 0, msg.id);
   Atomics.notify(applied, 0);
