@@ -39,17 +39,21 @@ export class Replicator implements ReplicationHook {
     private readonly onLateConflict: () => void,
   ) {}
 
-  async replicate(writer: DocumentWriter, pending: readonly Pending[]): Promise<void> {
+  /** Undefined (nothing to wait for) when this node is the only member to write to. */
+  replicate(writer: DocumentWriter, pending: readonly Pending[]): Promise<void> | undefined {
     this.stampEpochs(pending);
     const targets = this.group.replicationTargets();
     const quorum = this.group.quorum();
     const eligible = targets.length + 1;
-    const head = pending[0]!.doc;
-    const what = pending.length > 1 && new Set(pending.map((p) => p.doc['documentSelfLink'])).size > 1 ? `POST to ${writer.factoryLink}` : `${String(head['documentUpdateAction'])} to ${String(head['documentSelfLink'])}`;
     if (quorum > eligible) {
-      fail('QUORUM', `Available nodes: ${eligible}, quorum: ${quorum}. ${what} was not applied: fewer members of the node group are reachable than its membershipQuorum.`);
+      fail('QUORUM', `Available nodes: ${eligible}, quorum: ${quorum}. ${describe(writer, pending)} was not applied: fewer members of the node group are reachable than its membershipQuorum.`);
     }
-    if (targets.length === 0) return;
+    if (targets.length === 0) return undefined;
+    return this.replicateTo(targets, quorum, writer, pending);
+  }
+
+  private async replicateTo(targets: NodeState[], quorum: number, writer: DocumentWriter, pending: readonly Pending[]): Promise<void> {
+    const what = describe(writer, pending);
     const id = this.nextId++;
     const links = [...new Set(pending.map((p) => p.doc['documentSelfLink'] as string))];
     const item = JSON.stringify({ factoryLink: writer.factoryLink, versions: pending.map((p) => ({ doc: p.doc, purgeFirst: p.purgeFirst })) });
@@ -173,4 +177,10 @@ export class Replicator implements ReplicationHook {
   private timeoutMs(): number {
     return this.group.peerTimeoutMs();
   }
+}
+
+/** What a write was, in Xenon's error messages ("PATCH to /core/examples/x", "POST to /core/examples"). */
+function describe(writer: DocumentWriter, pending: readonly Pending[]): string {
+  const head = pending[0]!.doc;
+  return pending.length > 1 && new Set(pending.map((p) => p.doc['documentSelfLink'])).size > 1 ? `POST to ${writer.factoryLink}` : `${String(head['documentUpdateAction'])} to ${String(head['documentSelfLink'])}`;
 }

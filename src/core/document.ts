@@ -44,6 +44,15 @@ export function userFields(doc: Doc): Doc {
   return out;
 }
 
+/** True when userFields(doc) would keep every field (no built-in, no null or undefined value). */
+export function hasOnlyUserFields(doc: Doc): boolean {
+  for (const k in doc) {
+    const v = doc[k];
+    if (v === null || v === undefined || BUILTIN_SET.has(k)) return false;
+  }
+  return true;
+}
+
 /** A full document: the user's fields first, then the built-ins, as Xenon serializes it. */
 export function composeDocument(state: Doc, b: Builtins): Doc {
   const doc: Doc = userFields(state);

@@ -207,7 +207,8 @@ export class Host {
     }
   }
 
-  private async route(op: Operation): Promise<Reply> {
+  /** May throw at once (404): dispatch awaits it inside its try. */
+  private route(op: Operation): Promise<Reply> {
     const path = op.path;
     const direct = this.services.get(path);
     if (direct) {

@@ -2,7 +2,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { RawJson } from '../core/operation.js';
 import { fail, kryptonError, KryptonError } from '../core/errors.js';
-import { composeDocument, longField, userFields, type Doc } from '../core/document.js';
+import { composeDocument, hasOnlyUserFields, longField, userFields, type Doc } from '../core/document.js';
 import type { Host } from '../core/host.js';
 import type { Operation } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
@@ -54,7 +54,8 @@ export interface Pending {
  * whole write again, at most twice (the hook first brought this node's copy up to date).
  */
 export interface ReplicationHook {
-  replicate(writer: DocumentWriter, pending: readonly Pending[]): Promise<void>;
+  /** Undefined: nothing to wait for (no other member to write to). */
+  replicate(writer: DocumentWriter, pending: readonly Pending[]): Promise<void> | undefined;
 }
 
 /**
@@ -106,35 +107,40 @@ export class DocumentWriter {
   }
 
   /** Factory POST: creates a child (Xenon §5.1 conflict rules). */
-  async create(input: WriteInput): Promise<Doc> {
+  create(input: WriteInput): Promise<Doc> {
     return this.retrying(() => this.createOnce(input));
   }
 
-  private async createOnce(input: WriteInput): Promise<Doc> {
+  /** May throw at once (bad input): retrying runs it inside its try. */
+  private createOnce(input: WriteInput): Promise<Doc> {
     if (input.body['documentSourceLink'] != null) fail('VALIDATION', 'clone request not supported');
     const generated = input.body['documentSelfLink'] === undefined || input.body['documentSelfLink'] === null || input.body['documentSelfLink'] === '';
     const link = this.childLinkFor(input.body['documentSelfLink'], input.fromMigration);
-    return this.host.locks.with(link, async () => {
-      const now = this.host.clock.nowMicros();
-      // Generated ids are unique per host (strictly increasing clock), so there is nothing to look up.
-      const existing = generated ? undefined : this.host.store.getLatest(link);
-      let version = Math.max(0, longField(input.body, 'documentVersion') ?? 0);
-      let purgeFirst = false;
-      if (this.isLive(existing, now)) {
-        if (existing.action !== 'DELETE') {
-          if (this.def.idempotentPost) return this.updateLocked(link, existing, 'PUT', input);
-          fail('ALREADY_EXISTS', `Service already started: ${link} stage: AVAILABLE`);
-        }
-        if (!input.forceIndexUpdate && !(version > existing.version)) fail('MARKED_DELETED', `Service marked deleted: ${link}`);
-        version = Math.max(version, existing.version + 1);
-        purgeFirst = true;
-      } else if (existing) purgeFirst = true;
-      const state = await this.runCreate(input);
-      const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
-      input.op?.authz?.checkWrite('POST', doc, undefined);
-      await this.commitReplicated([{ doc, purgeFirst, isNew: existing === undefined }], 'logged');
-      return doc;
-    });
+    // A generated id is unique per host (strictly increasing clock): there is nothing to look up,
+    // and no other request can address the link before this one answers, so no lock either.
+    if (generated) return this.createLocked(link, input, true);
+    return this.host.locks.with(link, () => this.createLocked(link, input, false));
+  }
+
+  private async createLocked(link: string, input: WriteInput, generated: boolean): Promise<Doc> {
+    const now = this.host.clock.nowMicros();
+    const existing = generated ? undefined : this.host.store.getLatest(link);
+    let version = Math.max(0, longField(input.body, 'documentVersion') ?? 0);
+    let purgeFirst = false;
+    if (this.isLive(existing, now)) {
+      if (existing.action !== 'DELETE') {
+        if (this.def.idempotentPost) return this.updateLocked(link, existing, 'PUT', input);
+        fail('ALREADY_EXISTS', `Service already started: ${link} stage: AVAILABLE`);
+      }
+      if (!input.forceIndexUpdate && !(version > existing.version)) fail('MARKED_DELETED', `Service marked deleted: ${link}`);
+      version = Math.max(version, existing.version + 1);
+      purgeFirst = true;
+    } else if (existing) purgeFirst = true;
+    const state = await this.runCreate(input);
+    const doc = this.compose(state, link, version, 'POST', now, input, longField(input.body, 'documentExpirationTimeMicros') ?? 0);
+    input.op?.authz?.checkWrite('POST', doc, undefined);
+    await this.commitReplicated([{ doc, purgeFirst, isNew: existing === undefined }], 'logged');
+    return doc;
   }
 
   /** PUT / PATCH / DELETE of a child. Returns undefined for a DELETE of a missing link (200, empty). */
@@ -302,7 +308,8 @@ export class DocumentWriter {
 
   private validate(state: Doc): void {
     if (!this.check) return;
-    const fields = userFields(state);
+    // The schema sees the user's fields only (no built-ins, no nulls): copy only when there are others.
+    const fields = hasOnlyUserFields(state) ? state : userFields(state);
     if (this.check.Check(fields)) return;
     const first = this.check.Errors(fields).First();
     const where = first?.path ? first.path.replace(/^\//, '').replace(/\//g, '.') : 'document';
@@ -326,8 +333,9 @@ export class DocumentWriter {
 
   /** Replicates (node groups), then commits. */
   private async commitReplicated(pending: Pending[], durability: Durability = 'applied'): Promise<void> {
-    if (pending.length > 0 && this.replication) await this.replication.replicate(this, pending);
-    await this.commit(pending, durability);
+    const replicated = pending.length > 0 ? this.replication?.replicate(this, pending) : undefined;
+    if (replicated) await replicated;
+    return this.commit(pending, durability);
   }
 
   private async retrying<T>(write: () => Promise<T>): Promise<T> {
