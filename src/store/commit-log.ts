@@ -110,15 +110,36 @@ export function encodeRecord(seq: number, ops: readonly WriteOp[]): string {
     const v = op.v;
     const r = op.retention;
     head +=
-      `{"t":"w","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"l":${JSON.stringify(v.link)},"f":${JSON.stringify(v.factory)}` +
-      `,"n":${num(v.version)},"K":${JSON.stringify(v.kind)},"u":${num(v.updateTime)},"a":${JSON.stringify(v.action)},"e":${num(v.expiration)}` +
-      `,"w":${JSON.stringify(v.owner)},"p":${JSON.stringify(v.authPrincipal)}` +
+      `{"t":"w","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"l":${quote(v.link)},"f":${quoteCached(v.factory)}` +
+      `,"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)},"e":${num(v.expiration)}` +
+      `,"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}` +
       (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') +
       (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '') +
       '}';
     docs += '\n' + v.json;
   }
   return head + ']}' + docs + '\n';
+}
+
+/** Strings JSON writes between quotes as they are (no quote, backslash or control character). */
+const PLAIN = /^[^"\\\u0000-\u001f]*$/;
+
+/** A string as JSON.stringify writes it; a third of its cost for the plain strings links are. */
+function quote(s: string): string {
+  return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+/** quote() for the few values factories, kinds, owners, actions and principals take. */
+const quoted = new Map<string, string>();
+function quoteCached(s: string | null): string {
+  if (s === null) return 'null';
+  let q = quoted.get(s);
+  if (q === undefined) {
+    q = quote(s);
+    if (quoted.size >= 1024) quoted.clear();
+    quoted.set(s, q);
+  }
+  return q;
 }
 
 /** A number as JSON.stringify writes it (null for NaN and ±Infinity). */

@@ -1,0 +1,50 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeRecord, encodeRecord, readRecords } from '../src/store/commit-log.js';
+import type { WriteOp } from '../src/store/write-ops.js';
+
+const doc = (link: string, extra: Record<string, unknown> = {}) => JSON.stringify({ name: 'n\n"x"\\', ...extra, documentSelfLink: link });
+
+function write(link: string, over: Partial<Extract<WriteOp, { t: 'write' }>['v']> = {}, knownNew = true): WriteOp {
+  return {
+    t: 'write',
+    v: { link, factory: '/core/examples', version: 2, kind: 'k', updateTime: 1795307195519597, action: 'PATCH', expiration: 0, owner: 'host-a', authPrincipal: null, json: doc(link), ...over },
+    retention: { limit: 1000, floor: 500 },
+    knownNew,
+  };
+}
+
+describe('commit log records', () => {
+  it('decode(encode(ops)) gives the ops back, whatever characters links, owners and documents hold', () => {
+    const ops: WriteOp[] = [
+      { t: 'purge', link: '/core/examples/a' },
+      write('/core/examples/q"uo\\te\u0001é', { owner: 'o"wner', authPrincipal: '/core/authz/users/a\\b', kind: null, fixedItemNameFields: ['keyValues'] }, false),
+      write('/core/examples/b', { expiration: 1795307195519597 }),
+      { t: 'meta', key: 'k', value: 'v"' },
+    ];
+    const text = encodeRecord(42, ops);
+    assert.equal(text.split('\n').length, 4, 'a header line, then one line per document, each ended by a newline');
+    const back = decodeRecord(text);
+    assert.deepEqual(back, ops);
+    for (const op of back) if (op.t === 'write') assert.deepEqual(JSON.parse(op.v.json), JSON.parse(doc(op.v.link)));
+  });
+
+  it('stops at a record cut short, keeping the records before it', () => {
+    const one = encodeRecord(1, [write('/core/examples/one')]);
+    const two = encodeRecord(2, [write('/core/examples/two'), write('/core/examples/three')]);
+    for (const cut of [5, two.indexOf('\n') + 1, two.length - 1]) {
+      const seqs = [...readRecords(one + two.slice(0, cut))].map((r) => r.s);
+      assert.deepEqual(seqs, [1], `cut at ${cut}`);
+    }
+    assert.deepEqual([...readRecords(one + two)].map((r) => r.s), [1, 2]);
+    assert.throws(() => decodeRecord(two.slice(0, -1)), /cut short/);
+  });
+
+  it('reads the one-line records release 0.1.0 wrote', () => {
+    const v = { link: '/core/examples/old', factory: '/core/examples', version: 0, kind: 'k', updateTime: 5, action: 'POST', expiration: 0, owner: 'h', authPrincipal: null };
+    const line = `{"s":9,"o":[{"t":"write","k":true,"r":{"limit":1000,"floor":500},"v":${JSON.stringify(v)},"d":{"name":"old","documentSelfLink":"/core/examples/old"}}]}\n`;
+    const [rec] = [...readRecords(line)];
+    assert.equal(rec!.s, 9);
+    assert.deepEqual(rec!.o, [{ t: 'write', v: { ...v, json: '{"name":"old","documentSelfLink":"/core/examples/old"}' }, knownNew: true, retention: { limit: 1000, floor: 500 } }]);
+  });
+});
