@@ -37,19 +37,18 @@ export interface Builtins {
 /** The user's fields of a document (built-ins and nulls removed; Gson omits nulls). */
 export function userFields(doc: Doc): Doc {
   const out: Doc = {};
-  for (const k of Object.keys(doc)) {
-    const v = doc[k];
-    if (v !== null && v !== undefined && !BUILTIN_SET.has(k)) out[k] = v;
-  }
+  for (const k of Object.keys(doc)) if (isUserField(k, doc[k])) out[k] = doc[k];
   return out;
+}
+
+/** A field userFields keeps: not a built-in, not null or undefined (Gson omits nulls). */
+function isUserField(name: string, value: unknown): boolean {
+  return value !== null && value !== undefined && !BUILTIN_SET.has(name);
 }
 
 /** True when userFields(doc) would keep every field (no built-in, no null or undefined value). */
 export function hasOnlyUserFields(doc: Doc): boolean {
-  for (const k in doc) {
-    const v = doc[k];
-    if (v === null || v === undefined || BUILTIN_SET.has(k)) return false;
-  }
+  for (const k of Object.keys(doc)) if (!isUserField(k, doc[k])) return false;
   return true;
 }
 

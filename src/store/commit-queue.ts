@@ -188,6 +188,8 @@ export class CommitQueue {
     this.posted.push(batch);
     try {
       this.backend.post(batch.id, entries, logSeqs);
+      // Sent: the text is not needed again (the overlay and release work from the ops).
+      for (const e of entries) e.record = undefined;
     } catch (err) {
       this.onApplied(batch.id, err instanceof Error ? err : new Error(String(err)));
     }
