@@ -242,6 +242,41 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     assert.equal((await http('GET', `${h.uri}/core/examples/available`)).status, 200, 'the host is up');
   });
 
+  it('ends the sessions a user started before a password change, and only those', async () => {
+    const carolLink = await createUser(h.uri, admin, 'carol@example.com', 'carol-pw-1');
+    await grant(h.uri, admin, 'carol-examples', { userLinks: [carolLink], query: q.any(q.prefix('/core/examples')), verbs: ['GET', 'POST'] });
+    const before = await login(h.uri, 'carol@example.com', 'carol-pw-1');
+    const claims = JSON.parse(Buffer.from(before.split('.')[1]!, 'base64url').toString());
+    assert.equal(typeof claims.iat, 'number', 'a login token carries iat (Xenon Claims.issuedAt)');
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'carol-1' }, as(before))).status, 200);
+    const bystander = await login(h.uri, 'alice@example.com', 'alice-pw');
+    const credentials = '/core/auth/credentials/carol@example.com';
+    // iat has a resolution of one second: a token of the very second of the change stays valid.
+    await new Promise((r) => setTimeout(r, 1100));
+    const forged = await http('PATCH', `${h.uri}${credentials}`, { passwordChangedTimeMicros: 9e15 }, as(admin));
+    assert.equal(forged.status, 200, forged.text);
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'carol-1b' }, as(before))).status, 200, 'the stamp is the host’s, not a client’s: nothing changed');
+
+    const changed = await http('PATCH', `${h.uri}${credentials}`, { privateKey: 'carol-pw-2' }, as(admin));
+    assert.equal(changed.status, 200, changed.text);
+    const refused = await http('POST', `${h.uri}/core/examples`, { name: 'carol-2' }, as(before));
+    assert.equal(refused.status, 403);
+    assert.match(refused.json.message, /guest \(the auth token was issued before the password of \/core\/authz\/users\/carol@example.com was changed\)/);
+    assert.equal((await http('POST', `${h.uri}${LOGIN}`, { requestType: 'LOGIN' }, basic('carol@example.com', 'carol-pw-1'))).status, 403, 'the old password is refused');
+    const after = await login(h.uri, 'carol@example.com', 'carol-pw-2');
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'carol-3' }, as(after))).status, 200, 'a login after the change works');
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'alice-x' }, as(bystander))).status, 200, 'other users keep their sessions');
+
+    // Changing something else on the credentials is not a password change.
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal((await http('PATCH', `${h.uri}${credentials}`, { customProperties: { team: 'ops' } }, as(admin))).status, 200);
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'carol-4' }, as(after))).status, 200);
+    // A POST that sets a password on existing credentials (idempotent POST: a PUT) is a change.
+    assert.equal((await http('POST', `${h.uri}/core/auth/credentials`, { userEmail: 'carol@example.com', privateKey: 'carol-pw-3' }, as(admin))).status, 200);
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'carol-5' }, as(after))).status, 403);
+    await login(h.uri, 'carol@example.com', 'carol-pw-3');
+  });
+
   it('accepts peer traffic (replication pragmas) only from the system identity of the group', async () => {
     const rpl = await http('PUT', `${h.uri}/core/examples/pub`, { name: 'pub' }, { ...as(admin), pragma: 'xn-rpl' });
     assert.equal(rpl.status, 403);

@@ -22,11 +22,21 @@ export const CREDENTIALS_KIND = `${COMMON}:AuthCredentialsService:AuthCredential
 export const PATCH_QUERY_REQUEST_KIND = `${COMMON}:ResourceGroupService:PatchQueryRequest`;
 export const REVOKED_TOKEN_KIND = 'krypton:auth:RevokedToken';
 
+/**
+ * krypton: when a password was last set on existing credentials (microseconds). Login tokens of the
+ * user issued before that second are refused (AuthRuntime.identify). Kept by the host, never taken
+ * from a client; a migration copies it with the rest of the document.
+ */
+export const PASSWORD_CHANGED_FIELD = 'passwordChangedTimeMicros';
+
 export const AUTH_TOKEN_HEADER = 'x-xenon-auth-token';
 export const AUTH_COOKIE = 'xenon-auth-cookie';
 
-/** Factories whose documents define who may do what: any write to them invalidates cached contexts. */
-export const POLICY_FACTORIES: readonly string[] = [USERS_LINK, USER_GROUPS_LINK, RESOURCE_GROUPS_LINK, ROLES_LINK, REVOKED_TOKENS_LINK];
+/**
+ * Factories whose documents define who may do what, or whether a token still stands (revocations,
+ * password changes): any write to them invalidates cached contexts and tokens.
+ */
+export const POLICY_FACTORIES: readonly string[] = [USERS_LINK, USER_GROUPS_LINK, RESOURCE_GROUPS_LINK, ROLES_LINK, REVOKED_TOKENS_LINK, CREDENTIALS_LINK];
 
 /** Factories only the system identity may read (DECISIONS: credentials are never returned to anyone else). */
 export const SYSTEM_READ_ONLY_FACTORIES: readonly string[] = [CREDENTIALS_LINK, REVOKED_TOKENS_LINK];

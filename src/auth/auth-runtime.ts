@@ -31,7 +31,7 @@ const RENEW_BEFORE_MICROS = 300_000_000;
  * Per-host auth state: the signer, the policy engine, a token cache (token → principal; a hit
  * costs a Map lookup instead of an HMAC verification and a user lookup), and minted tokens.
  * Cache entries die with the token's expiry and with any change to users, groups, roles, resource
- * groups or revocations (the engine's generation).
+ * groups, credentials or revocations (the engine's generation).
  */
 export class AuthRuntime {
   readonly signer: TokenSigner;
@@ -76,7 +76,10 @@ export class AuthRuntime {
     return undefined;
   }
 
-  /** Establishes the principal (xenon-cluster-auth.md C.6): a bad, expired, revoked or unknown-subject token means guest. */
+  /**
+   * Establishes the principal (xenon-cluster-auth.md C.6): a bad, expired, revoked or unknown-subject
+   * token means guest, and so does a login token issued before the user's password was last changed.
+   */
   async identify(op: Operation): Promise<Identity> {
     const token = this.tokenOf(op);
     if (!token) return { principal: GUEST_USER_LINK, isSystem: false };
@@ -89,7 +92,15 @@ export class AuthRuntime {
     const generation = this.engine.generation;
     if (this.engine.live(revocationLink(token))) return guest('the auth token was revoked (logged out)');
     const sub = check.sub;
-    if (sub !== SYSTEM_USER_LINK && sub !== GUEST_USER_LINK && !this.engine.user(sub)) return guest(`the auth token's user ${sub} does not exist on this host`);
+    if (sub !== SYSTEM_USER_LINK && sub !== GUEST_USER_LINK) {
+      const user = this.engine.user(sub);
+      if (!user) return guest(`the auth token's user ${sub} does not exist on this host`);
+      // Whole seconds (JWT iat): a token from the very second of the change stays valid.
+      const changed = this.engine.passwordChangedMicros(user);
+      if (changed !== undefined && check.iatSeconds !== undefined && check.iatSeconds < Math.floor(changed / 1e6)) {
+        return guest(`the auth token was issued before the password of ${sub} was changed`);
+      }
+    }
     if (this.tokens.size >= TOKEN_CACHE_LIMIT) this.tokens.delete(this.tokens.keys().next().value!);
     this.tokens.set(token, { principal: sub, expMicros: check.expSeconds * 1e6, generation });
     return { principal: sub, isSystem: sub === SYSTEM_USER_LINK };

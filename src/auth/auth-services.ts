@@ -9,7 +9,7 @@ import { FactoryService } from '../services/factory-service.js';
 import { normalizeQuerySpec } from '../query/query-validator.js';
 import type { Query } from '../query/query-types.js';
 import {
-  CREDENTIALS_KIND, CREDENTIALS_LINK, PATCH_QUERY_REQUEST_KIND, RESOURCE_GROUP_KIND, RESOURCE_GROUPS_LINK, REVOKED_TOKEN_KIND,
+  CREDENTIALS_KIND, CREDENTIALS_LINK, PASSWORD_CHANGED_FIELD, PATCH_QUERY_REQUEST_KIND, RESOURCE_GROUP_KIND, RESOURCE_GROUPS_LINK, REVOKED_TOKEN_KIND,
   REVOKED_TOKENS_LINK, ROLE_KIND, ROLES_LINK, USER_GROUP_KIND, USER_GROUPS_LINK, USER_KIND, USERS_LINK,
 } from './auth-links.js';
 import { hashPassword, isPasswordHash } from './password-hash.js';
@@ -157,6 +157,28 @@ async function withHashedKey(state: Doc): Promise<Doc> {
 }
 
 /**
+ * The new state of existing credentials (PUT, PATCH, a POST to an existing link): a password given
+ * in clear is a password change and is stamped now; otherwise the previous stamp is kept.
+ */
+async function updatedCredentials(current: Doc, next: Doc, body: Doc, host: Host, fromMigration: boolean): Promise<Doc> {
+  const state = await withHashedKey(next);
+  const key = body['privateKey'];
+  if (fromMigration) return state;
+  const changed = typeof key === 'string' && !isPasswordHash(key);
+  const stamp = changed ? host.clock.nowMicros() : current[PASSWORD_CHANGED_FIELD];
+  const { [PASSWORD_CHANGED_FIELD]: _ignored, ...rest } = state;
+  return typeof stamp === 'number' ? { ...rest, [PASSWORD_CHANGED_FIELD]: stamp } : rest;
+}
+
+/** New credentials: only a migration may carry a stamp (the source's), a client may not set one. */
+async function createdCredentials(body: Doc, fromMigration: boolean): Promise<Doc> {
+  const state = await withHashedKey(userFields(body));
+  if (fromMigration) return state;
+  const { [PASSWORD_CHANGED_FIELD]: _ignored, ...rest } = state;
+  return rest;
+}
+
+/**
  * `/core/auth/credentials`: Xenon's AuthCredentialsServiceState, except that `privateKey` (the
  * password for basic auth) is stored only as a salted scrypt hash — also when it arrives in clear
  * from a Xenon source through migration. Only the system identity can read these documents.
@@ -165,9 +187,9 @@ export const CredentialsService = defineStatefulService<Doc>({
   factoryLink: CREDENTIALS_LINK,
   documentKind: CREDENTIALS_KIND,
   idempotentPost: true,
-  create: ({ body }) => withHashedKey(userFields(body)),
-  put: ({ body }) => withHashedKey(userFields(body)),
-  patch: ({ current, body }) => withHashedKey(merge(current, body)),
+  create: ({ body, fromMigration }) => createdCredentials(body, fromMigration),
+  put: ({ current, body, host, fromMigration }) => updatedCredentials(current, userFields(body), body, host, fromMigration),
+  patch: ({ current, body, host, fromMigration }) => updatedCredentials(current, merge(current, body), body, host, fromMigration),
 });
 
 /** krypton: one document per revoked token (id = SHA-256 of the token), expiring with the token. */

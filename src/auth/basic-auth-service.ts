@@ -63,7 +63,7 @@ export class BasicAuthService implements Service {
     }
     this.throttle.succeeded(email);
     const exp = Math.floor((this.rt.host.clock.nowMicros() + seconds * 1e6) / 1e6);
-    const token = this.rt.signer.sign(userLink, exp);
+    const token = this.rt.signer.sign(userLink, exp, { issuedAt: true });
     const maxAge = Math.max(0, exp - Math.floor(this.rt.host.clock.nowMicros() / 1e6));
     const cookie = `${AUTH_COOKIE}=${token}; Max-Age=${maxAge}; Expires=${new Date(exp * 1000).toUTCString()}; Path=/; HttpOnly; SameSite=Strict`;
     return { status: 200, body, headers: { [AUTH_TOKEN_HEADER]: token, 'set-cookie': cookie } };

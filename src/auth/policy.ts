@@ -5,7 +5,7 @@ import { ACTIONS, type Action } from '../core/operation.js';
 import { compileWhere, type SqlFragment } from '../query/query-compiler.js';
 import type { Query } from '../query/query-types.js';
 import { normalizeQuerySpec } from '../query/query-validator.js';
-import { GUEST_USER_LINK, RESOURCE_GROUPS_LINK, ROLES_LINK, SYSTEM_READ_ONLY_FACTORIES, SYSTEM_USER_LINK, USER_GROUPS_LINK, USER_KIND, USERS_LINK } from './auth-links.js';
+import { CREDENTIALS_LINK, GUEST_USER_LINK, PASSWORD_CHANGED_FIELD, RESOURCE_GROUPS_LINK, ROLES_LINK, SYSTEM_READ_ONLY_FACTORIES, SYSTEM_USER_LINK, USER_GROUPS_LINK, USER_KIND, USERS_LINK } from './auth-links.js';
 import { DocumentView, matchesQuery } from './query-matcher.js';
 
 /** What one verb's roles say: resource-group queries that ALLOW and that DENY. */
@@ -147,6 +147,21 @@ export class PolicyEngine {
     const args = version === undefined ? [link, ...scope.params] : [link, version, ...scope.params];
     this.host.store.sync();
     return stmt.get(...args) !== undefined;
+  }
+
+  /**
+   * When a password of `user` was last changed (the newest stamp on its live credentials, found by
+   * email as a login finds them); undefined if never.
+   */
+  passwordChangedMicros(user: Doc): number | undefined {
+    const email = user['email'];
+    if (typeof email !== 'string') return undefined;
+    let newest: number | undefined;
+    for (const c of this.liveInFactory(CREDENTIALS_LINK, `AND d.id IN (SELECT doc_id FROM props WHERE name = 'userEmail' AND sval = ?)`, [email])) {
+      const t = c[PASSWORD_CHANGED_FIELD];
+      if (typeof t === 'number' && (newest === undefined || t > newest)) newest = t;
+    }
+    return newest;
   }
 
   live(link: string): Doc | undefined {
