@@ -162,6 +162,42 @@ describe('bad input never crashes the host nor half-writes', () => {
     }
     assert.deepEqual(readdirSync(logDir), [], 'a clean stop leaves an empty commit log');
   });
+  it('keeps answering other requests while a query waits for the index to catch up', async () => {
+    const sandbox = tempDir();
+    const h = await startHost([], { sandbox });
+    // Another process holds the index's write lock for a second: the writer thread waits (busy timeout 5 s).
+    const locker = new Database(join(sandbox, 'index.sqlite'));
+    let released = false;
+    try {
+      locker.exec('BEGIN IMMEDIATE');
+      assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'waiting', documentSelfLink: 'waiting' })).status, 200, 'acknowledged from the commit log');
+      let queryDone = false;
+      const query = http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'waiting' } } } }).finally(() => (queryDone = true));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(queryDone, false, 'the query waits for the index');
+      const started = Date.now();
+      const get = await http('GET', `${h.uri}/core/examples/waiting`);
+      const ready = await http('GET', `${h.uri}/core/node-groups/default`);
+      assert.equal(get.status, 200);
+      assert.equal(get.json.name, 'waiting');
+      assert.equal(ready.status, 200);
+      assert.equal(queryDone, false, 'both were answered while the query was still waiting');
+      assert.ok(Date.now() - started < 700, `answered in ${Date.now() - started} ms, while the index was locked`);
+      setTimeout(() => {
+        released = true;
+        locker.exec('ROLLBACK');
+      }, 800);
+      const q = await query;
+      assert.ok(released, 'the query was answered after the index caught up');
+      assert.equal(q.status, 200, q.text);
+      assert.deepEqual(q.json.results.documentLinks, ['/core/examples/waiting'], 'and it sees the acknowledged write');
+    } finally {
+      if (!released) locker.exec('ROLLBACK');
+      locker.close();
+      assert.equal(await h.stop(), 0);
+    }
+  });
+
   it('halts writes, and loses nothing, when the index cannot take an acknowledged write', async () => {
     const sandbox = tempDir();
     const h = await startHost(['--logLevel=info'], { sandbox });

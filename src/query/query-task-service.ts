@@ -68,6 +68,8 @@ export class QueryTaskService implements Service {
     // With auth on, the task belongs to its creator, as Xenon stamps documentAuthPrincipalLink.
     if (op.principal) doc['documentAuthPrincipalLink'] = op.principal;
     const readScope = op.authz?.readScope;
+    // Acknowledged writes still on their way to the index: wait for them without blocking the loop.
+    await this.host.store.settle();
     if (isDirect) {
       const results = this.execute(spec, expiresAt, readScope);
       doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };

@@ -80,6 +80,8 @@ export class CommitQueue {
   private backlog = 0;
   private backlogWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
+  /** settle() callers, each waiting for the answer to batch `id`. */
+  private appliedWaiters: Array<{ id: number; resolve: () => void }> = [];
   private failure: Error | undefined;
   /** Some acknowledged write was not applied (it is in the log only, until the next start). */
   private lostWrites = false;
@@ -218,6 +220,7 @@ export class CommitQueue {
         e.resolve!();
       }
     });
+    this.wakeSettled(id);
     // Logged writes wait for the timer (larger batches); anyone awaiting a commit goes now.
     if (this.queue.length > 0) this.schedule(this.queue.length >= this.maxBatch || this.queue.some((e) => !e.logged));
     else if (this.posted.length === 0) {
@@ -262,18 +265,44 @@ export class CommitQueue {
    * (writes on the main connection, which must follow every queued write). Free when nothing is pending.
    */
   sync(all = false): void {
-    if (this.failure || (this.queue.length === 0 && this.posted.length === 0)) return;
-    if (!all && this.awaited === 0) return;
+    const id = this.lastAwaitedBatch(all);
+    if (id === undefined) return;
+    if (!this.backend.waitApplied(id)) {
+      throw kryptonError('STORAGE', 'the index writer stopped before applying acknowledged writes; they are in the commit log and are applied at the next start');
+    }
+    // The batches are released when their answers arrive (onApplied): only those tell what failed.
+  }
+
+  /**
+   * sync() without blocking the thread: resolves once every write readers must see, queued or
+   * posted now, is applied (or the writer failed). A read handler awaits it before reading, so the
+   * event loop keeps serving while the writer catches up; the sync() inside the read is then free
+   * unless more writes arrived meanwhile.
+   */
+  settle(): Promise<void> {
+    const id = this.lastAwaitedBatch(false);
+    if (id === undefined) return Promise.resolve();
+    return new Promise((resolve) => this.appliedWaiters.push({ id, resolve }));
+  }
+
+  /** Posts what readers wait for (all: everything queued) and returns the batch to wait for; undefined: nothing. */
+  private lastAwaitedBatch(all: boolean): number | undefined {
+    if (this.failure || (this.queue.length === 0 && this.posted.length === 0)) return undefined;
+    if (!all && this.awaited === 0) return undefined;
     let upTo = this.queue.length;
     if (!all) while (upTo > 0 && !this.queue[upTo - 1]!.awaited) upTo--;
     if (upTo > 0) this.flush(true, upTo);
     let target = this.posted.length - 1;
     if (!all) while (target >= 0 && !this.posted[target]!.entries.some((e) => e.awaited)) target--;
-    if (target < 0) return;
-    if (!this.backend.waitApplied(this.posted[target]!.id)) {
-      throw kryptonError('STORAGE', 'the index writer stopped before applying acknowledged writes; they are in the commit log and are applied at the next start');
-    }
-    // The batches are released when their answers arrive (onApplied): only those tell what failed.
+    return target < 0 ? undefined : this.posted[target]!.id;
+  }
+
+  private wakeSettled(appliedId: number): void {
+    if (this.appliedWaiters.length === 0) return;
+    const ready = this.appliedWaiters.filter((w) => w.id <= appliedId || this.failure !== undefined);
+    if (ready.length === 0) return;
+    this.appliedWaiters = this.appliedWaiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
   }
 
   /**
@@ -305,6 +334,7 @@ export class CommitQueue {
       e.reject!(err);
     }
     for (const b of [...this.posted]) this.onApplied(b.id, err);
+    this.wakeSettled(Number.MAX_SAFE_INTEGER);
     const waiters = [...this.idleWaiters, ...this.backlogWaiters];
     this.idleWaiters = [];
     this.backlogWaiters = [];

@@ -275,6 +275,11 @@ export class SqliteStore {
     return this.runInTransaction.immediate(fn) as T;
   }
 
+  /** Resolves once every acknowledged write is in the index, without blocking the thread (see CommitQueue.settle). */
+  settle(): Promise<void> {
+    return this.commits.settle();
+  }
+
   /** Waits until every acknowledged write is in the index (before reading it with raw statements; see CommitQueue.sync). */
   sync(): void {
     this.commits.sync();
