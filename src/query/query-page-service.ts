@@ -26,8 +26,7 @@ export class QueryPageService implements Service {
 
   async handleChild(op: Operation, childLink: string): Promise<Reply> {
     if (op.action !== 'GET') fail('METHOD_NOT_ALLOWED', `Action not supported: ${op.action}`);
-    await this.host.store.settle();
-    return this.servePage(childLink.slice(this.link.length + 1), op);
+    return this.host.store.read(() => this.servePage(childLink.slice(this.link.length + 1), op));
   }
 
   servePage(pageId: string, op: Operation): Reply {

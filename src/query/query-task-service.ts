@@ -68,17 +68,16 @@ export class QueryTaskService implements Service {
     // With auth on, the task belongs to its creator, as Xenon stamps documentAuthPrincipalLink.
     if (op.principal) doc['documentAuthPrincipalLink'] = op.principal;
     const readScope = op.authz?.readScope;
-    // Acknowledged writes still on their way to the index: wait for them without blocking the loop.
-    await this.host.store.settle();
     if (isDirect) {
-      const results = this.execute(spec, expiresAt, readScope);
+      // Waits for acknowledged writes still on their way to the index without blocking the thread.
+      const results = await this.host.store.read(() => this.execute(spec, expiresAt, readScope));
       doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
       return { status: 200, body: new RawJson(withResults(doc, results.json)) };
     }
     const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
     this.tasks.set(selfLink, record);
     const initial = JSON.stringify(doc);
-    setImmediate(() => this.runAsync(record, spec, readScope));
+    setImmediate(() => void this.host.store.read(() => this.runAsync(record, spec, readScope)));
     return { status: 202, body: new RawJson(initial) };
   }
 

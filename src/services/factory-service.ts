@@ -108,10 +108,8 @@ export class FactoryService implements Service {
 
   private async list(op: Operation): Promise<Reply> {
     if (op.query.has('path') || op.query.has('peer')) return this.odataPage(op);
-    // Acknowledged writes still on their way to the index: wait for them without blocking the loop.
-    await this.host.store.settle();
     const odata = ['$top', '$count', '$limit', '$skip', '$select', '$orderby', '$filter'].some((p) => op.query.has(p));
-    if (odata) return odataFactoryQuery(this.host, this.def, op);
+    if (odata) return this.host.store.read(() => odataFactoryQuery(this.host, this.def, op));
     return { status: 200, body: new JsonStream(this.streamListing(op.rawQuery.includes('expand'), op.authz?.readScope)) };
   }
 
@@ -141,7 +139,7 @@ export class FactoryService implements Service {
     const started = performance.now();
     let count = 0;
     yield '{"documentLinks":[';
-    for (const page of this.scan(false, readScope)) {
+    for await (const page of this.scan(false, readScope)) {
       if (page.links.length) yield (count > 0 ? ',' : '') + page.links.map((l) => JSON.stringify(l)).join(',');
       count += page.links.length;
     }
@@ -149,7 +147,7 @@ export class FactoryService implements Service {
     if (expand) {
       yield ',"documents":{';
       let first = true;
-      for (const page of this.scan(true, readScope)) {
+      for await (const page of this.scan(true, readScope)) {
         const parts: string[] = [];
         for (const [l, j] of page.documents!) parts.push(`${JSON.stringify(l)}:${j}`);
         if (parts.length) yield (first ? '' : ',') + parts.join(',');
@@ -161,7 +159,8 @@ export class FactoryService implements Service {
     yield `,"documentCount":${count},"queryTimeMicros":${micros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}`;
   }
 
-  private *scan(expand: boolean, readScope: ReadScope | undefined) {
+  /** The factory's pages in listing order; each waits for the index without blocking the thread (SqliteStore.read). */
+  private async *scan(expand: boolean, readScope: ReadScope | undefined) {
     const plan: QueryPlan = {
       readScope,
       spec: { options: expand ? ['EXPAND_CONTENT'] : [] },
@@ -170,7 +169,8 @@ export class FactoryService implements Service {
     };
     let after: unknown[] | undefined;
     do {
-      const page = runPage(this.host, plan, LISTING_BATCH, after);
+      const from = after;
+      const page = await this.host.store.read(() => runPage(this.host, plan, LISTING_BATCH, from));
       yield page;
       after = page.after;
     } while (after);

@@ -30,7 +30,7 @@ function sortType(def: StatefulServiceDefinition, name: string, requested: strin
  * Factory GET with OData parameters (Xenon §5.3): a direct query restricted to the child kind and
  * the factory's link prefix, answered as an ODataFactoryQueryResult (`totalCount` first).
  */
-export async function odataFactoryQuery(host: Host, def: StatefulServiceDefinition, op: Operation): Promise<Reply> {
+export function odataFactoryQuery(host: Host, def: StatefulServiceDefinition, op: Operation): Reply {
   const clauses: Query[] = [
     { occurance: 'MUST_OCCUR', term: { propertyName: 'documentKind', matchValue: def.documentKind, matchType: 'TERM' } },
     { occurance: 'MUST_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: `${def.factoryLink}/`, matchType: 'PREFIX' } },

@@ -82,6 +82,8 @@ export class CommitQueue {
   private idleWaiters: Array<() => void> = [];
   /** settle() callers, each waiting for the answer to batch `id`. */
   private appliedWaiters: Array<{ id: number; resolve: () => void }> = [];
+  /** Inside settledRead: reads do not wait (see there). */
+  private settledReading = false;
   private failure: Error | undefined;
   /** Some acknowledged write was not applied (it is in the log only, until the next start). */
   private lostWrites = false;
@@ -265,6 +267,7 @@ export class CommitQueue {
    * (writes on the main connection, which must follow every queued write). Free when nothing is pending.
    */
   sync(all = false): void {
+    if (this.settledReading && !all) return;
     const id = this.lastAwaitedBatch(all);
     if (id === undefined) return;
     if (!this.backend.waitApplied(id)) {
@@ -283,6 +286,21 @@ export class CommitQueue {
     const id = this.lastAwaitedBatch(false);
     if (id === undefined) return Promise.resolve();
     return new Promise((resolve) => this.appliedWaiters.push({ id, resolve }));
+  }
+
+  /**
+   * Runs `fn`, synchronous reads, without waiting for the index: call it right after awaiting
+   * settle(), in the same turn. Every write acknowledged before the reader arrived is then in the
+   * index; writes acknowledged while it waited are concurrent with it, and waiting for them (under
+   * a steady write load there always are some) would block the thread again.
+   */
+  settledRead<T>(fn: () => T): T {
+    this.settledReading = true;
+    try {
+      return fn();
+    } finally {
+      this.settledReading = false;
+    }
   }
 
   /** Posts what readers wait for (all: everything queued) and returns the batch to wait for; undefined: nothing. */

@@ -280,6 +280,17 @@ export class SqliteStore {
     return this.commits.settle();
   }
 
+  /** Runs synchronous reads of the index without waiting for it: only right after `await settle()` (see CommitQueue.settledRead). */
+  settledRead<T>(fn: () => T): T {
+    return this.commits.settledRead(fn);
+  }
+
+  /** `await settle()`, then `fn` as a settled read: a reader that neither blocks the thread nor misses an acknowledged write. */
+  async read<T>(fn: () => T): Promise<T> {
+    await this.commits.settle();
+    return this.commits.settledRead(fn);
+  }
+
   /** Waits until every acknowledged write is in the index (before reading it with raw statements; see CommitQueue.sync). */
   sync(): void {
     this.commits.sync();
