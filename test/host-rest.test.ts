@@ -183,6 +183,11 @@ describe('host REST API (Xenon core wire, spec §13 walk-through)', () => {
     assert.ok(tpl.json.documents['/core/examples/child-template']);
     const stats = await http('GET', `${base}/core/examples/a/stats`);
     assert.equal(stats.status, 200);
+    for (const method of ['DELETE', 'OPTIONS'] as const) {
+      const r = await http(method, `${base}/core/examples/a/stats`);
+      assert.equal(r.status, 405, `${method} on stats is a client error (Xenon answered 500): ${r.text}`);
+      assert.match(r.json.message, new RegExp(`Action not supported on stats: ${method}`));
+    }
   });
 });
 

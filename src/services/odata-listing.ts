@@ -11,7 +11,8 @@ function intParam(op: Operation, name: string): number | undefined {
   const v = op.query.get(name);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) fail('INVALID_QUERY', `${name} must be a non-negative integer: ${v}`);
+  // Xenon parses these as Java ints.
+  if (!Number.isInteger(n) || n < 0 || n > 2147483647) fail('INVALID_QUERY', `${name} must be an integer from 0 to 2147483647: ${v}`);
   return n;
 }
 

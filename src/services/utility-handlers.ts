@@ -60,7 +60,8 @@ export async function genericUtility(host: Host, link: string, op: Operation, su
     case 'stats':
       if (op.action === 'GET') return { status: 200, body: stats.toDocument(`${link}/stats`, host.id) };
       if (op.action === 'POST' || op.action === 'PATCH' || op.action === 'PUT') return setStat(op, stats, now, false);
-      return fail('INTERNAL', 'Action not supported on stats');
+      // Xenon answered 500 (an internal error) here; this is a client error.
+      return fail('METHOD_NOT_ALLOWED', `Action not supported on stats: ${op.action}`);
     case 'available': {
       if (op.action === 'GET') {
         const v = stats.get('isAvailable');
