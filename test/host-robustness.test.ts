@@ -59,6 +59,7 @@ describe('bad input never crashes the host nor half-writes', () => {
         ['GET', '/core/examples?$top=99999999999999999999', undefined],
         ['GET', '/core/examples?$skip=-1', undefined],
         ['DELETE', '/core/examples/seed/stats', undefined],
+        ['PATCH', '/core/examples/seed', undefined],
         ['POST', '/management/migration-tasks', '{"sourceFactoryLink": "/core/examples"}'],
         ['POST', '/management/migration-tasks', '{"sourceNodeGroupReference": "not a uri", "destinationNodeGroupReference": "http://x", "sourceFactoryLink": "/a", "destinationFactoryLink": "/b"}'],
         ['POST', '/management/migration-import', '{"documents": 3}'],

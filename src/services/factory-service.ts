@@ -78,7 +78,8 @@ export class FactoryService implements Service {
       case 'PATCH':
       case 'DELETE': {
         const input = this.input(op);
-        if (op.action === 'PATCH' && !op.hasBody()) fail('INTERNAL', 'PATCH requires a body');
+        // Xenon failed with a 500 and no message; a missing body is the client's error.
+        if (op.action === 'PATCH' && !op.hasBody()) fail('VALIDATION', 'PATCH requires a body');
         const doc = await this.writer.update(childLink, op.action, input);
         return { status: 200, body: doc ? this.writer.replyBody(doc) : undefined };
       }
