@@ -5,6 +5,7 @@ import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { http, startHost, tempDir } from './support/hosts.js';
+import { fuzzRequests } from './support/fuzz.js';
 
 /** Sends raw bytes (bad methods, broken JSON) the way a misbehaving client would. */
 function raw(port: number, method: string, path: string, body: string | undefined, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -79,6 +80,25 @@ describe('bad input never crashes the host nor half-writes', () => {
       assert.deepEqual(after.documentLinks, before.documentLinks, 'nothing was half-written');
       assert.deepEqual(after.documents, before.documents);
       assert.equal((await http('GET', `${h.uri}/core/examples/seed`)).json.documentVersion, 0);
+    } finally {
+      assert.equal(await h.stop(), 0);
+    }
+  });
+
+  it('answers 2,000 seeded random requests without a 5xx, and keeps serving', async () => {
+    const h = await startHost();
+    try {
+      assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'fuzz', documentSelfLink: 'fuzz', counter: 1, tags: ['a'] })).status, 200);
+      const failures: string[] = [];
+      for (const req of fuzzRequests(20261122, 2000)) {
+        const r = await raw(h.port, req.method, req.path, req.body);
+        const what = `${req.method} ${req.path} ${req.body?.slice(0, 120)} → ${r.status} ${r.body.slice(0, 200)}`;
+        if (r.status >= 500 || r.status === 0) failures.push(what);
+        else if (r.status >= 400 && !r.body.includes('"documentKind":"com:vmware:xenon:common:ServiceErrorResponse"')) failures.push(`not a ServiceErrorResponse: ${what}`);
+      }
+      assert.deepEqual(failures, [], 'no request is a server error');
+      assert.equal((await http('GET', `${h.uri}/core/examples/available`)).status, 200);
+      assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'after the fuzz' })).status, 200);
     } finally {
       assert.equal(await h.stop(), 0);
     }

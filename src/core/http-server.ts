@@ -19,6 +19,17 @@ export function createHttpServer(dispatch: Dispatcher, options: HttpServerOption
       else res.destroy();
     });
   });
+  // Bytes that are not HTTP never reach a handler: answer them with a ServiceErrorResponse too.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const body = toServiceErrorResponse(kryptonError(timedOut ? 'TIMEOUT' : 'BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`));
+    const text = JSON.stringify(body);
+    socket.end(`HTTP/1.1 ${body.statusCode} ${timedOut ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+  });
   server.keepAliveTimeout = 60_000;
   server.headersTimeout = 65_000;
   server.requestTimeout = 0;
