@@ -165,6 +165,25 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     assert.equal(g!.json.privateKey, b!.json.privateKey, 'the same hash, not re-hashed, never in clear');
   });
 
+  it('carries a password change to the other group: the sessions started before it end there too', async () => {
+    const before = await login(blue.uri, 'carol@vmware.com', 'carol-Pw1');
+    assert.equal((await http('GET', `${green.uri}/core/examples/m-1`, undefined, as(before))).status, 200, 'a blue token works on green');
+    // Token issue times have a resolution of one second.
+    await new Promise((r) => setTimeout(r, 1100));
+    const changed = await http('PATCH', `${blue.uri}/core/auth/credentials/carol@vmware.com`, { privateKey: 'carol-Pw2' }, as(adminBlue));
+    assert.equal(changed.status, 200, changed.text);
+    const onBlue = await http('GET', `${blue.uri}/core/examples/m-1`, undefined, as(before));
+    assert.equal(onBlue.status, 403);
+    assert.match(onBlue.json.message, /issued before the password of \/core\/authz\/users\/carol@vmware.com was changed/);
+    assert.equal((await http('GET', `${green.uri}/core/examples/m-1`, undefined, as(before))).status, 200, 'green has not seen the change yet');
+    const r = await http('POST', `${green.uri}/management/migration-tasks`, task({ sourceFactoryLink: '/core/auth/credentials', destinationFactoryLink: '/core/auth/credentials' }), as(adminGreen));
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await finished(green.uri, r.json.documentSelfLink, adminGreen)).taskInfo.stage, 'FINISHED');
+    assert.equal((await http('GET', `${green.uri}/core/examples/m-1`, undefined, as(before))).status, 403, 'the migrated credentials end it on green');
+    const after = await login(green.uri, 'carol@vmware.com', 'carol-Pw2');
+    assert.equal((await http('GET', `${green.uri}/core/examples/m-1`, undefined, as(after))).status, 200);
+  });
+
   it('runs `krypton migrate --token` with a token from the other group; without one it says 403', async () => {
     const run = (extra: string[]) => spawnSync(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=100', ...extra], { encoding: 'utf8', timeout: 60_000 });
     const refused = run([]);
