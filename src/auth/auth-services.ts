@@ -165,17 +165,19 @@ async function updatedCredentials(current: Doc, next: Doc, body: Doc, host: Host
   const key = body['privateKey'];
   if (fromMigration) return state;
   const changed = typeof key === 'string' && !isPasswordHash(key);
-  const stamp = changed ? host.clock.nowMicros() : current[PASSWORD_CHANGED_FIELD];
-  const { [PASSWORD_CHANGED_FIELD]: _ignored, ...rest } = state;
-  return typeof stamp === 'number' ? { ...rest, [PASSWORD_CHANGED_FIELD]: stamp } : rest;
+  return stamped(state, changed ? host.clock.nowMicros() : current[PASSWORD_CHANGED_FIELD]);
 }
 
 /** New credentials: only a migration may carry a stamp (the source's), a client may not set one. */
 async function createdCredentials(body: Doc, fromMigration: boolean): Promise<Doc> {
   const state = await withHashedKey(userFields(body));
-  if (fromMigration) return state;
+  return fromMigration ? state : stamped(state, undefined);
+}
+
+/** `state` with the host's password-change stamp (none if `stamp` is not a number), whatever it held. */
+function stamped(state: Doc, stamp: unknown): Doc {
   const { [PASSWORD_CHANGED_FIELD]: _ignored, ...rest } = state;
-  return rest;
+  return typeof stamp === 'number' ? { ...rest, [PASSWORD_CHANGED_FIELD]: stamp } : rest;
 }
 
 /**

@@ -47,7 +47,6 @@ export interface PostedGroup {
 interface Entry extends PostedGroup {
   /** Readers wait for it (sync): every entry but an 'import'. */
   awaited: boolean;
-  ops: WriteOp[];
   seq: number;
   logged: boolean;
   resolve?: () => void;
@@ -80,7 +79,7 @@ export class CommitQueue {
   private backlog = 0;
   private backlogWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
-  /** settle() callers, each waiting for the answer to batch `id`. */
+  /** settle() callers, each waiting for the answer to batch `id` (ids never decrease: batches are posted in order). */
   private appliedWaiters: Array<{ id: number; resolve: () => void }> = [];
   /** Inside settledRead: reads do not wait (see there). */
   private settledReading = false;
@@ -279,8 +278,7 @@ export class CommitQueue {
   /**
    * sync() without blocking the thread: resolves once every write readers must see, queued or
    * posted now, is applied (or the writer failed). A read handler awaits it before reading, so the
-   * event loop keeps serving while the writer catches up; the sync() inside the read is then free
-   * unless more writes arrived meanwhile.
+   * event loop keeps serving while the writer catches up, then reads inside settledRead.
    */
   settle(): Promise<void> {
     const id = this.lastAwaitedBatch(false);
@@ -316,11 +314,8 @@ export class CommitQueue {
   }
 
   private wakeSettled(appliedId: number): void {
-    if (this.appliedWaiters.length === 0) return;
-    const ready = this.appliedWaiters.filter((w) => w.id <= appliedId || this.failure !== undefined);
-    if (ready.length === 0) return;
-    this.appliedWaiters = this.appliedWaiters.filter((w) => !ready.includes(w));
-    for (const w of ready) w.resolve();
+    const waiters = this.appliedWaiters;
+    while (waiters.length > 0 && waiters[0]!.id <= appliedId) waiters.shift()!.resolve();
   }
 
   /**

@@ -9,7 +9,7 @@ import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
 import { CommitLog, encodeRecord } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
-import { BatchApplier, executeGroups, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
+import { BatchApplier, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
 export interface OpenOptions {
   /** 'thread' (default for on-disk sandboxes): commits run on a writer thread; 'sync': in this thread. */
@@ -108,10 +108,12 @@ export class SqliteStore {
   private replay(logDir: string): number {
     let last = Number((this.stmts.getMeta.get(LOG_SEQ_KEY) as { value: string } | undefined)?.value ?? 0);
     let chunk: WriteOp[][] = [];
+    const applier = new BatchApplier(this);
     const apply = () => {
       if (chunk.length === 0) return;
       chunk.push([logPositionOp(last)]);
-      executeGroups(this, chunk).forEach((e) => e !== undefined && this.replayed.failed.push(e));
+      // No log positions given: a failed record is reported and skipped, the replay goes on.
+      applier.apply(chunk, []).forEach((e) => e !== undefined && this.replayed.failed.push(e));
       chunk = [];
     };
     for (const rec of CommitLog.records(logDir, last)) {
@@ -275,17 +277,11 @@ export class SqliteStore {
     return this.runInTransaction.immediate(fn) as T;
   }
 
-  /** Resolves once every acknowledged write is in the index, without blocking the thread (see CommitQueue.settle). */
-  settle(): Promise<void> {
-    return this.commits.settle();
-  }
-
-  /** Runs synchronous reads of the index without waiting for it: only right after `await settle()` (see CommitQueue.settledRead). */
-  settledRead<T>(fn: () => T): T {
-    return this.commits.settledRead(fn);
-  }
-
-  /** `await settle()`, then `fn` as a settled read: a reader that neither blocks the thread nor misses an acknowledged write. */
+  /**
+   * Runs `fn`, synchronous reads of the index, once every write acknowledged so far is applied,
+   * without blocking the thread meanwhile (CommitQueue.settle, then settledRead): a reader that
+   * neither stalls the event loop nor misses an acknowledged write.
+   */
   async read<T>(fn: () => T): Promise<T> {
     await this.commits.settle();
     return this.commits.settledRead(fn);

@@ -51,29 +51,11 @@ export function applyOps(store: SqliteStore, ops: readonly WriteOp[]): void {
 }
 
 /**
- * Commits groups of ops: all groups in one transaction (group commit); if that fails, each group
- * alone, so one bad write fails alone. Returns, per group, undefined or the error message.
- */
-export function executeGroups(store: SqliteStore, groups: readonly (readonly WriteOp[])[]): Array<string | undefined> {
-  try {
-    store.applyTransaction(() => groups.forEach((g) => applyOps(store, g)));
-    return groups.map(() => undefined);
-  } catch {
-    return groups.map((g) => {
-      try {
-        store.applyTransaction(() => applyOps(store, g));
-        return undefined;
-      } catch (err) {
-        return (err as Error).message;
-      }
-    });
-  }
-}
-
-/**
- * Applies the commit queue's batches (on the writer thread, or in-thread). `logSeqs[k]` is the
- * commit-log sequence number of group k (0: not logged); the index records, in the same
- * transaction, how far the log is applied (LOG_SEQ_KEY).
+ * Applies groups of ops: all in one transaction (group commit); if that fails, each group alone,
+ * so one bad write fails alone. Returns, per group, undefined or the error message. Used for the
+ * commit queue's batches (on the writer thread, or in-thread) and for the replay at start.
+ * `logSeqs[k]` is the commit-log sequence number of group k (0 or absent: not logged); the index
+ * records, in the same transaction, how far the log is applied (LOG_SEQ_KEY).
  *
  * A logged group was already acknowledged, so it must never be skipped: if one cannot be applied,
  * the applier halts. The log position stays just before it, nothing after it is applied (in this
