@@ -53,6 +53,39 @@ describe('krypton host CLI', () => {
     assert.match(r.stderr, /written by a newer krypton \(index format 999/);
   });
 
+  it('refuses a second host on a sandbox in use; a kill -9 leaves no stale lock; a port in use is a one-line error', async () => {
+    const sandbox = tempDir();
+    const first = await startHost(['--id=first'], { sandbox });
+    let next: Awaited<ReturnType<typeof startHost>> | undefined;
+    try {
+      assert.equal((await http('POST', `${first.uri}/core/examples`, { name: 'kept', documentSelfLink: 'k' })).status, 200);
+      const second = cli(['host', '--port=0', '--id=second', `--sandbox=${sandbox}`]);
+      assert.equal(second.status, 1);
+      assert.match(second.stderr, new RegExp(`the sandbox .* is in use by another krypton host \\(pid ${first.proc.pid},`));
+      assert.doesNotMatch(second.stderr, /\n\s+at /, 'a message, not a stack trace');
+      // The first host is untouched: same id, same data, still writing.
+      assert.equal((await http('GET', `${first.uri}/core/examples/k`)).json.name, 'kept');
+      assert.equal((await http('POST', `${first.uri}/core/examples`, { name: 'after', documentSelfLink: 'a' })).status, 200);
+      assert.match(JSON.stringify((await http('GET', `${first.uri}/core/management`)).json), /"first"/);
+
+      // Its port is taken: refused with one line, and the sandbox it tried is free again at once.
+      const other = tempDir();
+      const busy = cli(['host', `--port=${first.port}`, `--sandbox=${other}`]);
+      assert.equal(busy.status, 1);
+      assert.equal(busy.stderr.trim(), `krypton: cannot listen on 127.0.0.1:${first.port}: the address is in use (another process listens there)`);
+      const free = await startHost([], { sandbox: other });
+      await free.stop();
+
+      await first.kill();
+      next = await startHost([], { sandbox });
+      assert.match(next.output(), /id=first/, 'the sandbox, its id and its data belong to the new host');
+      assert.equal((await http('GET', `${next.uri}/core/examples/a`)).json.name, 'after');
+    } finally {
+      await first.stop();
+      await next?.stop();
+    }
+  });
+
   it('loads user services with --services', async () => {
     const dir = tempDir();
     const mod = join(dir, 'svc.mjs');

@@ -54,8 +54,11 @@ describe('node group: membership, ownership, replication, queries', () => {
     assert.equal(patched.status, 200, patched.text);
     assert.equal(patched.json.documentVersion, 1);
     for (const h of g) {
-      const copy = await localCopy(h, '/core/examples/foo');
-      assert.equal(copy.counter, 7, `${h.id} holds the latest version`);
+      // Answered once a quorum (2 of 3) stored it; the third member may take a moment longer.
+      const copy = await waitFor(async () => {
+        const c = await localCopy(h, '/core/examples/foo');
+        return c.counter === 7 ? c : undefined;
+      }, `${h.id} to hold the latest version`, 10_000);
       assert.equal(copy.documentVersion, 1);
       assert.equal(copy.documentOwner, 'host-2');
       const read = await http('GET', `${h.uri}/core/examples/foo`);
@@ -86,7 +89,11 @@ describe('node group: membership, ownership, replication, queries', () => {
     for (let i = 0; i < 30; i++) assert.equal((await http('POST', `${g[i % 3]!.uri}/core/examples`, { name: `w-${i}`, documentSelfLink: `w-${i}` })).status, 200);
     const expected = 330;
     for (const h of g) {
-      const list = await http('GET', `${h.uri}/core/examples`);
+      // Listings read the local index: the member that was not part of a write's quorum may lag briefly.
+      const list = await waitFor(async () => {
+        const l = await http('GET', `${h.uri}/core/examples`);
+        return l.json.documentCount >= expected ? l : undefined;
+      }, `${h.id} to list every document`, 10_000);
       assert.equal(list.json.documentCount, expected);
       assert.equal(new Set(list.json.documentLinks).size, expected);
       const q = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/*', matchType: 'WILDCARD' } }, options: ['BROADCAST', 'OWNER_SELECTION'] } });

@@ -2,9 +2,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
+import { SandboxLock } from '../store/sandbox-lock.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { opLink } from '../store/write-ops.js';
-import { fail } from './errors.js';
+import { fail, kryptonError } from './errors.js';
 import { SystemClock, type Clock } from './clock.js';
 import { LinkLocks } from './link-locks.js';
 import { HttpClient } from './http-client.js';
@@ -99,6 +100,7 @@ export class Host {
   private readonly filters: RequestFilter[] = [];
   private readonly components: HostComponent[] = [];
   private server: Server | undefined;
+  private sandboxLock: SandboxLock | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private inFlight = 0;
   private stopping = false;
@@ -151,30 +153,42 @@ export class Host {
     this.components.push(c);
   }
 
-  /** Opens the sandbox, starts every service and listens. */
+  /**
+   * Takes the sandbox (one host each, see SandboxLock), opens it, starts every service and listens.
+   * If any step fails, what was started is stopped again (the sandbox released) and the error thrown.
+   */
   async start(install: (host: Host) => Promise<void> | void): Promise<void> {
-    this.store = SqliteStore.open(this.options.sandbox, { flushDelayMs: this.options.indexFlushDelayMs });
-    const { writes, failed } = this.store.replayed;
-    if (writes > 0) this.log.info({ writes, failed: failed.length }, 'replayed acknowledged writes from the commit log into the index');
-    for (const error of failed.slice(0, 10)) this.log.error({ error }, 'a logged write could not be replayed');
-    this.store.commits.onApplyError = (error, ops) => this.log.error({ error, links: ops.map(opLink).filter((l) => l !== undefined) }, 'an acknowledged write could not be applied to the index');
-    this.id = this.options.id ?? this.store.getMeta('hostId') ?? randomUUID();
-    this.store.setMeta('hostId', this.id);
-    this.idPrefix = xenonFnv64(this.id).toString(16);
-    await install(this);
-    for (const c of this.components) await c.start?.();
-    this.server = createHttpServer((op) => this.dispatch(op), {
-      requestPayloadSizeLimit: this.options.requestPayloadSizeLimit,
-      onError: (err, op) => this.logError(err, op),
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.options.port, this.options.bindAddress, () => resolve());
-    });
-    this.port = (this.server.address() as AddressInfo).port;
-    const interval = Math.max(10, this.options.maintenanceIntervalMicros / 1000);
-    this.maintenanceTimer = setInterval(() => void this.maintain(), interval);
-    this.maintenanceTimer.unref();
+    if (this.options.sandbox !== ':memory:') this.sandboxLock = SandboxLock.acquire(this.options.sandbox);
+    try {
+      this.store = SqliteStore.open(this.options.sandbox, { flushDelayMs: this.options.indexFlushDelayMs });
+      const { writes, failed } = this.store.replayed;
+      if (writes > 0) this.log.info({ writes, failed: failed.length }, 'replayed acknowledged writes from the commit log into the index');
+      for (const error of failed.slice(0, 10)) this.log.error({ error }, 'a logged write could not be replayed');
+      this.store.commits.onApplyError = (error, ops) => this.log.error({ error, links: ops.map(opLink).filter((l) => l !== undefined) }, 'an acknowledged write could not be applied to the index');
+      this.id = this.options.id ?? this.store.getMeta('hostId') ?? randomUUID();
+      this.store.setMeta('hostId', this.id);
+      this.idPrefix = xenonFnv64(this.id).toString(16);
+      await install(this);
+      for (const c of this.components) await c.start?.();
+      this.server = createHttpServer((op) => this.dispatch(op), {
+        requestPayloadSizeLimit: this.options.requestPayloadSizeLimit,
+        onError: (err, op) => this.logError(err, op),
+      });
+      await new Promise<void>((resolve, reject) => {
+        this.server!.once('error', (err: NodeJS.ErrnoException) => {
+          const why = err.code === 'EADDRINUSE' ? 'the address is in use (another process listens there)' : err.message;
+          reject(kryptonError('UNAVAILABLE', `cannot listen on ${this.options.bindAddress}:${this.options.port}: ${why}`, { cause: err }));
+        });
+        this.server!.listen(this.options.port, this.options.bindAddress, () => resolve());
+      });
+      this.port = (this.server.address() as AddressInfo).port;
+      const interval = Math.max(10, this.options.maintenanceIntervalMicros / 1000);
+      this.maintenanceTimer = setInterval(() => void this.maintain(), interval);
+      this.maintenanceTimer.unref();
+    } catch (err) {
+      await this.stop().catch((e: unknown) => this.log.error({ err: e }, 'stopping after a failed start failed'));
+      throw err;
+    }
   }
 
   private async maintain(): Promise<void> {
@@ -250,6 +264,10 @@ export class Host {
     await closed;
     for (const c of [...this.components].reverse()) await c.stop?.();
     await this.client.close();
-    await this.store?.close();
+    try {
+      await this.store?.close();
+    } finally {
+      this.sandboxLock?.release();
+    }
   }
 }
