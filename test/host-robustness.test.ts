@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { appendFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { http, startHost, tempDir } from './support/hosts.js';
@@ -97,8 +97,41 @@ describe('bad input never crashes the host nor half-writes', () => {
         else if (r.status >= 400 && !r.body.includes('"documentKind":"com:vmware:xenon:common:ServiceErrorResponse"')) failures.push(`not a ServiceErrorResponse: ${what}`);
       }
       assert.deepEqual(failures, [], 'no request is a server error');
+      // Wide queries: 10,000 terms are answered; more are refused before SQLite's parameter limit (it was a 500).
+      const wide = (n: number) => ({ taskInfo: { isDirect: true }, querySpec: { query: { booleanClauses: Array.from({ length: n }, (_, i) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'name', matchValue: i === 0 ? 'wide-target' : `n${i}` } })) } } });
+      assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'wide-target', documentSelfLink: 'wide-target' })).status, 200);
+      const fits = await http('POST', `${h.uri}/core/query-tasks`, wide(10_000));
+      assert.equal(fits.status, 200, fits.text.slice(0, 200));
+      assert.deepEqual(fits.json.results.documentLinks, ['/core/examples/wide-target']);
+      const tooWide = await http('POST', `${h.uri}/core/query-tasks`, wide(40_000));
+      assert.equal(tooWide.status, 400, tooWide.text.slice(0, 200));
+      assert.match(tooWide.json.message, /more than 10000 terms/);
       assert.equal((await http('GET', `${h.uri}/core/examples/available`)).status, 200);
       assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'after the fuzz' })).status, 200);
+    } finally {
+      assert.equal(await h.stop(), 0);
+    }
+  });
+
+  it('refuses JSON nested deeper than 1,000 levels with a 400, even where no schema would stop it', async () => {
+    const dir = tempDir();
+    const mod = join(dir, 'free.mjs');
+    writeFileSync(mod, `export const Free = { type: 'stateful', factoryLink: '/free', documentKind: 'free' };\n`);
+    const h = await startHost([`--services=${mod}`]);
+    try {
+      const nested = (depth: number) => `{"name":"n","deep":${'{"a":'.repeat(depth - 1)}1${'}'.repeat(depth - 1)}}`;
+      const fits = await raw(h.port, 'POST', '/free', nested(1000).replace('"name":"n"', '"documentSelfLink":"fits"'));
+      assert.equal(fits.status, 200, fits.body.slice(0, 200));
+      assert.equal((await http('GET', `${h.uri}/free/fits`)).text.split('{"a":').length - 1, 999, 'stored and served whole');
+      // 8,000 levels was a 500 (V8's stack ran out in JSON.stringify); brackets inside strings do not count.
+      for (const body of [nested(1001), nested(8000), '['.repeat(50_000)]) {
+        const r = await raw(h.port, 'POST', '/free', body);
+        assert.equal(r.status, 400, r.body.slice(0, 200));
+        assert.match(JSON.parse(r.body).message, /nested deeper than 1000 levels/);
+      }
+      const strings = await raw(h.port, 'POST', '/free', JSON.stringify({ documentSelfLink: 'brackets', text: '{['.repeat(5000) }));
+      assert.equal(strings.status, 200, strings.body.slice(0, 200));
+      assert.deepEqual((await http('GET', `${h.uri}/free`)).json.documentLinks.sort(), ['/free/brackets', '/free/fits'], 'nothing else was written');
     } finally {
       assert.equal(await h.stop(), 0);
     }

@@ -182,5 +182,8 @@ describe('normalizeQuerySpec: errors', () => {
     let deep: Record<string, unknown> = TERM;
     for (let i = 0; i < 5000; i++) deep = { booleanClauses: [deep] };
     rejects({ query: deep }, /nesting is deeper than/);
+    const term = (i: number) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'name', matchValue: `n${i}` } });
+    assert.doesNotThrow(() => normalizeQuerySpec({ query: { booleanClauses: Array.from({ length: 10_000 }, (_, i) => term(i)) } }));
+    rejects({ query: { booleanClauses: [{ booleanClauses: Array.from({ length: 6_000 }, (_, i) => term(i)) }, { booleanClauses: Array.from({ length: 4_001 }, (_, i) => term(i)) }] } }, /more than 10000 terms/);
   });
 });

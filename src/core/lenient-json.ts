@@ -6,11 +6,36 @@ import { fail } from './errors.js';
  * `;` as a separator and `#`, `//`, `/* *\/` comments (the workshop scripts rely on these).
  */
 export function parseJsonBody(text: string): unknown {
+  if (tooDeep(text)) fail('INVALID_JSON', `Invalid JSON body: nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     return JSON.parse(text);
   } catch {
     return new LenientParser(text).parseDocument();
   }
+}
+
+/**
+ * Nesting levels a request body may have. Deeper JSON is refused before anything recursive (this
+ * parser, JSON.stringify, replication, validation) meets it: V8's stack ends a few thousand levels down.
+ */
+export const MAX_JSON_DEPTH = 1000;
+
+/** True when brackets outside strings nest deeper than MAX_JSON_DEPTH (a scan only for texts long enough to). */
+function tooDeep(text: string): boolean {
+  if (text.length <= MAX_JSON_DEPTH) return false;
+  let depth = 0;
+  let quote = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (quote !== 0) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === quote) quote = 0;
+    } else if (c === 34 /* " */ || c === 39 /* ' (lenient) */) quote = c;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > MAX_JSON_DEPTH) return true;
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return false;
 }
 
 class LenientParser {

@@ -22,6 +22,8 @@ export interface NormalizeContext {
 
 const MAX_INT = 2147483647;
 const MAX_DEPTH = 100;
+/** Terms in one query, at most: each becomes SQL parameters, and SQLite takes at most 32,766 per statement. */
+const MAX_TERMS = 10_000;
 type Raw = Record<string, unknown>;
 
 /**
@@ -41,7 +43,7 @@ export function normalizeQuerySpec(raw: unknown, context: NormalizeContext = {})
   const terms = readTerms(src);
   const numbers = readNumbers(src);
   checkOptionCombinations(options, terms, numbers, context);
-  spec.query = normalizeQuery(src['query'] ?? {}, 0);
+  spec.query = normalizeQuery(src['query'] ?? {}, 0, { terms: 0 });
   Object.assign(spec, terms);
   const sortOrder = enumValue(src['sortOrder'], SORT_ORDERS, 'sortOrder');
   const groupSortOrder = enumValue(src['groupSortOrder'], SORT_ORDERS, 'groupSortOrder');
@@ -150,7 +152,7 @@ function checkSorting(spec: QuerySpecification, options: QueryOption[]): void {
 }
 
 /** Validates one query node and its subtree (LuceneQueryConverter's checks). */
-function normalizeQuery(raw: unknown, depth: number): Query {
+function normalizeQuery(raw: unknown, depth: number, seen: { terms: number }): Query {
   if (depth > MAX_DEPTH) fail('INVALID_QUERY', `query nesting is deeper than ${MAX_DEPTH} levels`);
   const src = asObject(raw, 'query');
   const q: Query = { occurance: enumValue(src['occurance'], OCCURANCES, 'occurance') ?? 'MUST_OCCUR' };
@@ -158,10 +160,11 @@ function normalizeQuery(raw: unknown, depth: number): Query {
   if (clauses != null) {
     if (src['term'] != null) fail('INVALID_QUERY', 'term and booleanClauses are mutually exclusive');
     if (!Array.isArray(clauses)) fail('INVALID_QUERY', 'booleanClauses must be an array of queries');
-    q.booleanClauses = clauses.map((c) => normalizeQuery(c, depth + 1));
+    q.booleanClauses = clauses.map((c) => normalizeQuery(c, depth + 1, seen));
     return q;
   }
   if (src['term'] == null) fail('INVALID_QUERY', 'One of term, booleanClauses must be provided');
+  if (++seen.terms > MAX_TERMS) fail('INVALID_QUERY', `the query has more than ${MAX_TERMS} terms; split it into several queries`);
   q.term = queryTerm(src['term']);
   return q;
 }
