@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
+import { importExamples } from './support/cluster.js';
 
 describe('query tasks over HTTP', () => {
   let h: RunningHost;
@@ -124,5 +125,60 @@ describe('query tasks over HTTP', () => {
     const bad = await q({ query: { term: { propertyName: 'counter', range: { type: 'LONG', min: 5, max: 1 } } } });
     assert.equal(bad.status, 400);
     assert.equal(bad.json.message, 'max must be greater than min');
+  });
+});
+
+describe('query tasks: unpaged results larger than one batch stream', () => {
+  let h: RunningHost;
+  const N = 12_000; // more than two 5,000-row batches
+  const all = { query: { term: { propertyName: 'documentKind', matchValue: 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState' } } };
+  before(async () => {
+    h = await startHost();
+    await importExamples(h.uri, N, 's');
+  });
+  after(async () => {
+    await h.stop();
+  });
+
+  it('answers an unpaged EXPAND_CONTENT query with every link and document, as the paged query lists them', async () => {
+    const direct = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { ...all, options: ['EXPAND_CONTENT'] } });
+    assert.equal(direct.status, 200, direct.text.slice(0, 300));
+    const r = direct.json.results;
+    assert.equal(r.documentCount, N);
+    assert.equal(direct.json.taskInfo.stage, 'FINISHED');
+    assert.ok(direct.json.taskInfo.durationMicros > 0);
+    assert.equal(direct.json.documentKind, 'com:vmware:xenon:services:common:QueryTask');
+    assert.equal(direct.json.querySpec.resultLimit, 2147483647);
+    const paged: string[] = [];
+    const pagedDocs: Record<string, unknown> = {};
+    let page = (await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { ...all, options: ['EXPAND_CONTENT'], resultLimit: 5000 } })).json.results;
+    while (page.nextPageLink) {
+      page = (await http('GET', `${h.uri}${page.nextPageLink}`)).json.results;
+      paged.push(...page.documentLinks);
+      Object.assign(pagedDocs, page.documents);
+    }
+    assert.equal(paged.length, N);
+    assert.deepEqual(r.documentLinks, paged, 'the same links in the same order');
+    assert.deepEqual(Object.keys(r.documents), paged);
+    assert.deepEqual(r.documents, pagedDocs);
+    assert.equal(r.documents['/core/examples/s-11999'].counter, 11999);
+  });
+
+  it('streams TOP_RESULTS above one batch, sorted, and links-only results', async () => {
+    const top = await http('POST', `${h.uri}/core/query-tasks`, {
+      taskInfo: { isDirect: true },
+      querySpec: { ...all, options: ['TOP_RESULTS', 'SORT', 'EXPAND_CONTENT'], resultLimit: 7000, sortTerm: { propertyName: 'counter', propertyType: 'LONG' }, sortOrder: 'DESC' },
+    });
+    assert.equal(top.status, 200, top.text.slice(0, 300));
+    const links: string[] = top.json.results.documentLinks;
+    assert.equal(links.length, 7000);
+    assert.equal(top.json.results.documentCount, 7000);
+    assert.deepEqual(links.slice(0, 2), ['/core/examples/s-11999', '/core/examples/s-11998']);
+    assert.equal(links[6999], '/core/examples/s-5000');
+    assert.deepEqual(Object.keys(top.json.results.documents), links);
+    const linksOnly = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: all });
+    assert.equal(linksOnly.json.results.documentLinks.length, N);
+    assert.equal(new Set(linksOnly.json.results.documentLinks).size, N);
+    assert.equal(linksOnly.json.results.documents, undefined);
   });
 });

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { kryptonError, toServiceErrorResponse } from './errors.js';
 import { ACTIONS, JsonStream, Operation, RawJson, type Action, type Reply } from './operation.js';
@@ -168,7 +169,10 @@ async function writeReplyAsync(req: IncomingMessage, res: ServerResponse, reply:
   if (reply.headers) for (const [k, v] of Object.entries(reply.headers)) res.setHeader(k, v);
   for await (const chunk of reply.body.chunks) {
     if (res.destroyed) return;
+    // A fast reader takes every chunk at once, so nothing here would ever wait for I/O: let other
+    // requests in between chunks (each is a batch of rows) instead of serving this one to its end.
     if (!res.write(chunk)) await drained(res);
+    else await setImmediatePromise();
   }
   res.end();
 }

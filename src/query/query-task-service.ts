@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { fail, toServiceErrorResponse } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import { longField, type Doc } from '../core/document.js';
-import { RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
+import { JsonStream, RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
-import { hasOption, planQuery, resultJson, runPage, type QueryPlan } from './query-engine.js';
+import { hasOption, planQuery, resultJson, runPage, type QueryPage, type QueryPlan } from './query-engine.js';
 import type { QueryPages } from './query-pages.js';
 import type { QuerySpecification } from './query-types.js';
 import { normalizeQuerySpec } from './query-validator.js';
@@ -12,6 +12,9 @@ import { normalizeQuerySpec } from './query-validator.js';
 export const QUERY_TASK_KIND = 'com:vmware:xenon:services:common:QueryTask';
 const RESULTS_TOKEN = `krypton-results-${randomUUID()}`;
 const MAX_UNPAGED = 2147483647;
+/** Rows per batch of an unpaged direct result too large for one (see streamResults). */
+const STREAM_BATCH = 5_000;
+const EXPAND_OPTIONS: readonly string[] = ['EXPAND_CONTENT', 'EXPAND_SELECTED_FIELDS', 'EXPAND_BUILTIN_CONTENT_ONLY'];
 
 interface TaskRecord {
   doc: Doc;
@@ -68,17 +71,76 @@ export class QueryTaskService implements Service {
     // With auth on, the task belongs to its creator, as Xenon stamps documentAuthPrincipalLink.
     if (op.principal) doc['documentAuthPrincipalLink'] = op.principal;
     const readScope = op.authz?.readScope;
-    if (isDirect) {
-      // Waits for acknowledged writes still on their way to the index without blocking the thread.
-      const results = await this.host.store.read(() => this.execute(spec, expiresAt, readScope));
-      doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
-      return { status: 200, body: new RawJson(withResults(doc, results.json)) };
-    }
+    if (isDirect) return this.runDirect(doc, spec, expiresAt, readScope);
     const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
     this.tasks.set(selfLink, record);
     const initial = JSON.stringify(doc);
     setImmediate(() => void this.host.store.read(() => this.runAsync(record, spec, readScope)));
     return { status: 202, body: new RawJson(initial) };
+  }
+
+  /**
+   * A direct task. Unpaged results that fit one batch are answered as one body; larger ones stream
+   * (streamResults). Reads wait for acknowledged writes still on their way to the index without
+   * blocking the thread (SqliteStore.read).
+   */
+  private async runDirect(doc: Doc, spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): Promise<Reply> {
+    const limit = spec.resultLimit ?? MAX_UNPAGED;
+    const unpaged = !isPaged(spec) && !hasOption(spec, 'COUNT');
+    if (!unpaged || limit <= STREAM_BATCH) {
+      const results = await this.host.store.read(() => this.execute(spec, expiresAt, readScope));
+      doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
+      return { status: 200, body: new RawJson(withResults(doc, results.json)) };
+    }
+    const started = performance.now();
+    const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
+    const first = await this.host.store.read(() => runPage(this.host, plan, STREAM_BATCH, undefined, spec.offset ?? 0));
+    if (!first.after) {
+      doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: first.queryTimeMicros };
+      return { status: 200, body: new RawJson(withResults(doc, resultJson(first, { owner: this.host.id }))) };
+    }
+    return { status: 200, body: new JsonStream(this.streamResults(doc, plan, limit, first, started)) };
+  }
+
+  /**
+   * Streams an unpaged result in keyset batches, as factory listings are: every link, then (when
+   * expanded) every document in a second pass, so memory stays bounded and other requests are
+   * served between batches. Xenon built the whole result in memory. `taskInfo` (with the duration)
+   * comes after `results` here: it is known only at the end. Writes committed during the stream may
+   * show in one pass and not the other; the second pass sends at most as many documents as links.
+   */
+  private async *streamResults(doc: Doc, plan: QueryPlan, limit: number, first: QueryPage, started: number): AsyncGenerator<string> {
+    const { taskInfo: _created, querySpec, ...rest } = doc;
+    const spec = plan.spec;
+    const linksOnly: QueryPlan = { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => !EXPAND_OPTIONS.includes(o)) } };
+    const next = (p: QueryPlan, from: unknown[], n: number) => this.host.store.read(() => runPage(this.host, p, Math.min(STREAM_BATCH, n), from));
+    yield `{"querySpec":${JSON.stringify(querySpec)},"results":{"documentLinks":[`;
+    let count = 0;
+    for (let page: QueryPage | undefined = first; page; ) {
+      const links = page.links.slice(0, limit - count);
+      if (links.length > 0) yield (count > 0 ? ',' : '') + links.map((l) => JSON.stringify(l)).join(',');
+      count += links.length;
+      page = page.after && count < limit ? await next(linksOnly, page.after, limit - count) : undefined;
+    }
+    yield ']';
+    if (first.documents) {
+      yield ',"documents":{';
+      let sent = 0;
+      for (let page: QueryPage | undefined = first; page; ) {
+        const parts: string[] = [];
+        for (const [link, json] of page.documents!) {
+          if (sent + parts.length >= count) break;
+          parts.push(`${JSON.stringify(link)}:${json}`);
+        }
+        if (parts.length > 0) yield (sent > 0 ? ',' : '') + parts.join(',');
+        sent += parts.length;
+        page = page.after && sent < count ? await next(plan, page.after, count - sent) : undefined;
+      }
+      yield '}';
+    }
+    const micros = Math.max(1, Math.round((performance.now() - started) * 1000));
+    yield `,"documentCount":${count},"queryTimeMicros":${micros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}`;
+    yield `,"taskInfo":${JSON.stringify({ stage: 'FINISHED', isDirect: true, durationMicros: micros })},${JSON.stringify(rest).slice(1)}`;
   }
 
   private runAsync(record: TaskRecord, spec: QuerySpecification, readScope: ReadScope | undefined): void {
@@ -102,8 +164,7 @@ export class QueryTaskService implements Service {
     const started = performance.now();
     const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
     const limit = spec.resultLimit ?? MAX_UNPAGED;
-    const paged = limit < MAX_UNPAGED && !hasOption(spec, 'TOP_RESULTS') && !hasOption(spec, 'COUNT');
-    if (!paged) {
+    if (!isPaged(spec)) {
       const page = runPage(this.host, plan, limit, undefined, spec.offset ?? 0);
       return { json: resultJson(page, { owner: this.host.id }), micros: page.queryTimeMicros };
     }
@@ -146,6 +207,11 @@ export class QueryTaskService implements Service {
 }
 
 /** Splices pre-serialized results into a task document without re-parsing stored JSON. */
+/** Results come in pages (nextPageLink) rather than inline: a resultLimit without TOP_RESULTS or COUNT. */
+function isPaged(spec: QuerySpecification): boolean {
+  return (spec.resultLimit ?? MAX_UNPAGED) < MAX_UNPAGED && !hasOption(spec, 'TOP_RESULTS') && !hasOption(spec, 'COUNT');
+}
+
 export function withResults(doc: Doc, resultsJson: string | undefined): string {
   if (resultsJson === undefined) return JSON.stringify(doc);
   const { querySpec, ...rest } = doc;
