@@ -19,6 +19,21 @@ async function migrate(green: RunningHost, body: unknown): Promise<any> {
   return waitForStage(green.uri, r.json.documentSelfLink, ['FINISHED', 'FAILED', 'CANCELLED']);
 }
 
+describe('migration task: page size', () => {
+  const hosts = blueGreenSuite(5, 'ps', { before, after });
+  let blue: RunningHost;
+  let green: RunningHost;
+  before(() => ({ blue, green } = hosts));
+
+  it('shows the page size it uses: 1,000 by default, at most 10,000 (each page is held in memory on both hosts)', async () => {
+    for (const [given, used] of [[undefined, 1000], [250, 250], [50_000, 10_000]] as const) {
+      const done = await migrate(green, task(blue, green, { querySpec: given === undefined ? undefined : { resultLimit: given } }));
+      assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
+      assert.equal(done.querySpec.resultLimit, used, `resultLimit ${given}`);
+    }
+  });
+});
+
 describe('migration task: state, validation, selection, options', () => {
   const hosts = blueGreenSuite(40, 'sel', { before, after });
   let blue: RunningHost;
@@ -32,9 +47,13 @@ describe('migration task: state, validation, selection, options', () => {
     const both = await http('POST', `${green.uri}/management/migration-tasks`, task(blue, green, { sourceReferences: [blue.uri] }));
     assert.equal(both.status, 400);
     assert.match(both.json.message, /cannot specify both sourceNode and sourceReferences/);
+    const notObject = await http('POST', `${green.uri}/management/migration-tasks`, task(blue, green, { querySpec: 'all' }));
+    assert.equal(notObject.status, 400);
+    assert.equal(notObject.json.message, 'querySpec must be a JSON object');
     const list = await http('GET', `${green.uri}/management/migration-tasks`);
     assert.equal(list.json.documentCount, 0);
   });
+
 
   it('honours a single-term querySpec (Xenon dropped it), combined with the factory prefix', async () => {
     const done = await migrate(green, task(blue, green, { querySpec: { query: { term: { propertyName: 'name', matchValue: 'sel-1*', matchType: 'WILDCARD' } } } }));

@@ -4,10 +4,9 @@ import type { Host } from '../core/host.js';
 import type { Query, QuerySpecification } from '../query/query-types.js';
 import type { ImportOutcome } from '../services/document-writer.js';
 import { call, mapLimit } from './migration-http.js';
-import { nodeBase, type MigrationTaskState } from './migration-state.js';
+import { nodeBase, pageSize, type MigrationTaskState } from './migration-state.js';
 import { transformDocuments } from './migration-transform.js';
 
-const DEFAULT_PAGE_SIZE = 1_000;
 
 /** Everything one run needs; `save` persists progress and checkpoints (after acknowledged pages). */
 export interface RunContext {
@@ -138,7 +137,7 @@ export function retrievalSpec(state: MigrationTaskState, fromMicros: number): Qu
   return {
     query: { occurance: 'MUST_OCCUR', booleanClauses: clauses },
     options: ['EXPAND_CONTENT', 'OWNER_SELECTION', 'SORT', ...keep],
-    resultLimit: user.resultLimit ?? DEFAULT_PAGE_SIZE,
+    resultLimit: pageSize(user),
     sortTerm: { propertyName: 'documentUpdateTimeMicros', propertyType: 'LONG' },
     sortOrder: 'ASC',
     additionalSortTerms: [{ propertyName: 'documentSelfLink', propertyType: 'STRING', sortOrder: 'ASC' }],
