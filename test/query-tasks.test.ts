@@ -164,6 +164,33 @@ describe('query tasks: unpaged results larger than one batch stream', () => {
     assert.equal(r.documents['/core/examples/s-11999'].counter, 11999);
   });
 
+  it('streams pages larger than one batch: the same rows, prev/next links and a following page', async () => {
+    const walk = async (resultLimit: number) => {
+      const pages: any[] = [];
+      let r = (await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { ...all, options: ['EXPAND_CONTENT'], resultLimit } })).json.results;
+      while (r.nextPageLink) {
+        const page = await http('GET', `${h.uri}${r.nextPageLink}`);
+        assert.equal(page.status, 200, page.text.slice(0, 300));
+        assert.equal(page.json.taskInfo.stage, 'FINISHED');
+        assert.equal(page.json.documentKind, 'com:vmware:xenon:services:common:QueryTask');
+        r = page.json.results;
+        pages.push(r);
+      }
+      return pages;
+    };
+    const big = await walk(7000);
+    assert.deepEqual(big.map((p) => p.documentCount), [7000, 5000]);
+    assert.equal(big[0].prevPageLink, undefined);
+    assert.ok(big[1].prevPageLink, 'the second page links back');
+    for (const p of big) assert.deepEqual(Object.keys(p.documents), p.documentLinks);
+    const small = await walk(1000);
+    assert.equal(small.length, 12);
+    assert.deepEqual(big.flatMap((p) => p.documentLinks), small.flatMap((p) => p.documentLinks));
+    assert.deepEqual(Object.assign({}, ...big.map((p) => p.documents)), Object.assign({}, ...small.map((p) => p.documents)));
+    const back = await http('GET', `${h.uri}${big[1].prevPageLink}`);
+    assert.deepEqual(back.json.results.documentLinks, big[0].documentLinks, 'the previous page serves the same rows again');
+  });
+
   it('streams TOP_RESULTS above one batch, sorted, and links-only results', async () => {
     const top = await http('POST', `${h.uri}/core/query-tasks`, {
       taskInfo: { isDirect: true },

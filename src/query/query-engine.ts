@@ -154,6 +154,60 @@ function shapeDocument(spec: QuerySpecification, json: string): string {
   return json;
 }
 
+/** Rows per batch of a streamed result (streamResultRows); larger results are streamed, smaller answered whole. */
+export const STREAM_BATCH = 5_000;
+const EXPAND_OPTIONS: readonly string[] = ['EXPAND_CONTENT', 'EXPAND_SELECTED_FIELDS', 'EXPAND_BUILTIN_CONTENT_ONLY'];
+
+/**
+ * The rows of a ServiceDocumentQueryResult — `"documentLinks":[…]` and, when expanded,
+ * `,"documents":{…}` — for up to `limit` rows of `plan` from `start` (a cursor, or the first rows at
+ * `offset`), streamed in keyset batches: every link, then the documents in a second pass, so memory
+ * stays bounded whatever the count, and each batch waits for the index without blocking the thread.
+ * `start.first`, a batch already run from the start with at most `limit` rows, is reused. Ends with
+ * `tail(count, cursor)`: `cursor` is the keyset position after the last row sent, undefined when no
+ * row follows. Writes committed meanwhile may show in one pass and not the other; the second pass
+ * sends at most as many documents as links.
+ */
+export async function* streamResultRows(
+  host: Host,
+  plan: QueryPlan,
+  limit: number,
+  start: { after?: unknown[] | undefined; offset?: number; first?: QueryPage },
+  tail: (count: number, cursor: unknown[] | undefined) => string,
+): AsyncGenerator<string> {
+  const spec = plan.spec;
+  const linksOnly: QueryPlan = { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => !EXPAND_OPTIONS.includes(o)) } };
+  const batch = (p: QueryPlan, from: unknown[] | undefined, n: number) =>
+    host.store.read(() => runPage(host, p, Math.min(STREAM_BATCH, n), from, from ? 0 : (start.offset ?? 0)));
+  const first = start.first ?? (await batch(plan, start.after, limit));
+  yield '"documentLinks":[';
+  let count = 0;
+  let cursor: unknown[] | undefined;
+  for (let page: QueryPage | undefined = first; page; ) {
+    if (page.links.length > 0) yield (count > 0 ? ',' : '') + page.links.map((l) => JSON.stringify(l)).join(',');
+    count += page.links.length;
+    cursor = page.after;
+    page = page.after && count < limit ? await batch(linksOnly, page.after, limit - count) : undefined;
+  }
+  yield ']';
+  if (first.documents) {
+    yield ',"documents":{';
+    let sent = 0;
+    for (let page: QueryPage | undefined = first; page; ) {
+      const parts: string[] = [];
+      for (const [link, json] of page.documents!) {
+        if (sent + parts.length >= count) break;
+        parts.push(`${JSON.stringify(link)}:${json}`);
+      }
+      if (parts.length > 0) yield (sent > 0 ? ',' : '') + parts.join(',');
+      sent += parts.length;
+      page = page.after && sent < count ? await batch(plan, page.after, count - sent) : undefined;
+    }
+    yield '}';
+  }
+  yield tail(count, cursor);
+}
+
 /** Serializes a ServiceDocumentQueryResult without re-parsing stored documents. */
 export function resultJson(page: QueryPage, extra: { nextPageLink?: string | undefined; prevPageLink?: string | undefined; owner: string; totalCount?: number }): string {
   const parts: string[] = [];

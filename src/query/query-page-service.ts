@@ -1,10 +1,10 @@
 import { fail } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import type { Doc } from '../core/document.js';
-import { RawJson, type Operation, type Reply } from '../core/operation.js';
+import { JsonStream, RawJson, type Operation, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
-import { resultJson } from './query-engine.js';
-import type { QueryPages } from './query-pages.js';
+import { resultJson, STREAM_BATCH, streamResultRows } from './query-engine.js';
+import type { PageEntry, QueryPages } from './query-pages.js';
 import { QUERY_TASK_KIND, withResults } from './query-task-service.js';
 
 /** Forwards a page GET to the node that holds the page (cluster); single node: always local. */
@@ -26,31 +26,61 @@ export class QueryPageService implements Service {
 
   async handleChild(op: Operation, childLink: string): Promise<Reply> {
     if (op.action !== 'GET') fail('METHOD_NOT_ALLOWED', `Action not supported: ${op.action}`);
-    return this.host.store.read(() => this.servePage(childLink.slice(this.link.length + 1), op));
+    return this.servePage(childLink.slice(this.link.length + 1), op);
   }
 
-  servePage(pageId: string, op: Operation): Reply {
+  /**
+   * One page, read once the index holds every acknowledged write (without blocking the thread).
+   * A page of up to STREAM_BATCH rows is answered whole; a larger one (a large `resultLimit` or
+   * `$limit`) is streamed in batches, so its size does not decide the host's memory.
+   */
+  async servePage(pageId: string, op: Operation): Promise<Reply> {
     // Auth: a page is a QueryTask document of the principal whose scope produced it.
     op.authz?.check('GET', { documentSelfLink: `${this.link}/${pageId}`, documentKind: QUERY_TASK_KIND, documentAuthPrincipalLink: this.pages.scopeOf(pageId)?.principal });
-    const limit = Number(op.query.get('$limit') ?? 0);
-    const served = this.pages.serve(pageId, Number.isFinite(limit) ? limit : 0);
-    const results = resultJson(served.page, {
-      owner: this.host.id,
-      nextPageLink: served.nextPageId ? this.pageLink(served.nextPageId) : undefined,
-      prevPageLink: served.prevPageId ? this.pageLink(served.prevPageId) : undefined,
+    const given = Number(op.query.get('$limit') ?? 0);
+    const override = Number.isFinite(given) && given > 0 ? given : 0;
+    const entry = this.pages.entry(pageId);
+    const limit = override || entry.limit;
+    if (limit > STREAM_BATCH) return { status: 200, body: new JsonStream(this.streamPage(pageId, entry, limit)) };
+    return this.host.store.read(() => {
+      const served = this.pages.serve(pageId, override);
+      const results = resultJson(served.page, { owner: this.host.id, nextPageLink: this.linkTo(served.nextPageId), prevPageLink: this.linkTo(served.prevPageId) });
+      return { status: 200, body: new RawJson(withResults(this.pageDoc(pageId, entry), results)) };
     });
-    const doc: Doc = {
+  }
+
+  private async *streamPage(pageId: string, entry: PageEntry, limit: number): AsyncGenerator<string> {
+    const started = performance.now();
+    const { taskInfo, querySpec, ...rest } = this.pageDoc(pageId, entry);
+    yield `{"taskInfo":${JSON.stringify(taskInfo)},"querySpec":${JSON.stringify(querySpec)},"results":{`;
+    yield* streamResultRows(this.host, entry.plan, limit, { after: entry.after }, (count, cursor) => {
+      const next = cursor ? this.pages.follow(pageId, entry, cursor) : undefined;
+      const links = [['prevPageLink', this.linkTo(entry.prevPageId)], ['nextPageLink', this.linkTo(next)]].filter(([, l]) => l !== undefined);
+      const micros = Math.max(1, Math.round((performance.now() - started) * 1000));
+      return (
+        `,"documentCount":${count}${links.map(([k, l]) => `,"${k}":${JSON.stringify(l)}`).join('')},"queryTimeMicros":${micros}` +
+        `,"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}},${JSON.stringify(rest).slice(1)}`
+      );
+    });
+  }
+
+  private linkTo(pageId: string | undefined): string | undefined {
+    return pageId ? this.pageLink(pageId) : undefined;
+  }
+
+  /** A page as Xenon answers it: a finished QueryTask document (results go after querySpec). */
+  private pageDoc(pageId: string, entry: PageEntry): Doc {
+    return {
       taskInfo: { stage: 'FINISHED', isDirect: true },
-      querySpec: served.spec,
+      querySpec: entry.spec,
       indexLink: '/core/document-index',
       documentVersion: 0,
       documentKind: QUERY_TASK_KIND,
       documentSelfLink: `${this.link}/${pageId}`,
       documentUpdateTimeMicros: this.host.clock.nowMicros(),
-      documentExpirationTimeMicros: served.expiresAtMicros,
+      documentExpirationTimeMicros: entry.expiresAtMicros,
       documentOwner: this.host.id,
     };
-    return { status: 200, body: new RawJson(withResults(doc, results)) };
   }
 }
 

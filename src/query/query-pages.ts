@@ -2,7 +2,7 @@ import type { Host } from '../core/host.js';
 import { fail } from '../core/errors.js';
 import { runPage, type QueryPage, type QueryPlan } from './query-engine.js';
 
-interface PageEntry {
+export interface PageEntry {
   plan: QueryPlan;
   limit: number;
   after: unknown[] | undefined;
@@ -43,17 +43,27 @@ export class QueryPages {
     return id;
   }
 
-  /** Runs a page; registers the next page when more rows follow. 404 for unknown/expired ids. */
-  serve(pageId: string, limitOverride?: number): ServedPage {
+  /** A live page. 404 for unknown/expired ids. */
+  entry(pageId: string): PageEntry {
     const e = this.pages.get(pageId);
-    const now = this.host.clock.nowMicros();
-    if (!e || e.expiresAtMicros <= now) {
+    if (!e || e.expiresAtMicros <= this.host.clock.nowMicros()) {
       if (e) this.pages.delete(pageId);
       fail('NOT_FOUND', `query page ${pageId} not found or expired`);
     }
+    return e;
+  }
+
+  /** Registers the page that follows `pageId`'s rows, from the keyset cursor `after`; returns its id. */
+  follow(pageId: string, e: PageEntry, after: unknown[]): string {
+    return this.add({ ...e, after, prevPageId: pageId });
+  }
+
+  /** Runs a page whole; registers the next page when more rows follow. 404 for unknown/expired ids. */
+  serve(pageId: string, limitOverride?: number): ServedPage {
+    const e = this.entry(pageId);
     const limit = limitOverride && limitOverride > 0 ? limitOverride : e.limit;
     const page = runPage(this.host, e.plan, limit, e.after);
-    const nextPageId = page.after ? this.add({ ...e, after: page.after, prevPageId: pageId }) : undefined;
+    const nextPageId = page.after ? this.follow(pageId, e, page.after) : undefined;
     return { pageId, page, nextPageId, prevPageId: e.prevPageId, expiresAtMicros: e.expiresAtMicros, spec: e.spec };
   }
 

@@ -4,7 +4,7 @@ import type { Host } from '../core/host.js';
 import { longField, type Doc } from '../core/document.js';
 import { JsonStream, RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
-import { hasOption, planQuery, resultJson, runPage, type QueryPage, type QueryPlan } from './query-engine.js';
+import { hasOption, planQuery, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage, type QueryPlan } from './query-engine.js';
 import type { QueryPages } from './query-pages.js';
 import type { QuerySpecification } from './query-types.js';
 import { normalizeQuerySpec } from './query-validator.js';
@@ -12,9 +12,6 @@ import { normalizeQuerySpec } from './query-validator.js';
 export const QUERY_TASK_KIND = 'com:vmware:xenon:services:common:QueryTask';
 const RESULTS_TOKEN = `krypton-results-${randomUUID()}`;
 const MAX_UNPAGED = 2147483647;
-/** Rows per batch of an unpaged direct result too large for one (see streamResults). */
-const STREAM_BATCH = 5_000;
-const EXPAND_OPTIONS: readonly string[] = ['EXPAND_CONTENT', 'EXPAND_SELECTED_FIELDS', 'EXPAND_BUILTIN_CONTENT_ONLY'];
 
 interface TaskRecord {
   doc: Doc;
@@ -103,44 +100,19 @@ export class QueryTaskService implements Service {
   }
 
   /**
-   * Streams an unpaged result in keyset batches, as factory listings are: every link, then (when
-   * expanded) every document in a second pass, so memory stays bounded and other requests are
-   * served between batches. Xenon built the whole result in memory. `taskInfo` (with the duration)
-   * comes after `results` here: it is known only at the end. Writes committed during the stream may
-   * show in one pass and not the other; the second pass sends at most as many documents as links.
+   * An unpaged answer too large for one batch, streamed (streamResultRows): Xenon built it whole in
+   * memory. `taskInfo` (with the duration) comes after `results` here: it is known only at the end.
    */
   private async *streamResults(doc: Doc, plan: QueryPlan, limit: number, first: QueryPage, started: number): AsyncGenerator<string> {
     const { taskInfo: _created, querySpec, ...rest } = doc;
-    const spec = plan.spec;
-    const linksOnly: QueryPlan = { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => !EXPAND_OPTIONS.includes(o)) } };
-    const next = (p: QueryPlan, from: unknown[], n: number) => this.host.store.read(() => runPage(this.host, p, Math.min(STREAM_BATCH, n), from));
-    yield `{"querySpec":${JSON.stringify(querySpec)},"results":{"documentLinks":[`;
-    let count = 0;
-    for (let page: QueryPage | undefined = first; page; ) {
-      const links = page.links.slice(0, limit - count);
-      if (links.length > 0) yield (count > 0 ? ',' : '') + links.map((l) => JSON.stringify(l)).join(',');
-      count += links.length;
-      page = page.after && count < limit ? await next(linksOnly, page.after, limit - count) : undefined;
-    }
-    yield ']';
-    if (first.documents) {
-      yield ',"documents":{';
-      let sent = 0;
-      for (let page: QueryPage | undefined = first; page; ) {
-        const parts: string[] = [];
-        for (const [link, json] of page.documents!) {
-          if (sent + parts.length >= count) break;
-          parts.push(`${JSON.stringify(link)}:${json}`);
-        }
-        if (parts.length > 0) yield (sent > 0 ? ',' : '') + parts.join(',');
-        sent += parts.length;
-        page = page.after && sent < count ? await next(plan, page.after, count - sent) : undefined;
-      }
-      yield '}';
-    }
-    const micros = Math.max(1, Math.round((performance.now() - started) * 1000));
-    yield `,"documentCount":${count},"queryTimeMicros":${micros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}`;
-    yield `,"taskInfo":${JSON.stringify({ stage: 'FINISHED', isDirect: true, durationMicros: micros })},${JSON.stringify(rest).slice(1)}`;
+    yield `{"querySpec":${JSON.stringify(querySpec)},"results":{`;
+    yield* streamResultRows(this.host, plan, limit, { first }, (count) => {
+      const micros = Math.max(1, Math.round((performance.now() - started) * 1000));
+      return (
+        `,"documentCount":${count},"queryTimeMicros":${micros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}` +
+        `,"taskInfo":${JSON.stringify({ stage: 'FINISHED', isDirect: true, durationMicros: micros })},${JSON.stringify(rest).slice(1)}`
+      );
+    });
   }
 
   private runAsync(record: TaskRecord, spec: QuerySpecification, readScope: ReadScope | undefined): void {

@@ -118,7 +118,10 @@ export class FactoryService implements Service {
     const pageService = this.host.service('/core/query-page-forwarding');
     if (!pageService) fail('NOT_FOUND', `Service not found: ${op.uri}`);
     const reply = await pageService.handle(op);
-    const task = JSON.parse((reply.body as RawJson).text) as Doc;
+    let text = '';
+    if (reply.body instanceof JsonStream) for await (const chunk of reply.body.chunks) text += chunk;
+    else text = (reply.body as RawJson).text;
+    const task = JSON.parse(text) as Doc;
     const results = task['results'] as Doc;
     for (const k of ['nextPageLink', 'prevPageLink']) {
       const l = results[k];
