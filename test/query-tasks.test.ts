@@ -1,5 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
 import { importExamples } from './support/cluster.js';
 
@@ -189,6 +191,32 @@ describe('query tasks: unpaged results larger than one batch stream', () => {
     assert.deepEqual(Object.assign({}, ...big.map((p) => p.documents)), Object.assign({}, ...small.map((p) => p.documents)));
     const back = await http('GET', `${h.uri}${big[1].prevPageLink}`);
     assert.deepEqual(back.json.results.documentLinks, big[0].documentLinks, 'the previous page serves the same rows again');
+  });
+
+  it('keeps a large asynchronous result on disk, not in memory, until the task is deleted', async () => {
+    const spill = join(h.sandbox, 'query-results', 'core_query-tasks');
+    const created = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: false }, querySpec: { ...all, options: ['EXPAND_CONTENT'] } });
+    assert.equal(created.status, 202, created.text.slice(0, 300));
+    const link = created.json.documentSelfLink;
+    const done = await waitFor(async () => {
+      const t = await http('GET', `${h.uri}${link}`);
+      return t.json.taskInfo.stage === 'FINISHED' ? t : undefined;
+    }, 'the task to finish');
+    const direct = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { ...all, options: ['EXPAND_CONTENT'] } });
+    assert.equal(done.json.results.documentCount, N);
+    assert.deepEqual(done.json.results.documentLinks, direct.json.results.documentLinks);
+    assert.deepEqual(done.json.results.documents, direct.json.results.documents);
+    assert.equal(done.json.documentSelfLink, link);
+    assert.equal(done.json.taskInfo.isDirect, false);
+    assert.ok(done.json.taskInfo.durationMicros > 0);
+    assert.equal(readdirSync(spill).length, 1, 'one results file while the task lives');
+    const again = await http('GET', `${h.uri}${link}`);
+    assert.equal(again.text, done.text, 'a second GET answers the same');
+    const deleted = await http('DELETE', `${h.uri}${link}`);
+    assert.equal(deleted.status, 200);
+    assert.equal(deleted.json.results.documentCount, N);
+    assert.deepEqual(readdirSync(spill), [], 'deleting the task removes its file');
+    assert.equal((await http('GET', `${h.uri}${link}`)).status, 404);
   });
 
   it('streams TOP_RESULTS above one batch, sorted, and links-only results', async () => {

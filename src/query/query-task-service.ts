@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { createReadStream, mkdirSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fail, toServiceErrorResponse } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import { longField, type Doc } from '../core/document.js';
@@ -16,6 +20,8 @@ const MAX_UNPAGED = 2147483647;
 interface TaskRecord {
   doc: Doc;
   resultsJson: string | undefined;
+  /** Results too large to keep in memory (more than STREAM_BATCH documents), spilled to this file. */
+  resultsFile?: string | undefined;
   expiresAtMicros: number;
 }
 
@@ -30,11 +36,18 @@ export class QueryTaskService implements Service {
   private readonly tasks = new Map<string, TaskRecord>();
   ownerFilter: OwnerFilterFactory = () => undefined;
 
+  /** Where large asynchronous results are kept until their task expires; emptied at start. */
+  private readonly spillDir: string;
+
   constructor(
     readonly link: string,
     private readonly host: Host,
     private readonly pages: QueryPages,
-  ) {}
+  ) {
+    const sandbox = host.options.sandbox === ':memory:' ? join(tmpdir(), `krypton-${process.pid}`) : host.options.sandbox;
+    this.spillDir = join(sandbox, 'query-results', link.slice(1).replace(/\//g, '_'));
+    rmSync(this.spillDir, { recursive: true, force: true });
+  }
 
   async handle(op: Operation): Promise<Reply> {
     if (op.action === 'GET') return this.list(op);
@@ -72,7 +85,7 @@ export class QueryTaskService implements Service {
     const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
     this.tasks.set(selfLink, record);
     const initial = JSON.stringify(doc);
-    setImmediate(() => void this.host.store.read(() => this.runAsync(record, spec, readScope)));
+    setImmediate(() => void this.runAsync(record, spec, readScope));
     return { status: 202, body: new RawJson(initial) };
   }
 
@@ -115,13 +128,26 @@ export class QueryTaskService implements Service {
     });
   }
 
-  private runAsync(record: TaskRecord, spec: QuerySpecification, readScope: ReadScope | undefined): void {
+  /**
+   * Runs an asynchronous task. Its results are kept for GETs until it expires: in memory, or, above
+   * STREAM_BATCH documents, written to a file batch by batch (streamResultRows) and streamed from it.
+   */
+  private async runAsync(record: TaskRecord, spec: QuerySpecification, readScope: ReadScope | undefined): Promise<void> {
     const doc = record.doc;
     doc['taskInfo'] = { stage: 'STARTED', isDirect: false };
+    const started = performance.now();
     try {
-      const results = this.execute(spec, record.expiresAtMicros, readScope);
-      record.resultsJson = results.json;
-      doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: results.micros };
+      const limit = spec.resultLimit ?? MAX_UNPAGED;
+      const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
+      const first = isPaged(spec) || hasOption(spec, 'COUNT') || limit <= STREAM_BATCH ? undefined : await this.host.store.read(() => runPage(this.host, plan, STREAM_BATCH, undefined, spec.offset ?? 0));
+      if (first?.after) {
+        record.resultsFile = await this.spill(plan, limit, first, started);
+        doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: Math.max(1, Math.round((performance.now() - started) * 1000)) };
+      } else {
+        const results = first ? { json: resultJson(first, { owner: this.host.id }), micros: first.queryTimeMicros } : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, readScope));
+        record.resultsJson = results.json;
+        doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: results.micros };
+      }
     } catch (err) {
       const failure = toServiceErrorResponse(err);
       doc['taskInfo'] = { stage: 'FAILED', isDirect: false, failure: { ...failure, statusCode: 400 } };
@@ -129,6 +155,52 @@ export class QueryTaskService implements Service {
     doc['documentVersion'] = 2;
     doc['documentUpdateAction'] = 'PATCH';
     doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
+    if (!this.tasks.has(String(doc['documentSelfLink']))) this.forget(record); // deleted or expired meanwhile
+  }
+
+  /** Writes a large result's JSON to a file of its own; returns the file. */
+  private async spill(plan: QueryPlan, limit: number, first: QueryPage, started: number): Promise<string> {
+    mkdirSync(this.spillDir, { recursive: true });
+    const file = join(this.spillDir, `${randomUUID()}.json`);
+    const out = await open(file, 'w');
+    try {
+      await out.write('{');
+      const tail = (count: number) => `,"documentCount":${count},"queryTimeMicros":${Math.max(1, Math.round((performance.now() - started) * 1000))},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}`;
+      for await (const chunk of streamResultRows(this.host, plan, limit, { first }, tail)) await out.write(chunk);
+    } catch (err) {
+      rmSync(file, { force: true });
+      throw err;
+    } finally {
+      await out.close();
+    }
+    return file;
+  }
+
+  /** A task's answer: the document with its results, from memory or streamed from its file. */
+  private answer(record: TaskRecord, then?: () => void): Reply {
+    const file = record.resultsFile;
+    if (file === undefined) {
+      then?.();
+      return { status: 200, body: new RawJson(withResults(record.doc, record.resultsJson)) };
+    }
+    const path: string = file;
+    const [head, tail] = withResults(record.doc, RESULTS_TOKEN).split(RESULTS_TOKEN) as [string, string];
+    async function* chunks(): AsyncGenerator<string> {
+      try {
+        yield head;
+        for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) yield chunk as string;
+        yield tail;
+      } finally {
+        then?.();
+      }
+    }
+    return { status: 200, body: new JsonStream(chunks()) };
+  }
+
+  /** Drops a task's spilled results. */
+  private forget(record: TaskRecord): void {
+    if (record.resultsFile) rmSync(record.resultsFile, { force: true });
+    record.resultsFile = undefined;
   }
 
   /** Runs a query: unpaged (or TOP_RESULTS) results inline, else a first-page link. */
@@ -153,16 +225,16 @@ export class QueryTaskService implements Service {
   async handleChild(op: Operation, childLink: string): Promise<Reply> {
     const record = this.tasks.get(childLink);
     if (!record || record.expiresAtMicros <= this.host.clock.nowMicros()) {
-      if (record) this.tasks.delete(childLink);
+      if (record) this.drop(childLink, record);
       fail('NOT_FOUND', `Service not found: ${op.uri}`);
     }
     op.authz?.check(op.action === 'DELETE' ? 'DELETE' : 'GET', record.doc);
     if (op.action === 'DELETE') {
       this.tasks.delete(childLink);
-      return { status: 200, body: new RawJson(withResults(record.doc, record.resultsJson)) };
+      return this.answer(record, () => this.forget(record));
     }
     if (op.action !== 'GET') fail('METHOD_NOT_ALLOWED', `Action not supported: ${op.action}`);
-    return { status: 200, body: new RawJson(withResults(record.doc, record.resultsJson)) };
+    return this.answer(record);
   }
 
   private async list(op: Operation): Promise<Reply> {
@@ -173,8 +245,13 @@ export class QueryTaskService implements Service {
     return { status: 200, body };
   }
 
+  private drop(link: string, record: TaskRecord): void {
+    this.tasks.delete(link);
+    this.forget(record);
+  }
+
   sweep(now: number): void {
-    for (const [link, t] of this.tasks) if (t.expiresAtMicros <= now) this.tasks.delete(link);
+    for (const [link, t] of this.tasks) if (t.expiresAtMicros <= now) this.drop(link, t);
   }
 }
 
