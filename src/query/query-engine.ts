@@ -74,7 +74,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   }
   if (hasOption(spec, 'COUNT')) {
     const row = host.store.get<{ n: number }>(`SELECT count(*) AS n FROM docs d WHERE ${conds.join(' AND ')}`, params);
-    return { links: [], documents: undefined, count: row?.n ?? 0, after: undefined, queryTimeMicros: micros(started) };
+    return { links: [], documents: undefined, count: row?.n ?? 0, after: undefined, queryTimeMicros: elapsedMicros(started) };
   }
   const keyCols = plan.keys.map((k, i) => `${k.expr} AS k${i}`);
   const keyParams = plan.keys.flatMap((k) => k.params);
@@ -114,7 +114,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   }
   if (!more && plan.ownerFilter && rows.length === fetchLimit) more = true;
   const cursor = more && last ? plan.keys.map((_, i) => last![`k${i}`]) : undefined;
-  return { links, documents, count: links.length, after: cursor, queryTimeMicros: micros(started) };
+  return { links, documents, count: links.length, after: cursor, queryTimeMicros: elapsedMicros(started) };
 }
 
 /** Two plain column keys sorted the same way, with a non-null cursor: pages seek an index. */
@@ -135,7 +135,8 @@ function factoryOf(query: Query | undefined): string | undefined {
   return undefined;
 }
 
-function micros(startedMs: number): number {
+/** Microseconds since `startedMs` (a performance.now() reading), at least 1. */
+export function elapsedMicros(startedMs: number): number {
   return Math.max(1, Math.round((performance.now() - startedMs) * 1000));
 }
 
@@ -218,11 +219,15 @@ export function resultJson(page: QueryPage, extra: { nextPageLink?: string | und
     for (const [link, json] of page.documents) docs.push(`${JSON.stringify(link)}:${json}`);
     parts.push(`"documents":{${docs.join(',')}}`);
   }
-  parts.push(`"documentCount":${page.count}`);
-  if (extra.prevPageLink) parts.push(`"prevPageLink":${JSON.stringify(extra.prevPageLink)}`);
-  if (extra.nextPageLink) parts.push(`"nextPageLink":${JSON.stringify(extra.nextPageLink)}`);
-  parts.push(`"queryTimeMicros":${page.queryTimeMicros}`);
-  parts.push(`"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(extra.owner)}`);
+  parts.push(resultEnd(page.count, page.queryTimeMicros, extra));
   return `{${parts.join(',')}}`;
+}
+
+/** The fields of a ServiceDocumentQueryResult after its rows, from `documentCount` on (no closing brace). */
+export function resultEnd(count: number, queryTimeMicros: number, extra: { nextPageLink?: string | undefined; prevPageLink?: string | undefined; owner: string }): string {
+  let s = `"documentCount":${count}`;
+  if (extra.prevPageLink) s += `,"prevPageLink":${JSON.stringify(extra.prevPageLink)}`;
+  if (extra.nextPageLink) s += `,"nextPageLink":${JSON.stringify(extra.nextPageLink)}`;
+  return `${s},"queryTimeMicros":${queryTimeMicros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(extra.owner)}`;
 }
 

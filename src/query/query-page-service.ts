@@ -3,7 +3,7 @@ import type { Host } from '../core/host.js';
 import type { Doc } from '../core/document.js';
 import { JsonStream, RawJson, type Operation, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
-import { resultJson, STREAM_BATCH, streamResultRows } from './query-engine.js';
+import { elapsedMicros, resultEnd, resultJson, STREAM_BATCH, streamResultRows } from './query-engine.js';
 import type { PageEntry, QueryPages } from './query-pages.js';
 import { QUERY_TASK_KIND, withResults } from './query-task-service.js';
 
@@ -55,12 +55,8 @@ export class QueryPageService implements Service {
     yield `{"taskInfo":${JSON.stringify(taskInfo)},"querySpec":${JSON.stringify(querySpec)},"results":{`;
     yield* streamResultRows(this.host, entry.plan, limit, { after: entry.after }, (count, cursor) => {
       const next = cursor ? this.pages.follow(pageId, entry, cursor) : undefined;
-      const links = [['prevPageLink', this.linkTo(entry.prevPageId)], ['nextPageLink', this.linkTo(next)]].filter(([, l]) => l !== undefined);
-      const micros = Math.max(1, Math.round((performance.now() - started) * 1000));
-      return (
-        `,"documentCount":${count}${links.map(([k, l]) => `,"${k}":${JSON.stringify(l)}`).join('')},"queryTimeMicros":${micros}` +
-        `,"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}},${JSON.stringify(rest).slice(1)}`
-      );
+      const links = { owner: this.host.id, prevPageLink: this.linkTo(entry.prevPageId), nextPageLink: this.linkTo(next) };
+      return `,${resultEnd(count, elapsedMicros(started), links)}},${JSON.stringify(rest).slice(1)}`;
     });
   }
 

@@ -8,7 +8,7 @@ import type { Host } from '../core/host.js';
 import { longField, type Doc } from '../core/document.js';
 import { JsonStream, RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
-import { hasOption, planQuery, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage, type QueryPlan } from './query-engine.js';
+import { elapsedMicros, hasOption, planQuery, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage, type QueryPlan } from './query-engine.js';
 import type { QueryPages } from './query-pages.js';
 import type { QuerySpecification } from './query-types.js';
 import { normalizeQuerySpec } from './query-validator.js';
@@ -95,36 +95,42 @@ export class QueryTaskService implements Service {
    * blocking the thread (SqliteStore.read).
    */
   private async runDirect(doc: Doc, spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): Promise<Reply> {
-    const limit = spec.resultLimit ?? MAX_UNPAGED;
-    const unpaged = !isPaged(spec) && !hasOption(spec, 'COUNT');
-    if (!unpaged || limit <= STREAM_BATCH) {
-      const results = await this.host.store.read(() => this.execute(spec, expiresAt, readScope));
-      doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
-      return { status: 200, body: new RawJson(withResults(doc, results.json)) };
-    }
     const started = performance.now();
+    const batch = await this.firstBatch(spec, readScope);
+    if (batch?.first.after) return { status: 200, body: new JsonStream(this.streamResults(doc, batch.plan, batch.first, started)) };
+    const results = batch ? this.whole(batch.first) : await this.host.store.read(() => this.execute(spec, expiresAt, readScope));
+    doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
+    return { status: 200, body: new RawJson(withResults(doc, results.json)) };
+  }
+
+  /**
+   * For an unpaged query that may match more than STREAM_BATCH documents: its first batch. When more
+   * rows follow it (`first.after`), the answer is streamed or spilled; else `first` is all of it.
+   * Undefined for any other query (execute answers it whole).
+   */
+  private async firstBatch(spec: QuerySpecification, readScope: ReadScope | undefined): Promise<{ plan: QueryPlan; first: QueryPage } | undefined> {
+    if (isPaged(spec) || hasOption(spec, 'COUNT') || (spec.resultLimit ?? MAX_UNPAGED) <= STREAM_BATCH) return undefined;
     const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
     const first = await this.host.store.read(() => runPage(this.host, plan, STREAM_BATCH, undefined, spec.offset ?? 0));
-    if (!first.after) {
-      doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: first.queryTimeMicros };
-      return { status: 200, body: new RawJson(withResults(doc, resultJson(first, { owner: this.host.id }))) };
-    }
-    return { status: 200, body: new JsonStream(this.streamResults(doc, plan, limit, first, started)) };
+    return { plan, first };
+  }
+
+  /** The results of a query whose first batch holds all of them. */
+  private whole(first: QueryPage): { json: string; micros: number } {
+    return { json: resultJson(first, { owner: this.host.id }), micros: first.queryTimeMicros };
   }
 
   /**
    * An unpaged answer too large for one batch, streamed (streamResultRows): Xenon built it whole in
    * memory. `taskInfo` (with the duration) comes after `results` here: it is known only at the end.
    */
-  private async *streamResults(doc: Doc, plan: QueryPlan, limit: number, first: QueryPage, started: number): AsyncGenerator<string> {
+  private async *streamResults(doc: Doc, plan: QueryPlan, first: QueryPage, started: number): AsyncGenerator<string> {
     const { taskInfo: _created, querySpec, ...rest } = doc;
     yield `{"querySpec":${JSON.stringify(querySpec)},"results":{`;
-    yield* streamResultRows(this.host, plan, limit, { first }, (count) => {
-      const micros = Math.max(1, Math.round((performance.now() - started) * 1000));
-      return (
-        `,"documentCount":${count},"queryTimeMicros":${micros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}` +
-        `,"taskInfo":${JSON.stringify({ stage: 'FINISHED', isDirect: true, durationMicros: micros })},${JSON.stringify(rest).slice(1)}`
-      );
+    yield* streamResultRows(this.host, plan, plan.spec.resultLimit ?? MAX_UNPAGED, { first }, (count) => {
+      const micros = elapsedMicros(started);
+      const taskInfo = { stage: 'FINISHED', isDirect: true, durationMicros: micros };
+      return `,${resultEnd(count, micros, { owner: this.host.id })}},"taskInfo":${JSON.stringify(taskInfo)},${JSON.stringify(rest).slice(1)}`;
     });
   }
 
@@ -137,14 +143,12 @@ export class QueryTaskService implements Service {
     doc['taskInfo'] = { stage: 'STARTED', isDirect: false };
     const started = performance.now();
     try {
-      const limit = spec.resultLimit ?? MAX_UNPAGED;
-      const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
-      const first = isPaged(spec) || hasOption(spec, 'COUNT') || limit <= STREAM_BATCH ? undefined : await this.host.store.read(() => runPage(this.host, plan, STREAM_BATCH, undefined, spec.offset ?? 0));
-      if (first?.after) {
-        record.resultsFile = await this.spill(plan, limit, first, started);
-        doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: Math.max(1, Math.round((performance.now() - started) * 1000)) };
+      const batch = await this.firstBatch(spec, readScope);
+      if (batch?.first.after) {
+        record.resultsFile = await this.spill(batch.plan, batch.first, started);
+        doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: elapsedMicros(started) };
       } else {
-        const results = first ? { json: resultJson(first, { owner: this.host.id }), micros: first.queryTimeMicros } : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, readScope));
+        const results = batch ? this.whole(batch.first) : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, readScope));
         record.resultsJson = results.json;
         doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: results.micros };
       }
@@ -159,14 +163,14 @@ export class QueryTaskService implements Service {
   }
 
   /** Writes a large result's JSON to a file of its own; returns the file. */
-  private async spill(plan: QueryPlan, limit: number, first: QueryPage, started: number): Promise<string> {
+  private async spill(plan: QueryPlan, first: QueryPage, started: number): Promise<string> {
     mkdirSync(this.spillDir, { recursive: true });
     const file = join(this.spillDir, `${randomUUID()}.json`);
     const out = await open(file, 'w');
     try {
       await out.write('{');
-      const tail = (count: number) => `,"documentCount":${count},"queryTimeMicros":${Math.max(1, Math.round((performance.now() - started) * 1000))},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}`;
-      for await (const chunk of streamResultRows(this.host, plan, limit, { first }, tail)) await out.write(chunk);
+      const rows = streamResultRows(this.host, plan, plan.spec.resultLimit ?? MAX_UNPAGED, { first }, (count) => `,${resultEnd(count, elapsedMicros(started), { owner: this.host.id })}}`);
+      for await (const chunk of rows) await out.write(chunk);
     } catch (err) {
       rmSync(file, { force: true });
       throw err;
