@@ -50,7 +50,7 @@ describe('host REST API (Xenon core wire, spec §13 walk-through)', () => {
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.documentSelfLink, expected);
     }
-    for (const bad of ['foo/bar', '/other/foo', 'a%20b']) {
+    for (const bad of ['foo/bar', '/other/foo', 'a%20b', '']) {
       const r = await http('POST', `${base}/core/examples`, { name: 'x', documentSelfLink: bad });
       assert.equal(r.status, 400, bad);
       assert.equal(r.json.message, `${bad} is an invalid id`);

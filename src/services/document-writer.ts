@@ -94,7 +94,8 @@ export class DocumentWriter {
   /** The child link for a POST body's `documentSelfLink` (bare id, `/id` or full child path). */
   childLinkFor(selfLink: unknown, skipValidation: boolean): string {
     const f = this.def.factoryLink;
-    if (selfLink === undefined || selfLink === null || selfLink === '') return `${f}/${this.host.newId()}`;
+    // An empty link is an invalid id (Xenon); a migrated document without one gets a new id.
+    if (selfLink === undefined || selfLink === null || (selfLink === '' && skipValidation)) return `${f}/${this.host.newId()}`;
     if (typeof selfLink !== 'string') fail('VALIDATION', 'documentSelfLink must be a string');
     let id = selfLink.startsWith(f + '/') ? selfLink.slice(f.length + 1) : selfLink.startsWith('/') ? selfLink.slice(1) : selfLink;
     if (!skipValidation && !VALID_ID.test(id)) fail('VALIDATION', `${selfLink} is an invalid id`);
