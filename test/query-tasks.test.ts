@@ -219,6 +219,29 @@ describe('query tasks: unpaged results larger than one batch stream', () => {
     assert.equal((await http('GET', `${h.uri}${link}`)).status, 404);
   });
 
+  it('streams OData factory queries above one batch: unlimited, $top, $limit pages and $count', async () => {
+    const all = await http('GET', `${h.uri}/core/examples?$orderby=counter%20desc&$expand`);
+    assert.equal(all.status, 200, all.text.slice(0, 300));
+    assert.equal(all.json.documentLinks.length, N);
+    assert.equal(all.json.documentCount, N);
+    assert.equal(all.json.totalCount, N);
+    assert.equal(all.json.documentLinks[0], '/core/examples/s-11999');
+    assert.deepEqual(Object.keys(all.json.documents), all.json.documentLinks);
+    const top = await http('GET', `${h.uri}/core/examples?$orderby=counter%20asc&$top=7000&$filter=name%20eq%20's-*'`);
+    assert.equal(top.json.documentLinks.length, 7000);
+    assert.equal(top.json.documentLinks[6999], '/core/examples/s-6999');
+    const first = await http('GET', `${h.uri}/core/examples?$limit=7000&$count=true&$orderby=counter%20asc`);
+    assert.equal(first.json.totalCount, N, '$count counts every match, not the page');
+    assert.equal(first.json.documentLinks.length, 7000);
+    assert.deepEqual(Object.keys(first.json.documents), first.json.documentLinks);
+    assert.match(first.json.nextPageLink, /^\/core\/examples\?path=\d+&peer=/);
+    const second = await http('GET', `${h.uri}${first.json.nextPageLink}`);
+    assert.equal(second.status, 200, second.text.slice(0, 300));
+    assert.equal(second.json.documentLinks.length, 5000);
+    assert.equal(second.json.documentLinks[0], '/core/examples/s-7000');
+    assert.equal(second.json.nextPageLink, undefined);
+  });
+
   it('streams TOP_RESULTS above one batch, sorted, and links-only results', async () => {
     const top = await http('POST', `${h.uri}/core/query-tasks`, {
       taskInfo: { isDirect: true },

@@ -110,7 +110,7 @@ export class FactoryService implements Service {
   private async list(op: Operation): Promise<Reply> {
     if (op.query.has('path') || op.query.has('peer')) return this.odataPage(op);
     const odata = ['$top', '$count', '$limit', '$skip', '$select', '$orderby', '$filter'].some((p) => op.query.has(p));
-    if (odata) return this.host.store.read(() => odataFactoryQuery(this.host, this.def, op));
+    if (odata) return odataFactoryQuery(this.host, this.def, op);
     return { status: 200, body: new JsonStream(this.streamListing(op.rawQuery.includes('expand'), op.authz?.readScope)) };
   }
 

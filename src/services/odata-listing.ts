@@ -1,10 +1,10 @@
 import { fail } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import type { Operation, Reply } from '../core/operation.js';
-import { RawJson } from '../core/operation.js';
+import { JsonStream, RawJson } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { parseODataFilter, parseODataOrderBy } from '../query/odata-filter.js';
-import { planQuery, resultJson, runPage } from '../query/query-engine.js';
+import { elapsedMicros, planQuery, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage } from '../query/query-engine.js';
 import type { Query, QuerySpecification } from '../query/query-types.js';
 
 function intParam(op: Operation, name: string): number | undefined {
@@ -29,9 +29,11 @@ function sortType(def: StatefulServiceDefinition, name: string, requested: strin
 
 /**
  * Factory GET with OData parameters (Xenon §5.3): a direct query restricted to the child kind and
- * the factory's link prefix, answered as an ODataFactoryQueryResult (`totalCount` first).
+ * the factory's link prefix, answered as an ODataFactoryQueryResult (`totalCount` first). An answer
+ * of more than STREAM_BATCH documents is streamed (streamResultRows); its `totalCount` then comes
+ * last unless `$count=true` asked for it, which counts first.
  */
-export function odataFactoryQuery(host: Host, def: StatefulServiceDefinition, op: Operation): Reply {
+export async function odataFactoryQuery(host: Host, def: StatefulServiceDefinition, op: Operation): Promise<Reply> {
   const clauses: Query[] = [
     { occurance: 'MUST_OCCUR', term: { propertyName: 'documentKind', matchValue: def.documentKind, matchType: 'TERM' } },
     { occurance: 'MUST_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: `${def.factoryLink}/`, matchType: 'PREFIX' } },
@@ -56,20 +58,33 @@ export function odataFactoryQuery(host: Host, def: StatefulServiceDefinition, op
     spec.sortOrder = o.order;
   }
   const plan = { ...planQuery(spec), readScope: op.authz?.readScope };
+  const countAll = () => host.store.read(() => runPage(host, { ...plan, spec: { ...spec, options: ['COUNT'] } }, 0, undefined));
   if (count && limit === undefined) {
-    const n = runPage(host, { ...plan, spec: { ...spec, options: ['COUNT'] } }, 0, undefined);
+    const n = await countAll();
     return { status: 200, body: new RawJson(resultJson({ ...n, links: [], documents: undefined }, { owner: host.id, totalCount: n.count })) };
   }
+  const started = performance.now();
   const pageSize = limit ?? top ?? 2147483646;
-  const page = runPage(host, plan, pageSize, undefined, skip);
-  let next: string | undefined;
-  if (limit !== undefined && page.after) {
+  const first = await host.store.read(() => runPage(host, plan, Math.min(pageSize, STREAM_BATCH), undefined, skip));
+  const total = count ? (await countAll()).count : undefined;
+  // The rest of a `$limit` query: a page link in the factory's form (`?path=…&peer=…`).
+  const nextLink = (after: unknown[] | undefined): string | undefined => {
+    if (limit === undefined || !after) return undefined;
     const pages = host.queryPages;
-    const restPlan = { ...plan };
-    next = `${def.factoryLink}?path=${pages.open(restPlan, limit, host.clock.nowMicros() + host.options.queryTaskExpirationMicros, spec)}&peer=${host.id}`;
-    pages.seek(next.split('path=')[1]!.split('&')[0]!, page.after);
+    const id = pages.open({ ...plan }, limit, host.clock.nowMicros() + host.options.queryTaskExpirationMicros, spec);
+    pages.seek(id, after);
+    return `${def.factoryLink}?path=${id}&peer=${host.id}`;
+  };
+  if (!first.after || pageSize <= STREAM_BATCH) {
+    return { status: 200, body: new RawJson(resultJson(first, { owner: host.id, totalCount: total ?? first.count, nextPageLink: nextLink(first.after) })) };
   }
-  let total = page.count;
-  if (count) total = runPage(host, { ...plan, spec: { ...spec, options: ['COUNT'] } }, 0, undefined).count;
-  return { status: 200, body: new RawJson(resultJson(page, { owner: host.id, totalCount: total, nextPageLink: next })) };
+  return { status: 200, body: new JsonStream(streamed(first)) };
+
+  async function* streamed(page: QueryPage): AsyncGenerator<string> {
+    yield total === undefined ? '{' : `{"totalCount":${total},`;
+    yield* streamResultRows(host, plan, pageSize, { first: page, offset: skip }, (n, cursor) => {
+      const end = resultEnd(n, elapsedMicros(started), { owner: host.id, nextPageLink: nextLink(cursor) });
+      return `,${end}${total === undefined ? `,"totalCount":${n}` : ''}}`;
+    });
+  }
 }
