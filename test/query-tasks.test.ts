@@ -37,6 +37,20 @@ describe('query tasks over HTTP', () => {
     assert.equal(r.json.querySpec.query.term.matchType, 'TERM');
   });
 
+  it('answers documentKind queries (confined to the one factory of that kind) with the same rows', async () => {
+    const kind = term('documentKind', 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState');
+    assert.deepEqual(links(await q({ query: kind })), ['/core/examples/alpha', '/core/examples/beta', '/core/examples/gamma']);
+    assert.deepEqual(links(await q({ query: kind, options: ['INCLUDE_DELETED'] })), ['/core/examples/alpha', '/core/examples/beta', '/core/examples/delta', '/core/examples/gamma']);
+    const both = { booleanClauses: [{ ...kind, occurance: 'MUST_OCCUR' }, { ...term('name', 'beta'), occurance: 'MUST_OCCUR' }] };
+    assert.deepEqual(links(await q({ query: both })), ['/core/examples/beta']);
+    const elsewhere = { booleanClauses: [{ ...kind, occurance: 'MUST_OCCUR' }, { ...term('documentSelfLink', '/core/other/', 'PREFIX'), occurance: 'MUST_OCCUR' }] };
+    assert.deepEqual(links(await q({ query: elsewhere })), []);
+    const unknown = term('documentKind', 'no:such:Kind');
+    assert.deepEqual(links(await q({ query: unknown })), []);
+    const top = await q({ query: kind, options: ['TOP_RESULTS'], resultLimit: 2 });
+    assert.equal(top.json.results.documentLinks.length, 2);
+  });
+
   it('runs asynchronous tasks: 202, then FINISHED on poll', async () => {
     const r = await q({ query: term('name', 'beta'), options: ['EXPAND_CONTENT'] }, false);
     assert.equal(r.status, 202);
