@@ -259,11 +259,12 @@ export class QueryTaskService implements Service {
   }
 }
 
-/** Splices pre-serialized results into a task document without re-parsing stored JSON. */
 /** Results come in pages (nextPageLink) rather than inline: a resultLimit without TOP_RESULTS or COUNT. */
 function isPaged(spec: QuerySpecification): boolean {
   return (spec.resultLimit ?? MAX_UNPAGED) < MAX_UNPAGED && !hasOption(spec, 'TOP_RESULTS') && !hasOption(spec, 'COUNT');
 }
+
+/** Splices pre-serialized results into a task document without re-parsing stored JSON. */
 
 export function withResults(doc: Doc, resultsJson: string | undefined): string {
   if (resultsJson === undefined) return JSON.stringify(doc);

@@ -5,11 +5,14 @@ import { JsonStream, Pragma, RawJson, type Operation, type ReadScope, type Reply
 import type { Service } from '../core/service.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { DocumentWriter, type WriteInput } from './document-writer.js';
-import { DEFAULT_ORDER, runPage, type QueryPlan } from '../query/query-engine.js';
+import { DEFAULT_ORDER, elapsedMicros, resultEnd, streamResultRows, type QueryPlan } from '../query/query-engine.js';
 import { odataFactoryQuery } from './odata-listing.js';
 import { configDocument, templateDocument, genericUtility } from './utility-handlers.js';
 
-const LISTING_BATCH = 1000;
+/** A listing has no limit (Xenon's Integer.MAX_VALUE). */
+const UNLIMITED = 2147483647;
+/** A listing reads the factory's index in order, so small batches cost nothing extra and keep memory low. */
+const LISTING_BATCHES = { first: 1000, links: 1000, documents: 1000 };
 
 /**
  * A stateful service's factory (e.g. `/core/examples`) and its children (`/core/examples/<id>`):
@@ -135,49 +138,21 @@ export class FactoryService implements Service {
 
   /**
    * Plain listing (Xenon order: version descending, then index order), streamed in keyset
-   * batches so a factory of any size is listed with bounded memory (Xenon answers 500 above
-   * 10,000). With expand, a second pass streams the documents after the links (Xenon's field
-   * order), so memory stays bounded there too.
+   * batches (streamResultRows) so a factory of any size is listed with bounded memory (Xenon
+   * answers 500 above 10,000). With expand, a second pass streams the documents after the links
+   * (Xenon's field order), so memory stays bounded there too.
    */
   private async *streamListing(expand: boolean, readScope: ReadScope | undefined): AsyncGenerator<string> {
     const started = performance.now();
-    let count = 0;
-    yield '{"documentLinks":[';
-    for await (const page of this.scan(false, readScope)) {
-      if (page.links.length) yield (count > 0 ? ',' : '') + page.links.map((l) => JSON.stringify(l)).join(',');
-      count += page.links.length;
-    }
-    yield ']';
-    if (expand) {
-      yield ',"documents":{';
-      let first = true;
-      for await (const page of this.scan(true, readScope)) {
-        const parts: string[] = [];
-        for (const [l, j] of page.documents!) parts.push(`${JSON.stringify(l)}:${j}`);
-        if (parts.length) yield (first ? '' : ',') + parts.join(',');
-        first &&= parts.length === 0;
-      }
-      yield '}';
-    }
-    const micros = Math.round((performance.now() - started) * 1000);
-    yield `,"documentCount":${count},"queryTimeMicros":${micros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(this.host.id)}}`;
-  }
-
-  /** The factory's pages in listing order; each waits for the index without blocking the thread (SqliteStore.read). */
-  private async *scan(expand: boolean, readScope: ReadScope | undefined) {
     const plan: QueryPlan = {
       readScope,
       spec: { options: expand ? ['EXPAND_CONTENT'] : [] },
       where: { sql: 'd.factory = ?', params: [this.link] },
       keys: [...DEFAULT_ORDER],
     };
-    let after: unknown[] | undefined;
-    do {
-      const from = after;
-      const page = await this.host.store.read(() => runPage(this.host, plan, LISTING_BATCH, from));
-      yield page;
-      after = page.after;
-    } while (after);
+    yield '{';
+    const tail = (count: number) => `,${resultEnd(count, elapsedMicros(started), { owner: this.host.id })}}`;
+    yield* streamResultRows(this.host, plan, UNLIMITED, {}, tail, LISTING_BATCHES);
   }
 }
 
