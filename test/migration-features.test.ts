@@ -21,16 +21,24 @@ async function migrate(green: RunningHost, body: unknown): Promise<any> {
 
 describe('migration task: page size', () => {
   const hosts = blueGreenSuite(5, 'ps', { before, after });
+  const BIG = 12_000; // two default pages: the path where a page is not prepared during the previous commit
   let blue: RunningHost;
   let green: RunningHost;
-  before(() => ({ blue, green } = hosts));
+  before(async () => {
+    ({ blue, green } = hosts);
+    await importExamples(blue.uri, BIG, 'big');
+  });
 
-  it('shows the page size it uses: 1,000 by default, at most 10,000 (each page is held in memory on both hosts)', async () => {
-    for (const [given, used] of [[undefined, 1000], [250, 250], [50_000, 10_000]] as const) {
+  it('shows the page size it uses: 10,000 by default, at most 10,000 (each page is held in memory on both hosts)', async () => {
+    const total = BIG + 5;
+    for (const [given, used, migrated] of [[undefined, 10_000, total], [250, 250, 0], [50_000, 10_000, 0]] as const) {
       const done = await migrate(green, task(blue, green, { querySpec: given === undefined ? undefined : { resultLimit: given } }));
       assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
       assert.equal(done.querySpec.resultLimit, used, `resultLimit ${given}`);
+      assert.equal(done.progress.processedServiceCount, migrated, `migrated with resultLimit ${given}`);
+      assert.equal(done.progress.skippedServiceCount, total - migrated, `skipped with resultLimit ${given}`);
     }
+    assert.equal(await assertSameDocuments(blue.uri, green.uri), total);
   });
 });
 

@@ -7,6 +7,12 @@ import { call, mapLimit } from './migration-http.js';
 import { nodeBase, pageSize, type MigrationTaskState } from './migration-state.js';
 import { transformDocuments } from './migration-transform.js';
 
+/**
+ * Pages smaller than this are committed while the next one is prepared (three pages in motion);
+ * larger pages keep the writer busy on their own, and a third one in memory took green to 309 MB
+ * over 1,000,000 documents with 10,000-document pages (261 MB with two, at the same speed).
+ */
+const OVERLAP_BELOW = 5_000;
 
 /** Everything one run needs; `save` persists progress and checkpoints (after acknowledged pages). */
 export interface RunContext {
@@ -158,14 +164,15 @@ async function fetchPage(ctx: RunContext, node: string, link: string): Promise<P
 }
 
 /**
- * Streams one source node's documents. Three pages are in motion at once: the next one is fetched
- * while this one is prepared and the previous one is still being committed by the destination.
+ * Streams one source node's documents. The next page is fetched while this one is written; a small
+ * page is also prepared while the previous one is still being committed (see OVERLAP_BELOW).
  * Checkpoints advance in page order, each only after its page (and every page before it) is acknowledged.
  */
 async function migrateNode(ctx: RunContext, node: string, destinations: string[], from: number): Promise<number> {
   const first = await postQuery(ctx, node, retrievalSpec(ctx.state, from));
   let nextLink = ((first['results'] ?? {}) as Doc)['nextPageLink'] as string | undefined;
   let pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
+  const overlap = pageSize(ctx.state.querySpec ?? {}) < OVERLAP_BELOW;
   let maxSeen = 0;
   let previous: Promise<void> | undefined;
   while (pending) {
@@ -180,6 +187,7 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
     for (const d of docs) maxSeen = Math.max(maxSeen, longField(d, 'documentUpdateTimeMicros') ?? 0);
     const last = docs[docs.length - 1]!;
     const checkpoint = { updateTimeMicros: longField(last, 'documentUpdateTimeMicros') ?? 0, link: last['documentSelfLink'] as string };
+    if (!overlap && previous) await previous;
     const prior = previous;
     const done = Promise.all([writePage(ctx, node, docs, destinations), prior]).then(() => {
       ctx.state.checkpoints[node] = checkpoint;

@@ -129,13 +129,13 @@ export function initialState(body: Doc, defaultIntervalMicros: number): Migratio
   if (typeof state.querySpec !== 'object' || state.querySpec === null || Array.isArray(state.querySpec)) fail('VALIDATION', 'querySpec must be a JSON object');
   if (stage !== 'FINISHED') validateState(state);
   // The page size, filled in as Xenon does (its default: 10,000). Every page is held in memory on
-  // both hosts, three at a time (see migration-runner.ts), so a larger value is lowered to the ceiling.
+  // both hosts (see migration-runner.ts), so a larger value is lowered to the ceiling.
   state.querySpec = { ...state.querySpec, resultLimit: pageSize(state.querySpec) };
   return state;
 }
 
-/** Documents per page of a migration: 1,000 by default, at most 10,000. */
-export const DEFAULT_PAGE_SIZE = 1_000;
+/** Documents per page of a migration: 10,000 by default (DECISIONS.md), and at most. */
+export const DEFAULT_PAGE_SIZE = 10_000;
 export const MAX_PAGE_SIZE = 10_000;
 
 export function pageSize(spec: QuerySpecification): number {
