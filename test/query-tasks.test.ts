@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
 import { importExamples } from './support/cluster.js';
@@ -253,7 +254,11 @@ describe('query tasks: unpaged results larger than one batch stream', () => {
     assert.equal(second.status, 200, second.text.slice(0, 300));
     assert.equal(second.json.documentLinks.length, 5000);
     assert.equal(second.json.documentLinks[0], '/core/examples/s-7000');
+    assert.equal(second.json.documentCount, 5000);
+    assert.deepEqual(Object.keys(second.json.documents), second.json.documentLinks);
     assert.equal(second.json.nextPageLink, undefined);
+    assert.equal(second.json.taskInfo, undefined, 'the results alone, not a query task');
+    assert.equal(second.headers.get('content-length'), null, 'a later $limit page streams too');
   });
 
   it('streams TOP_RESULTS above one batch, sorted, and links-only results', async () => {
@@ -272,5 +277,97 @@ describe('query tasks: unpaged results larger than one batch stream', () => {
     assert.equal(linksOnly.json.results.documentLinks.length, N);
     assert.equal(new Set(linksOnly.json.results.documentLinks).size, N);
     assert.equal(linksOnly.json.results.documents, undefined);
+  });
+});
+
+/**
+ * Starts a request and reads only the first bytes of the answer; `rest()` reads the remainder. A
+ * large answer meanwhile fills the socket's buffers and the host waits to send the rest.
+ */
+function openSlowly(url: string, method: string, body?: unknown): Promise<{ status: number; rest: () => Promise<any> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.once('data', (first: Buffer) => {
+        chunks.push(first);
+        res.pause();
+        const rest = () =>
+          new Promise<any>((done, failed) => {
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => done(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+            res.on('error', failed);
+            res.resume();
+          });
+        resolve({ status: res.statusCode ?? 0, rest });
+      });
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+describe('query tasks: a streamed answer is one point in time', () => {
+  let h: RunningHost;
+  const N = 12_000;
+  const all = { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, options: ['EXPAND_CONTENT'] };
+  before(async () => {
+    h = await startHost();
+    // About 24 MB of documents: far more than a socket buffers, so the host sends the answer in steps.
+    const padding = 'x'.repeat(2000);
+    const t0 = Date.now() * 1000;
+    for (let start = 0; start < N; start += 1000) {
+      const documents = Array.from({ length: 1000 }, (_, k) => ({ name: `p-${start + k}`, counter: start + k, keyValues: { padding }, documentSelfLink: `/p-${start + k}`, documentUpdateTimeMicros: t0 + start + k }));
+      const r = await http('POST', `${h.uri}/management/migration-import`, { destinationFactoryLink: '/core/examples', documents });
+      assert.equal(r.status, 200, r.text.slice(0, 300));
+    }
+  });
+  after(async () => {
+    await h.stop();
+  });
+
+  /** Deletes documents that come last in the answer's order, patches others (a new version moves them first) and adds some. */
+  async function writeMeanwhile(round: number): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 100; i++) {
+      writes.push(http('DELETE', `${h.uri}/core/examples/p-${round * 300 + i}`));
+      writes.push(http('PATCH', `${h.uri}/core/examples/p-${round * 300 + 100 + i}`, { counter: 1_000_000 }));
+      writes.push(http('POST', `${h.uri}/core/examples`, { name: `new-${round}-${i}`, counter: i }));
+    }
+    for (const r of (await Promise.all(writes)) as Array<{ status: number }>) assert.equal(r.status, 200);
+  }
+
+  function assertConsistent(results: any, expected: number): void {
+    const links: string[] = results.documentLinks;
+    assert.equal(links.length, expected);
+    assert.equal(new Set(links).size, links.length, 'no link twice');
+    assert.equal(results.documentCount, links.length);
+    assert.deepEqual(Object.keys(results.documents), links, 'a document for every link, in the same order');
+  }
+
+  it('a direct query streams the documents as they were when it started, whatever is written meanwhile', async () => {
+    const answer = await openSlowly(`${h.uri}/core/query-tasks`, 'POST', { taskInfo: { isDirect: true }, querySpec: all });
+    assert.equal(answer.status, 200);
+    await writeMeanwhile(0);
+    const { results } = await answer.rest();
+    assertConsistent(results, N);
+    for (let i = 0; i < 200; i++) {
+      const doc = results.documents[`/core/examples/p-${i}`];
+      assert.equal(doc.counter, i, `p-${i} as it was before the delete or patch`);
+      assert.equal(doc.documentVersion, 0);
+    }
+    assert.equal(results.documentLinks.filter((l: string) => l.includes('/new-')).length, 0);
+  });
+
+  it('an expanded factory listing and an OData query are each one consistent view too', async () => {
+    const now = (await http('GET', `${h.uri}/core/examples`)).json.documentCount;
+    const listing = await openSlowly(`${h.uri}/core/examples?expand`, 'GET');
+    const odata = await openSlowly(`${h.uri}/core/examples?$filter=${encodeURIComponent("name eq 'p-*'")}&$expand=true`, 'GET');
+    await writeMeanwhile(1);
+    const listed = await listing.rest();
+    assertConsistent(listed, now);
+    const queried = await odata.rest();
+    assertConsistent(queried, queried.documentLinks.length);
+    assert.equal(queried.totalCount, queried.documentLinks.length);
+    assert.ok(queried.documentLinks.length >= N - 100, `OData answer: ${queried.documentLinks.length}`);
   });
 });

@@ -3,6 +3,7 @@ import type { Host } from '../core/host.js';
 import type { ReadScope } from '../core/operation.js';
 import { compileSort, compileWhere, keysetCondition, type SortKey } from './query-compiler.js';
 import type { Query, QuerySpecification } from './query-types.js';
+import type { IndexReader, Snapshot } from '../store/snapshots.js';
 
 /** One executed page of a query: links in order, and the stored JSON when expanding. */
 export interface QueryPage {
@@ -51,7 +52,7 @@ export function planQuery(spec: QuerySpecification, extra?: Query): QueryPlan {
  * Runs one page: at most `limit` rows strictly after `after` in sort order. Streams nothing into
  * memory beyond the page (keyset paging; no snapshot of the whole result set is ever built).
  */
-export function runPage(host: Host, plan: QueryPlan, limit: number, after: unknown[] | undefined, offset = 0): QueryPage {
+export function runPage(host: Host, plan: QueryPlan, limit: number, after: unknown[] | undefined, offset = 0, reader: IndexReader = host.store): QueryPage {
   const started = performance.now();
   const spec = plan.spec;
   const allVersions = hasOption(spec, 'INCLUDE_ALL_VERSIONS');
@@ -73,7 +74,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
     params.push(...plan.readScope.params);
   }
   if (hasOption(spec, 'COUNT')) {
-    const row = host.store.get<{ n: number }>(`SELECT count(*) AS n FROM docs d WHERE ${conds.join(' AND ')}`, params);
+    const row = reader.get<{ n: number }>(`SELECT count(*) AS n FROM docs d WHERE ${conds.join(' AND ')}`, params);
     return { links: [], documents: undefined, count: row?.n ?? 0, after: undefined, queryTimeMicros: elapsedMicros(started) };
   }
   const keyCols = plan.keys.map((k, i) => `${k.expr} AS k${i}`);
@@ -85,7 +86,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
     const where = cond ? [...conds, `(${cond.sql})`] : conds;
     const sql = `SELECT d.link, d.version${expand || plan.ownerFilter ? ', d.json' : ''}, ${keyCols.join(', ')} FROM docs d
     WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`;
-    return host.store.all<Record<string, unknown>>(sql, [...keyParams, ...params, ...(cond?.params ?? []), ...orderParams, n, after ? 0 : offset]);
+    return reader.all<Record<string, unknown>>(sql, [...keyParams, ...params, ...(cond?.params ?? []), ...orderParams, n, after ? 0 : offset]);
   };
   const fetchLimit = plan.ownerFilter ? limit * 4 + 1 : limit + 1;
   let rows: Record<string, unknown>[];
@@ -208,24 +209,43 @@ const EXPAND_OPTIONS: readonly string[] = ['EXPAND_CONTENT', 'EXPAND_SELECTED_FI
  * The rows of a ServiceDocumentQueryResult — `"documentLinks":[…]` and, when expanded,
  * `,"documents":{…}` — for up to `limit` rows of `plan` from `start` (a cursor, or the first rows at
  * `offset`), streamed in keyset batches: every link, then the documents in a second pass, so memory
- * stays bounded whatever the count, and each batch waits for the index without blocking the thread.
- * `start.first`, a batch already run from the start with at most `limit` rows, is reused. Ends with
- * `tail(count, cursor)`: `cursor` is the keyset position after the last row sent, undefined when no
- * row follows. Writes committed meanwhile may show in one pass and not the other; the second pass
- * sends at most as many documents as links.
+ * stays bounded whatever the count. Every batch reads one snapshot of the index (`start.snapshot`,
+ * which the stream then owns and releases, or one it takes), so both passes show the same
+ * documents whatever is written meanwhile. `start.first`, a batch already run on that snapshot from
+ * the start with at most `limit` rows, is reused. Ends with `tail(count, cursor)`: `cursor` is the
+ * keyset position after the last row sent, undefined when no row follows. Without a snapshot (none
+ * free, or held past its age limit) batches read the live index, each once every acknowledged write
+ * is applied; the second pass then sends at most as many documents as links.
  */
 export async function* streamResultRows(
   host: Host,
   plan: QueryPlan,
   limit: number,
-  start: { after?: unknown[] | undefined; offset?: number; first?: QueryPage },
+  start: { after?: unknown[] | undefined; offset?: number; first?: QueryPage; snapshot?: Snapshot },
   tail: (count: number, cursor: unknown[] | undefined) => string,
   sizes: StreamBatches = DEFAULT_BATCHES,
+): AsyncGenerator<string> {
+  const snapshot = start.snapshot ?? (await host.store.snapshot());
+  try {
+    yield* streamRows(host, plan, limit, start, tail, sizes, snapshot);
+  } finally {
+    snapshot.release();
+  }
+}
+
+async function* streamRows(
+  host: Host,
+  plan: QueryPlan,
+  limit: number,
+  start: { after?: unknown[] | undefined; offset?: number; first?: QueryPage },
+  tail: (count: number, cursor: unknown[] | undefined) => string,
+  sizes: StreamBatches,
+  snapshot: Snapshot,
 ): AsyncGenerator<string> {
   const spec = plan.spec;
   const linksOnly: QueryPlan = { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => !EXPAND_OPTIONS.includes(o)) } };
   const batch = (p: QueryPlan, from: unknown[] | undefined, n: number) =>
-    host.store.read(() => runPage(host, p, Math.min(p === plan ? sizes.documents : sizes.links, n), from, from ? 0 : (start.offset ?? 0)));
+    readOn(host, snapshot, (reader) => runPage(host, p, Math.min(p === plan ? sizes.documents : sizes.links, n), from, from ? 0 : (start.offset ?? 0), reader));
   const first = start.first ?? (await batch(plan, start.after, Math.min(limit, sizes.first)));
   yield '"documentLinks":[';
   let count = 0;
@@ -253,6 +273,11 @@ export async function* streamResultRows(
     yield '}';
   }
   yield tail(count, cursor);
+}
+
+/** Runs reads on `snapshot`, or on the live index once acknowledged writes are applied when it is not open. */
+export async function readOn<T>(host: Host, snapshot: Snapshot, fn: (reader: IndexReader) => T): Promise<T> {
+  return snapshot.open ? fn(snapshot) : host.store.read(() => fn(host.store));
 }
 
 /** Serializes a ServiceDocumentQueryResult without re-parsing stored documents. */

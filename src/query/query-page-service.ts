@@ -32,36 +32,35 @@ export class QueryPageService implements Service {
   /**
    * One page, read once the index holds every acknowledged write (without blocking the thread).
    * A page of up to STREAM_BATCH rows is answered whole; a larger one (a large `resultLimit` or
-   * `$limit`) is streamed in batches, so its size does not decide the host's memory.
+   * `$limit`) is streamed in batches, so its size does not decide the host's memory. Answered as a
+   * QueryTask document; with `factoryLink` (a factory's `?path=` page of a `$limit` query), as the
+   * results alone, with page links in that factory's form.
    */
-  async servePage(pageId: string, op: Operation): Promise<Reply> {
+  async servePage(pageId: string, op: Operation, factoryLink?: (pageId: string) => string): Promise<Reply> {
     // Auth: a page is a QueryTask document of the principal whose scope produced it.
     op.authz?.check('GET', { documentSelfLink: `${this.link}/${pageId}`, documentKind: QUERY_TASK_KIND, documentAuthPrincipalLink: this.pages.scopeOf(pageId)?.principal });
     const given = Number(op.query.get('$limit') ?? 0);
     const override = Number.isFinite(given) && given > 0 ? given : 0;
     const entry = this.pages.entry(pageId);
     const limit = override || entry.limit;
-    if (limit > STREAM_BATCH) return { status: 200, body: new JsonStream(this.streamPage(pageId, entry, limit)) };
+    const linkTo = (id: string | undefined) => (id ? (factoryLink ?? this.pageLink)(id) : undefined);
+    if (limit > STREAM_BATCH) return { status: 200, body: new JsonStream(this.streamPage(pageId, entry, limit, linkTo, !factoryLink)) };
     return this.host.store.read(() => {
       const served = this.pages.serve(pageId, override);
-      const results = resultJson(served.page, { owner: this.host.id, nextPageLink: this.linkTo(served.nextPageId), prevPageLink: this.linkTo(served.prevPageId) });
-      return { status: 200, body: new RawJson(withResults(this.pageDoc(pageId, entry), results)) };
+      const results = resultJson(served.page, { owner: this.host.id, nextPageLink: linkTo(served.nextPageId), prevPageLink: linkTo(served.prevPageId) });
+      return { status: 200, body: new RawJson(factoryLink ? results : withResults(this.pageDoc(pageId, entry), results)) };
     });
   }
 
-  private async *streamPage(pageId: string, entry: PageEntry, limit: number): AsyncGenerator<string> {
+  private async *streamPage(pageId: string, entry: PageEntry, limit: number, linkTo: (id: string | undefined) => string | undefined, asTask: boolean): AsyncGenerator<string> {
     const started = performance.now();
     const { taskInfo, querySpec, ...rest } = this.pageDoc(pageId, entry);
-    yield `{"taskInfo":${JSON.stringify(taskInfo)},"querySpec":${JSON.stringify(querySpec)},"results":{`;
+    yield asTask ? `{"taskInfo":${JSON.stringify(taskInfo)},"querySpec":${JSON.stringify(querySpec)},"results":{` : '{';
     yield* streamResultRows(this.host, entry.plan, limit, { after: entry.after }, (count, cursor) => {
       const next = cursor ? this.pages.follow(pageId, entry, cursor) : undefined;
-      const links = { owner: this.host.id, prevPageLink: this.linkTo(entry.prevPageId), nextPageLink: this.linkTo(next) };
-      return `,${resultEnd(count, elapsedMicros(started), links)}},${JSON.stringify(rest).slice(1)}`;
+      const end = resultEnd(count, elapsedMicros(started), { owner: this.host.id, prevPageLink: linkTo(entry.prevPageId), nextPageLink: linkTo(next) });
+      return asTask ? `,${end}},${JSON.stringify(rest).slice(1)}` : `,${end}}`;
     });
-  }
-
-  private linkTo(pageId: string | undefined): string | undefined {
-    return pageId ? this.pageLink(pageId) : undefined;
   }
 
   /** A page as Xenon answers it: a finished QueryTask document (results go after querySpec). */

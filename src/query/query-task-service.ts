@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, mkdirSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail, toServiceErrorResponse } from '../core/errors.js';
@@ -8,7 +8,8 @@ import type { Host } from '../core/host.js';
 import { longField, type Doc } from '../core/document.js';
 import { JsonStream, RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
-import { elapsedMicros, hasOption, planQuery, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage, type QueryPlan } from './query-engine.js';
+import { elapsedMicros, hasOption, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage, type QueryPlan } from './query-engine.js';
+import type { Snapshot } from '../store/snapshots.js';
 import type { QueryPages } from './query-pages.js';
 import type { QuerySpecification } from './query-types.js';
 import { normalizeQuerySpec } from './query-validator.js';
@@ -16,6 +17,13 @@ import { normalizeQuerySpec } from './query-validator.js';
 export const QUERY_TASK_KIND = 'com:vmware:xenon:services:common:QueryTask';
 const RESULTS_TOKEN = `krypton-results-${randomUUID()}`;
 const MAX_UNPAGED = 2147483647;
+
+/** The first batch of an unpaged query, read on `snapshot` (released already when nothing follows). */
+interface FirstBatch {
+  plan: QueryPlan;
+  first: QueryPage;
+  snapshot: Snapshot;
+}
 
 interface TaskRecord {
   doc: Doc;
@@ -97,7 +105,7 @@ export class QueryTaskService implements Service {
   private async runDirect(doc: Doc, spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): Promise<Reply> {
     const started = performance.now();
     const batch = await this.firstBatch(spec, readScope);
-    if (batch?.first.after) return { status: 200, body: new JsonStream(this.streamResults(doc, batch.plan, batch.first, started)) };
+    if (batch?.first.after) return { status: 200, body: new JsonStream(this.streamResults(doc, batch, started)) };
     const results = batch ? this.whole(batch.first) : await this.host.store.read(() => this.execute(spec, expiresAt, readScope));
     doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
     return { status: 200, body: new RawJson(withResults(doc, results.json)) };
@@ -105,14 +113,22 @@ export class QueryTaskService implements Service {
 
   /**
    * For an unpaged query that may match more than STREAM_BATCH documents: its first batch. When more
-   * rows follow it (`first.after`), the answer is streamed or spilled; else `first` is all of it.
-   * Undefined for any other query (execute answers it whole).
+   * rows follow it (`first.after`), the answer is streamed or spilled from the snapshot the batch
+   * was read on (the stream releases it); else `first` is all of it. Undefined for any other query
+   * (execute answers it whole).
    */
-  private async firstBatch(spec: QuerySpecification, readScope: ReadScope | undefined): Promise<{ plan: QueryPlan; first: QueryPage } | undefined> {
+  private async firstBatch(spec: QuerySpecification, readScope: ReadScope | undefined): Promise<FirstBatch | undefined> {
     if (isPaged(spec) || hasOption(spec, 'COUNT') || (spec.resultLimit ?? MAX_UNPAGED) <= STREAM_BATCH) return undefined;
     const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
-    const first = await this.host.store.read(() => runPage(this.host, plan, STREAM_BATCH, undefined, spec.offset ?? 0));
-    return { plan, first };
+    const snapshot = await this.host.store.snapshot();
+    try {
+      const first = await readOn(this.host, snapshot, (reader) => runPage(this.host, plan, STREAM_BATCH, undefined, spec.offset ?? 0, reader));
+      if (!first.after) snapshot.release();
+      return { plan, first, snapshot };
+    } catch (err) {
+      snapshot.release();
+      throw err;
+    }
   }
 
   /** The results of a query whose first batch holds all of them. */
@@ -124,10 +140,10 @@ export class QueryTaskService implements Service {
    * An unpaged answer too large for one batch, streamed (streamResultRows): Xenon built it whole in
    * memory. `taskInfo` (with the duration) comes after `results` here: it is known only at the end.
    */
-  private async *streamResults(doc: Doc, plan: QueryPlan, first: QueryPage, started: number): AsyncGenerator<string> {
+  private async *streamResults(doc: Doc, { plan, first, snapshot }: FirstBatch, started: number): AsyncGenerator<string> {
     const { taskInfo: _created, querySpec, ...rest } = doc;
     yield `{"querySpec":${JSON.stringify(querySpec)},"results":{`;
-    yield* streamResultRows(this.host, plan, plan.spec.resultLimit ?? MAX_UNPAGED, { first }, (count) => {
+    yield* streamResultRows(this.host, plan, plan.spec.resultLimit ?? MAX_UNPAGED, { first, snapshot }, (count) => {
       const micros = elapsedMicros(started);
       const taskInfo = { stage: 'FINISHED', isDirect: true, durationMicros: micros };
       return `,${resultEnd(count, micros, { owner: this.host.id })}},"taskInfo":${JSON.stringify(taskInfo)},${JSON.stringify(rest).slice(1)}`;
@@ -145,7 +161,7 @@ export class QueryTaskService implements Service {
     try {
       const batch = await this.firstBatch(spec, readScope);
       if (batch?.first.after) {
-        record.resultsFile = await this.spill(batch.plan, batch.first, started);
+        record.resultsFile = await this.spill(batch, started);
         doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: elapsedMicros(started) };
       } else {
         const results = batch ? this.whole(batch.first) : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, readScope));
@@ -163,13 +179,19 @@ export class QueryTaskService implements Service {
   }
 
   /** Writes a large result's JSON to a file of its own; returns the file. */
-  private async spill(plan: QueryPlan, first: QueryPage, started: number): Promise<string> {
-    mkdirSync(this.spillDir, { recursive: true });
+  private async spill({ plan, first, snapshot }: FirstBatch, started: number): Promise<string> {
     const file = join(this.spillDir, `${randomUUID()}.json`);
-    const out = await open(file, 'w');
+    let out: FileHandle;
+    try {
+      mkdirSync(this.spillDir, { recursive: true });
+      out = await open(file, 'w');
+    } catch (err) {
+      snapshot.release();
+      throw err;
+    }
     try {
       await out.write('{');
-      const rows = streamResultRows(this.host, plan, plan.spec.resultLimit ?? MAX_UNPAGED, { first }, (count) => `,${resultEnd(count, elapsedMicros(started), { owner: this.host.id })}}`);
+      const rows = streamResultRows(this.host, plan, plan.spec.resultLimit ?? MAX_UNPAGED, { first, snapshot }, (count) => `,${resultEnd(count, elapsedMicros(started), { owner: this.host.id })}}`);
       for await (const chunk of rows) await out.write(chunk);
     } catch (err) {
       rmSync(file, { force: true });

@@ -5,6 +5,7 @@ import { JsonStream, Pragma, RawJson, type Operation, type ReadScope, type Reply
 import type { Service } from '../core/service.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { DocumentWriter, type WriteInput } from './document-writer.js';
+import { QueryPageService } from '../query/query-page-service.js';
 import { DEFAULT_ORDER, elapsedMicros, resultEnd, streamResultRows, type QueryPlan } from '../query/query-engine.js';
 import { odataFactoryQuery } from './odata-listing.js';
 import { configDocument, templateDocument, genericUtility } from './utility-handlers.js';
@@ -117,7 +118,18 @@ export class FactoryService implements Service {
     return { status: 200, body: new JsonStream(this.streamListing(op.rawQuery.includes('expand'), op.authz?.readScope)) };
   }
 
+  /**
+   * A later page of a `$limit` query (`?path=<page>&peer=<host>`): the results alone, page links in
+   * this factory's form. A page held here is served (streamed when large) by the page service
+   * itself; one held by another member comes through the forwarding service and is rewritten.
+   */
   private async odataPage(op: Operation): Promise<Reply> {
+    const path = op.query.get('path');
+    const peer = op.query.get('peer');
+    const local = this.host.service('/core/query-page');
+    if (path && !path.includes('/') && (!peer || peer === this.host.id) && local instanceof QueryPageService) {
+      return local.servePage(path, op, (id) => `${this.link}?path=${id}&peer=${this.host.id}`);
+    }
     const pageService = this.host.service('/core/query-page-forwarding');
     if (!pageService) fail('NOT_FOUND', `Service not found: ${op.uri}`);
     const reply = await pageService.handle(op);

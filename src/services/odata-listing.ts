@@ -4,7 +4,7 @@ import type { Operation, Reply } from '../core/operation.js';
 import { JsonStream, RawJson } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { parseODataFilter, parseODataOrderBy } from '../query/odata-filter.js';
-import { elapsedMicros, planQuery, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage } from '../query/query-engine.js';
+import { elapsedMicros, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage } from '../query/query-engine.js';
 import type { Query, QuerySpecification } from '../query/query-types.js';
 
 function intParam(op: Operation, name: string): number | undefined {
@@ -58,33 +58,41 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
     spec.sortOrder = o.order;
   }
   const plan = { ...planQuery(spec), readScope: op.authz?.readScope };
-  const countAll = () => host.store.read(() => runPage(host, { ...plan, spec: { ...spec, options: ['COUNT'] } }, 0, undefined));
-  if (count && limit === undefined) {
-    const n = await countAll();
-    return { status: 200, body: new RawJson(resultJson({ ...n, links: [], documents: undefined }, { owner: host.id, totalCount: n.count })) };
+  // One snapshot for the count, the first batch and (when it streams) the rest: all agree.
+  const snapshot = await host.store.snapshot();
+  let streaming = false;
+  try {
+    const countAll = () => readOn(host, snapshot, (reader) => runPage(host, { ...plan, spec: { ...spec, options: ['COUNT'] } }, 0, undefined, 0, reader));
+    if (count && limit === undefined) {
+      const n = await countAll();
+      return { status: 200, body: new RawJson(resultJson({ ...n, links: [], documents: undefined }, { owner: host.id, totalCount: n.count })) };
+    }
+    const started = performance.now();
+    const pageSize = limit ?? top ?? 2147483646;
+    const first = await readOn(host, snapshot, (reader) => runPage(host, plan, Math.min(pageSize, STREAM_BATCH), undefined, skip, reader));
+    const total = count ? (await countAll()).count : undefined;
+    // The rest of a `$limit` query: a page link in the factory's form (`?path=…&peer=…`).
+    const nextLink = (after: unknown[] | undefined): string | undefined => {
+      if (limit === undefined || !after) return undefined;
+      const pages = host.queryPages;
+      const id = pages.open({ ...plan }, limit, host.clock.nowMicros() + host.options.queryTaskExpirationMicros, spec);
+      pages.seek(id, after);
+      return `${def.factoryLink}?path=${id}&peer=${host.id}`;
+    };
+    if (!first.after || pageSize <= STREAM_BATCH) {
+      return { status: 200, body: new RawJson(resultJson(first, { owner: host.id, totalCount: total ?? first.count, nextPageLink: nextLink(first.after) })) };
+    }
+    streaming = true;
+    return { status: 200, body: new JsonStream(streamed(first, { started, pageSize, total, nextLink })) };
+  } finally {
+    if (!streaming) snapshot.release();
   }
-  const started = performance.now();
-  const pageSize = limit ?? top ?? 2147483646;
-  const first = await host.store.read(() => runPage(host, plan, Math.min(pageSize, STREAM_BATCH), undefined, skip));
-  const total = count ? (await countAll()).count : undefined;
-  // The rest of a `$limit` query: a page link in the factory's form (`?path=…&peer=…`).
-  const nextLink = (after: unknown[] | undefined): string | undefined => {
-    if (limit === undefined || !after) return undefined;
-    const pages = host.queryPages;
-    const id = pages.open({ ...plan }, limit, host.clock.nowMicros() + host.options.queryTaskExpirationMicros, spec);
-    pages.seek(id, after);
-    return `${def.factoryLink}?path=${id}&peer=${host.id}`;
-  };
-  if (!first.after || pageSize <= STREAM_BATCH) {
-    return { status: 200, body: new RawJson(resultJson(first, { owner: host.id, totalCount: total ?? first.count, nextPageLink: nextLink(first.after) })) };
-  }
-  return { status: 200, body: new JsonStream(streamed(first)) };
 
-  async function* streamed(page: QueryPage): AsyncGenerator<string> {
-    yield total === undefined ? '{' : `{"totalCount":${total},`;
-    yield* streamResultRows(host, plan, pageSize, { first: page, offset: skip }, (n, cursor) => {
-      const end = resultEnd(n, elapsedMicros(started), { owner: host.id, nextPageLink: nextLink(cursor) });
-      return `,${end}${total === undefined ? `,"totalCount":${n}` : ''}}`;
+  async function* streamed(page: QueryPage, o: { started: number; pageSize: number; total: number | undefined; nextLink: (after: unknown[] | undefined) => string | undefined }): AsyncGenerator<string> {
+    yield o.total === undefined ? '{' : `{"totalCount":${o.total},`;
+    yield* streamResultRows(host, plan, o.pageSize, { first: page, offset: skip, snapshot }, (n, cursor) => {
+      const end = resultEnd(n, elapsedMicros(o.started), { owner: host.id, nextPageLink: o.nextLink(cursor) });
+      return `,${end}${o.total === undefined ? `,"totalCount":${n}` : ''}}`;
     });
   }
 }

@@ -9,6 +9,7 @@ import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
 import { CommitLog, encodeRecord } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
+import { SnapshotPool, type IndexReader, type Snapshot } from './snapshots.js';
 import { BatchApplier, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
 export interface OpenOptions {
@@ -16,6 +17,8 @@ export interface OpenOptions {
   writer?: 'thread' | 'sync';
   /** Longest wait of a logged write before it is applied (default 10 ms). */
   flushDelayMs?: number;
+  /** How long a snapshot may stay open (default MAX_SNAPSHOT_AGE_MS; see snapshots.ts). */
+  snapshotMaxAgeMs?: number;
 }
 
 const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
@@ -61,8 +64,9 @@ const SELECT_COLUMNS = 'd.id, d.link, d.factory, d.version, d.kind, d.update_tim
  * after commit survives kill -9 of the process (not necessarily power loss; see README).
  * All methods are synchronous (better-sqlite3); callers serialize updates per link.
  */
-export class SqliteStore {
+export class SqliteStore implements IndexReader {
   readonly db: Database.Database;
+  private readonly snapshots: SnapshotPool;
   private readonly stmts;
   private readonly runInTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
   /** Group commit for the request path (see commit-queue.ts). */
@@ -74,6 +78,7 @@ export class SqliteStore {
 
   private constructor(db: Database.Database, dir: string, options: OpenOptions) {
     this.db = db;
+    this.snapshots = new SnapshotPool(dir === ':memory:' ? undefined : join(dir, 'index.sqlite'), options.snapshotMaxAgeMs);
     this.stmts = {
       latest: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link = ? AND d.latest = 1`),
       version: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link = ? AND d.version = ?`),
@@ -287,6 +292,15 @@ export class SqliteStore {
     return this.commits.settledRead(fn);
   }
 
+  /**
+   * A point-in-time view of the index for a read of several batches (see Snapshot), taken once
+   * every write acknowledged so far is applied (as `read`). The caller releases it.
+   */
+  async snapshot(): Promise<Snapshot> {
+    await this.commits.settle();
+    return this.commits.settledRead(() => this.snapshots.take());
+  }
+
   /** Waits until every acknowledged write is in the index (before reading it with raw statements; see CommitQueue.sync). */
   sync(): void {
     this.commits.sync();
@@ -351,6 +365,7 @@ export class SqliteStore {
       await w.terminate();
     }
     this.log?.close(this.commits.idle);
+    this.snapshots.close();
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     } finally {
