@@ -58,13 +58,13 @@ export class MigrationAuth {
   guardLocalImports(service: MigrationTaskService): void {
     const original = service.importLocally;
     if (!original) return;
-    service.importLocally = async (factoryLink, docs, history, overwrite, principal) => {
+    service.importLocally = async (factoryLink, docs, history, overwrite, principal, credentials) => {
       const factory = this.rt.host.service(factoryLink);
       if (principal && factory instanceof FactoryService) {
         const refused = this.authorizer.refusedImport(this.rt.engine.contextFor(principal), factory, docs, history);
         if (refused) throw kryptonError('FORBIDDEN', `forbidden: ${principal} may not write ${refused} (migration import)`);
       }
-      return original(factoryLink, docs, history, overwrite, principal);
+      return original(factoryLink, docs, history, overwrite, principal, credentials);
     };
   }
 

@@ -22,7 +22,11 @@ export class ImportRouter {
     private readonly client: PeerClient,
   ) {}
 
-  async route(factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean, principal: string | undefined, op?: Operation): Promise<ImportOutcome[]> {
+  /**
+   * Imports `docs`, each on its owner. Sub-batches for other members carry `credentials` (a task's
+   * identity) or else the credentials of `op` (a client's import): the owner authorizes them again.
+   */
+  async route(factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean, principal: string | undefined, op?: Operation, credentials?: Record<string, string>): Promise<ImportOutcome[]> {
     if (op?.hasPragma(Pragma.FORWARDED)) return importIntoFactory(this.host, factoryLink, docs, history, overwrite, principal);
     const factory = this.host.service(factoryLink);
     if (!(factory instanceof FactoryService)) fail('NOT_FOUND', `destination factory ${factoryLink} does not exist on ${this.host.uri}`);
@@ -43,7 +47,7 @@ export class ImportRouter {
         [...byOwner.values()].map(async ({ owner, idx }) => {
           const sub = idx.map((i) => docs[i]!);
           try {
-            const res = owner.isLocal ? await importIntoFactory(this.host, factoryLink, sub, history, overwrite, principal) : await this.remote(owner, factoryLink, sub, history, overwrite, op);
+            const res = owner.isLocal ? await importIntoFactory(this.host, factoryLink, sub, history, overwrite, principal) : await this.remote(owner, factoryLink, sub, history, overwrite, credentials ?? clientCredentials(op?.headers));
             idx.forEach((i, k) => (outcomes[i] = res[k]!));
           } catch (err) {
             // The owner is gone and not yet marked UNAVAILABLE: retry with the next owner.
@@ -58,8 +62,8 @@ export class ImportRouter {
     return outcomes;
   }
 
-  private async remote(owner: Owner, factoryLink: string, documents: Doc[], history: boolean, overwrite: boolean, op: Operation | undefined): Promise<ImportOutcome[]> {
-    const headers = { ...clientCredentials(op?.headers), pragma: Pragma.FORWARDED };
+  private async remote(owner: Owner, factoryLink: string, documents: Doc[], history: boolean, overwrite: boolean, credentials: Record<string, string>): Promise<ImportOutcome[]> {
+    const headers = { ...credentials, pragma: Pragma.FORWARDED };
     const url = `${nodeBaseUri(owner)}${MIGRATION_IMPORT_LINK}`;
     const res = await this.client.send(url, { method: 'POST', body: { destinationFactoryLink: factoryLink, documents, history, overwrite }, headers, timeoutMs: this.group.settings.operationTimeoutMicros / 1000 });
     const parsed = res.text ? (JSON.parse(res.text) as { outcomes?: ImportOutcome[] }) : undefined;

@@ -69,7 +69,7 @@ export function installCluster(host: Host): Cluster {
   }
   wireQueries(host, group, client);
   const migration = host.service(MIGRATION_TASKS_LINK);
-  if (migration instanceof MigrationTaskService) migration.importLocally = (f, d, h, ov, p) => router.route(f, d, h, ov, p);
+  if (migration instanceof MigrationTaskService) migration.importLocally = (f, d, h, ov, p, credentials) => router.route(f, d, h, ov, p, undefined, credentials);
   const importService = host.service(MIGRATION_IMPORT_LINK);
   if (importService instanceof MigrationImportService) importService.importer = (f, d, h, ov, p, op) => router.route(f, d, h, ov, p, op);
 

@@ -62,7 +62,8 @@ export class PeerAuth {
     }
     if (Math.abs(Date.now() * 1000 - ts) > MAX_SKEW_MICROS) fail('FORBIDDEN', `peer request from ${id} is too old or from the future (clock skew above 5 minutes)`);
     this.verified.set(op, id);
-    op.isSystem = true;
+    // Proving membership does not make every request the system's: peerFilter grants it on peer
+    // endpoints only, and a forwarded client request is judged by the client's own credentials.
     return id;
   }
 

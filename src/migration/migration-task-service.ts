@@ -40,8 +40,11 @@ export class MigrationTaskService extends FactoryService {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly lastSave = new Map<string, number>();
   identity: TaskIdentity = () => ({});
-  /** Optional in-process import into this host's factories (set by install). */
-  importLocally: ((factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean, principal: string | undefined) => Promise<import('../services/document-writer.js').ImportOutcome[]>) | undefined;
+  /**
+   * Optional in-process import into this host's factories (set by install). `credentials`: the
+   * task's identity headers, for documents a group routes to the member that owns them.
+   */
+  importLocally: ((factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean, principal: string | undefined, credentials: Record<string, string>) => Promise<import('../services/document-writer.js').ImportOutcome[]>) | undefined;
 
   constructor(private readonly taskHost: Host) {
     super(taskHost, MigrationTaskDefinition);
@@ -125,7 +128,7 @@ export class MigrationTaskService extends FactoryService {
         signal: abort.signal,
         headers: () => this.identity(principal, state),
         save: () => void this.save(link, state, false).catch((err) => this.taskHost.log.warn({ err, link }, 'saving migration progress failed')),
-        ...(this.importLocally ? { importLocally: (f: string, d: Doc[], h: boolean, o: boolean) => this.importLocally!(f, d, h, o, principal) } : {}),
+        ...(this.importLocally ? { importLocally: (f: string, d: Doc[], h: boolean, o: boolean) => this.importLocally!(f, d, h, o, principal, this.identity(principal, state)) } : {}),
       });
       if (abort.signal.aborted) return;
       state.taskInfo = { stage: 'FINISHED', isDirect: false, durationMicros: Math.round((performance.now() - started) * 1000) };
