@@ -231,3 +231,43 @@ describe('OData listings and query expiry', () => {
     assert.equal((await http('GET', `${h.uri}${page}`)).status, 404);
   });
 });
+
+describe('default order, as in Xenon', () => {
+  let h: RunningHost;
+  before(async () => {
+    h = await startHost();
+    for (const id of ['a', 'b', 'c', 'd', 'e']) assert.equal((await http('POST', `${h.uri}/core/examples`, { name: id, documentSelfLink: id })).status, 200);
+    assert.equal((await http('PATCH', `${h.uri}/core/examples/d`, { counter: 1 })).status, 200);
+    assert.equal((await http('PATCH', `${h.uri}/core/examples/b`, { counter: 1 })).status, 200);
+    assert.equal((await http('PATCH', `${h.uri}/core/examples/b`, { counter: 2 })).status, 200);
+  });
+  after(async () => {
+    await h.stop();
+  });
+
+  // Version descending; documents of the same version in index (insertion) order, oldest first.
+  const expected = ['b', 'd', 'a', 'c', 'e'].map((id) => `/core/examples/${id}`);
+
+  it('lists a factory by version descending, ties in insertion order', async () => {
+    assert.deepEqual((await http('GET', `${h.uri}/core/examples`)).json.documentLinks, expected);
+    assert.deepEqual(Object.keys((await http('GET', `${h.uri}/core/examples?expand`)).json.documents), expected);
+  });
+
+  it('pages a query without a sort term, and an OData $limit listing, in the same order', async () => {
+    const links: string[] = [];
+    let page = (await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, resultLimit: 2 } })).json.results;
+    while (page.nextPageLink) {
+      page = (await http('GET', `${h.uri}${page.nextPageLink}`)).json.results;
+      links.push(...page.documentLinks);
+    }
+    assert.deepEqual(links, expected);
+    const odata: string[] = [];
+    let r = (await http('GET', `${h.uri}/core/examples?$limit=2`)).json;
+    odata.push(...r.documentLinks);
+    while (r.nextPageLink) {
+      r = (await http('GET', `${h.uri}${r.nextPageLink}`)).json;
+      odata.push(...r.documentLinks);
+    }
+    assert.deepEqual(odata, expected);
+  });
+});

@@ -28,12 +28,12 @@ export interface QueryPlan {
 }
 
 /**
- * Xenon's default order: version descending; ties newest first (krypton — Xenon's ties follow its
- * Lucene index). Both keys descending so pages seek the (factory, version, id) index.
+ * Xenon's default order: version descending, ties in index (insertion) order. Pages read the
+ * (factory, version DESC, id) index in order.
  */
 export const DEFAULT_ORDER: readonly SortKey[] = Object.freeze([
   { expr: 'd.version', params: [], desc: true, name: 'documentVersion' },
-  { expr: 'd.id', params: [], desc: true, name: '' },
+  { expr: 'd.id', params: [], desc: false, name: '' },
 ]);
 
 export function hasOption(spec: QuerySpecification, option: string): boolean {
@@ -92,11 +92,11 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   let rows: Record<string, unknown>[];
   if (!after) rows = fetch(undefined, fetchLimit);
   else if (twoColumns(plan.keys, after)) {
-    // Keyset over (a, b) in one direction, as two index seeks: the rest of a's group, then beyond a.
+    // Keyset over (a, b), as two index seeks: the rest of a's group, then beyond a.
     const [a, b] = plan.keys as [SortKey, SortKey];
-    const cmp = a.desc ? '<' : '>';
-    rows = fetch({ sql: `${a.expr} = ? AND ${b.expr} ${cmp} ?`, params: [after[0], after[1]] }, fetchLimit);
-    if (rows.length < fetchLimit) rows = rows.concat(fetch({ sql: `${a.expr} ${cmp} ?`, params: [after[0]] }, fetchLimit - rows.length));
+    const beyond = (k: SortKey) => (k.desc ? '<' : '>');
+    rows = fetch({ sql: `${a.expr} = ? AND ${b.expr} ${beyond(b)} ?`, params: [after[0], after[1]] }, fetchLimit);
+    if (rows.length < fetchLimit) rows = rows.concat(fetch({ sql: `${a.expr} ${beyond(a)} ?`, params: [after[0]] }, fetchLimit - rows.length));
   } else rows = fetch(keysetCondition(plan.keys, after), fetchLimit);
   const links: string[] = [];
   const documents = expand ? new Map<string, string>() : undefined;
@@ -118,9 +118,9 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   return { links, documents, count: links.length, after: cursor, queryTimeMicros: elapsedMicros(started) };
 }
 
-/** Two plain column keys sorted the same way, with a non-null cursor: pages seek an index. */
+/** Two plain column keys with a non-null cursor: pages seek an index. */
 function twoColumns(keys: readonly SortKey[], after: readonly unknown[]): boolean {
-  return keys.length === 2 && keys.every((k) => k.params.length === 0 && /^d\.\w+$/.test(k.expr) && k.desc === keys[0]!.desc) && after.every((v) => v !== null && v !== undefined);
+  return keys.length === 2 && keys.every((k) => k.params.length === 0 && /^d\.\w+$/.test(k.expr)) && after.every((v) => v !== null && v !== undefined);
 }
 
 /** The factory a query is confined to by a MUST `documentSelfLink` PREFIX `<factory>/` clause. */

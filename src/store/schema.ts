@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS docs (
 CREATE UNIQUE INDEX IF NOT EXISTS docs_link_version ON docs(link, version);
 CREATE INDEX IF NOT EXISTS docs_latest_by_time ON docs(factory, update_time, link) WHERE latest = 1;
 DROP INDEX IF EXISTS docs_latest_by_version;
-CREATE INDEX IF NOT EXISTS docs_latest_by_version_id ON docs(factory, version, id) WHERE latest = 1;
+DROP INDEX IF EXISTS docs_latest_by_version_id;
+CREATE INDEX IF NOT EXISTS docs_latest_by_version_desc ON docs(factory, version DESC, id) WHERE latest = 1;
 CREATE INDEX IF NOT EXISTS docs_expiring ON docs(expiration) WHERE latest = 1 AND expiration > 0;
 CREATE TABLE IF NOT EXISTS props (
   doc_id INTEGER NOT NULL,
