@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ROOT, http, startHost, waitFor, type RunningHost } from './support/hosts.js';
+import { ROOT, freePort, http, startHost, waitFor, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, snapshot, waitForStage } from './support/data.js';
 import { importExamples } from './support/cluster.js';
 
@@ -218,6 +218,40 @@ describe('migration task: continuous migration while blue takes writes', () => {
       assert.equal((await http('GET', `${green.uri}${link}`)).json.taskInfo.stage, 'CANCELLED');
     } finally {
       await Promise.all([blue.stop(), green.stop()]);
+    }
+  });
+});
+
+describe('migration task: a failed continuous run', () => {
+  it('is reported FAILED with its cause and run again at the next interval, which then completes', async () => {
+    const port = await freePort();
+    const green = await startHost(['--id=green']);
+    let blue: RunningHost | undefined;
+    try {
+      const body = {
+        sourceNodeGroupReference: `http://127.0.0.1:${port}/core/node-groups/default`,
+        destinationNodeGroupReference: `${green.uri}/core/node-groups/default`,
+        sourceFactoryLink: '/core/examples',
+        destinationFactoryLink: '/core/examples',
+        continuousMigration: true,
+        maintenanceIntervalMicros: 300_000,
+      };
+      const r = await http('POST', `${green.uri}/management/migration-tasks`, body);
+      assert.equal(r.status, 200, r.text);
+      const link = r.json.documentSelfLink;
+      const failed = await waitForStage(green.uri, link, ['FAILED']);
+      assert.match(failed.taskInfo.failure.message, new RegExp(`127\\.0\\.0\\.1:${port}`), 'the message names the unreachable source');
+      await waitFor(async () => ((await http('GET', `${green.uri}${link}`)).json.progress.runCount >= 2 ? true : undefined), 'a second run after the failure');
+      blue = await startHost(['--id=blue'], { port });
+      await createExamples(blue.uri, 30, 'late');
+      await waitFor(async () => {
+        const t = (await http('GET', `${green.uri}${link}`)).json;
+        return t.taskInfo.stage === 'FINISHED' && t.progress.processedServiceCount === 30 ? true : undefined;
+      }, 'a run that completes once the source is back');
+      await assertSameDocuments(blue.uri, green.uri);
+      assert.equal((await http('PATCH', `${green.uri}${link}`, { taskInfo: { stage: 'CANCELLED' } })).status, 200);
+    } finally {
+      await Promise.all([blue?.stop(), green.stop()]);
     }
   });
 });

@@ -48,7 +48,7 @@ export async function runMigration(ctx: RunContext): Promise<void> {
   await checkFactory(ctx, sources, state.sourceFactoryLink, 'source');
   await checkFactory(ctx, destinations.slice(0, 1), state.destinationFactoryLink, 'destination');
   if (state.migrationOptions.includes('ESTIMATE_COUNT')) await estimate(ctx, sources[0]!);
-  const from = startTime(state, sources);
+  const from = startTime(state);
   let maxSeen = state.latestSourceUpdateTimeMicros;
   await Promise.all(
     sources.map(async (node) => {
@@ -57,6 +57,7 @@ export async function runMigration(ctx: RunContext): Promise<void> {
     }),
   );
   state.latestSourceUpdateTimeMicros = maxSeen;
+  dropDepartedCheckpoints(state, sources);
   const seconds = (performance.now() - started) / 1000;
   state.progress.lastRunDurationMicros = Math.round(seconds * 1e6);
   state.progress.documentsPerSecond = Math.round((state.progress.processedServiceCount - processedBefore) / Math.max(seconds, 1e-3));
@@ -113,13 +114,19 @@ async function estimate(ctx: RunContext, node: string): Promise<void> {
   ctx.save();
 }
 
-/** Where this run starts: the lowest per-node checkpoint (nothing skipped after a restart or an owner change). */
-function startTime(state: MigrationTaskState, sources: string[]): number {
-  const points = sources.map((s) => state.checkpoints[s]?.updateTimeMicros);
-  if (points.length > 0 && points.every((p) => p !== undefined)) return Math.min(...(points as number[]));
+/**
+ * Where this run starts: the lowest checkpoint recorded, of any source node, a node that has left
+ * the group included (its documents now belong to another node, which may be further on), so
+ * nothing is skipped after a restart or an owner change. Without one, the task's lower bound.
+ */
+export function startTime(state: Pick<MigrationTaskState, 'checkpoints' | 'latestSourceUpdateTimeMicros'>): number {
   const known = Object.values(state.checkpoints).map((c) => c.updateTimeMicros);
-  if (known.length > 0) return Math.min(...known);
-  return state.latestSourceUpdateTimeMicros;
+  return known.length > 0 ? Math.min(...known) : state.latestSourceUpdateTimeMicros;
+}
+
+/** After a complete run from startTime, checkpoints of nodes no longer in the source group are covered: dropped. */
+export function dropDepartedCheckpoints(state: Pick<MigrationTaskState, 'checkpoints'>, sources: readonly string[]): void {
+  for (const node of Object.keys(state.checkpoints)) if (!sources.includes(node)) delete state.checkpoints[node];
 }
 
 function prefixClause(factoryLink: string): Query {

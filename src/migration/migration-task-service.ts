@@ -118,10 +118,12 @@ export class MigrationTaskService extends FactoryService {
     if (!loaded) return;
     const state: MigrationTaskState = { ...loaded, taskInfo: { stage: 'STARTED', isDirect: false } };
     state.progress.runCount++;
-    await this.save(link, state, true);
     const principal = state['ownerPrincipal'] as string | undefined;
     const started = performance.now();
     try {
+      // Inside the try: a STARTED state the group cannot record (no quorum) fails this run like any
+      // other cause, and a continuous task still runs again at the next interval.
+      await this.save(link, state, true);
       await runMigration({
         host: this.taskHost,
         state,
@@ -142,9 +144,9 @@ export class MigrationTaskService extends FactoryService {
     try {
       await this.saveOutcome(link, state);
     } catch (err) {
-      // The task document can be gone (DELETE, or purged): nothing to record.
       this.taskHost.log.warn({ link, message: (err as Error).message }, 'migration task state not saved');
-      return;
+      // The task document is gone (DELETE, or purged): nothing to record, nothing to run again.
+      if ((err as { statusCode?: number }).statusCode === 404) return;
     }
     if (state.continuousMigration) this.schedule(link, state.maintenanceIntervalMicros);
   }
