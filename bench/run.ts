@@ -169,8 +169,8 @@ async function benchMigration(): Promise<void> {
       await loadExamples(blue.uri, count);
       blue.resetPeakRss(); // the peak while serving the migration, not while the benchmark loaded it
       const m = await migrate(blue, green, count);
-      rows[`${fmt(count)} docs: end-to-end migration (docs/s)`] = count / m.seconds;
-      rows[`${fmt(count)} docs: peak RSS blue / green (MB)`] = `${m.peakBlue} / ${m.peakGreen}`;
+      rows[`${fmt(count)} docs: end-to-end migration (docs/s; goal >= 40,000)`] = count / m.seconds;
+      rows[`${fmt(count)} docs: peak RSS blue / green (MB; goal <= 300)`] = `${m.peakBlue} / ${m.peakGreen}`;
       if (count === sizes[1]) {
         green.resetPeakRss();
         const started = performance.now();
@@ -182,7 +182,7 @@ async function benchMigration(): Promise<void> {
       if (count === sizes[0]) {
         const raw = await rawCopy(blue.sandbox);
         rows[`${fmt(count)} docs: raw index copy, one process, no HTTP (docs/s) [baseline]`] = raw.docs / raw.seconds;
-        rows[`${fmt(count)} docs: ratio raw / migration (goal <= 3)`] = raw.docs / raw.seconds / (count / m.seconds);
+        rows[`${fmt(count)} docs: ratio raw / migration (reported, not a goal: DECISIONS)`] = raw.docs / raw.seconds / (count / m.seconds);
       }
     } finally {
       await Promise.all([blue.stop(), green.stop()]);

@@ -59,7 +59,7 @@ export class Replicator implements ReplicationHook {
     const item = JSON.stringify({ factoryLink: writer.factoryLink, versions: pending.map((p) => ({ doc: p.doc, purgeFirst: p.purgeFirst })) });
     const outcome = await this.propose(targets, item, quorum - 1, writer.factoryLink, links);
     if (outcome.ok) return;
-    await this.abort(writer.factoryLink, pending, targets);
+    this.abort(writer.factoryLink, pending, targets);
     if (outcome.stale.length > 0) {
       await this.catchUp(writer, outcome.stale);
       throw kryptonError('CONFLICT', `(Original id: ${id}) ${what} was redone: a member held a copy this owner had not seen`, { details: ['SHOULD_RETRY'] });
@@ -88,13 +88,26 @@ export class Replicator implements ReplicationHook {
     }
   }
 
-  /** Sends to every target; settles as soon as the outcome is known (quorum reached or impossible). */
+  /**
+   * Sends to every target; settles as soon as the outcome is known (quorum reached or impossible),
+   * and at the latest when the operation timeout passes (DECISIONS: without quorum, a clear error
+   * within the operation timeout, even when a member hangs instead of refusing).
+   */
   private propose(targets: NodeState[], itemJson: string, needed: number, factoryLink: string, links: string[]): Promise<Proposal> {
     const p: Proposal = { ok: false, acks: 0, failures: 0, lastStatus: 503, lastMessage: '', stale: [] };
     const maxFailures = targets.length - needed;
     let answered = 0;
     let settled = false;
     return new Promise((resolve) => {
+      const limitMs = Math.max(1, this.group.settings.operationTimeoutMicros / 1000);
+      const deadline = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        p.lastStatus = 503;
+        p.lastMessage = `${targets.length - answered} member(s) did not answer within the operation timeout (${limitMs} ms)`;
+        resolve(p);
+      }, limitMs);
+      deadline.unref();
       const settle = (peer: NodeState, failed: boolean) => {
         answered++;
         if (settled) {
@@ -104,6 +117,7 @@ export class Replicator implements ReplicationHook {
         if (p.acks >= needed && p.stale.length === 0) p.ok = true;
         if (p.ok || p.failures > maxFailures || answered === targets.length) {
           settled = true;
+          clearTimeout(deadline);
           resolve(p);
         }
       };
@@ -133,14 +147,18 @@ export class Replicator implements ReplicationHook {
     });
   }
 
-  /** Records the failed write's versions as revoked, then rolls them back on every target. */
-  private async abort(factoryLink: string, pending: readonly Pending[], targets: NodeState[]): Promise<void> {
+  /**
+   * Records the failed write's versions as revoked (from now on synchronization never brings them
+   * back), then rolls them back on every target in the background: the client is answered without
+   * waiting for a member that hangs; a rollback that fails is retried by the repair queue.
+   */
+  private abort(factoryLink: string, pending: readonly Pending[], targets: NodeState[]): void {
     const revocations: Revocation[] = pending.map((p) => {
       const s = docStamp(p.doc);
       return { link: p.doc['documentSelfLink'] as string, version: s.version, updateTimeMicros: s.updateTime };
     });
     this.replicas.record(factoryLink, revocations);
-    await Promise.all(targets.map((t) => this.sendRollback(t, factoryLink, revocations)));
+    for (const t of targets) void this.sendRollback(t, factoryLink, revocations);
   }
 
   private async sendRollback(peer: NodeState, factoryLink: string, revocations: Revocation[]): Promise<void> {
