@@ -234,6 +234,36 @@ describe('query tasks: unpaged results larger than one batch stream', () => {
     assert.equal((await http('GET', `${h.uri}${link}`)).status, 404);
   });
 
+  it('keeps at most 64 MB of asynchronous results in memory: beyond it, results go to files', async () => {
+    const spill = join(h.sandbox, 'query-results', 'core_query-tasks');
+    // 5,000 expanded documents (about 2.2 MB of JSON): one batch, so kept in memory while the budget lasts.
+    const spec = { ...all, options: ['EXPAND_CONTENT', 'TOP_RESULTS'], resultLimit: 5000 };
+    const links: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const created = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: false }, querySpec: spec });
+      assert.equal(created.status, 202, created.text.slice(0, 300));
+      links.push(created.json.documentSelfLink);
+    }
+    const answers = await Promise.all(links.map((link) => waitFor(async () => {
+      const t = await http('GET', `${h.uri}${link}`);
+      return t.json.taskInfo.stage === 'FINISHED' ? t : undefined;
+    }, `task ${link} to finish`)));
+    const size = answers[0]!.json.results.documentLinks.length;
+    assert.equal(size, 5000);
+    for (const a of answers) assert.deepEqual(a.json.results.documentLinks, answers[0]!.json.results.documentLinks);
+    const files = readdirSync(spill).length;
+    const perTask = JSON.stringify(answers[0]!.json.results).length;
+    const inMemory = Math.floor((64 * 1024 * 1024) / perTask);
+    // ±1: each answer's queryTimeMicros has its own number of digits.
+    assert.ok(Math.abs(files - (40 - inMemory)) <= 1, `${files} files: about ${inMemory} tasks fit the budget (${perTask} bytes each), the others are in files`);
+    for (const link of links) assert.equal((await http('DELETE', `${h.uri}${link}`)).status, 200);
+    assert.deepEqual(readdirSync(spill), [], 'deleting the tasks removes their files');
+    const after = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: false }, querySpec: spec });
+    await waitFor(async () => (await http('GET', `${h.uri}${after.json.documentSelfLink}`)).json.taskInfo.stage === 'FINISHED', 'a new task to finish');
+    assert.deepEqual(readdirSync(spill), [], 'the budget is free again: the new task is kept in memory');
+    assert.equal((await http('DELETE', `${h.uri}${after.json.documentSelfLink}`)).status, 200);
+  });
+
   it('streams OData factory queries above one batch: unlimited, $top, $limit pages and $count', async () => {
     const all = await http('GET', `${h.uri}/core/examples?$orderby=counter%20desc&$expand`);
     assert.equal(all.status, 200, all.text.slice(0, 300));

@@ -63,17 +63,26 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
   const destination = String(f['destination']).replace(/\/$/, '');
   const client = new HttpClient(2);
   const headers: Record<string, string> = f['token'] ? { 'x-xenon-auth-token': String(f['token']) } : {};
-  const created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: buildTask(f), headers });
+  // Ctrl-C from here on cancels the task, even while it is being created (it is cancelled as soon
+  // as its link is known), so an interrupted CLI never leaves a task running on the destination.
+  let cancelled = false;
+  const onSigint = () => {
+    cancelled = true;
+  };
+  process.once('SIGINT', onSigint); // a second Ctrl-C quits at once
+  let created;
+  try {
+    created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: buildTask(f), headers });
+  } catch (err) {
+    process.off('SIGINT', onSigint);
+    await client.close();
+    throw err;
+  }
   const link = created.body['documentSelfLink'] as string;
   const out = process.stdout;
   out.write(`migration task ${destination}${link}\n`);
   const tty = process.stdout.isTTY === true;
   const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} docs | {rate} docs/s | ETA {eta_formatted} | {stage}' }, cliProgress.Presets.shades_classic) : undefined;
-  let cancelled = false;
-  const onSigint = () => {
-    cancelled = true;
-  };
-  process.once('SIGINT', onSigint);
   const started = Date.now();
   let barStarted = false;
   let lastLine = 0;

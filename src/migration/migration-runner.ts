@@ -224,7 +224,7 @@ async function writePage(ctx: RunContext, node: string, docs: Doc[], destination
   for (const [factory, groups] of byFactory) {
     const outcomes = await importInto(ctx, destinations, factory, history ? groups.map((g) => ({ versions: g })) : groups.map((g) => g[0]!), history, overwrite);
     for (const o of outcomes) {
-      if (o.result === 'migrated') state.progress.processedServiceCount++;
+      if (o.result === 'migrated') state.progress.processedServiceCount += o.versions ?? 1;
       else if (o.result === 'skipped') state.progress.skippedServiceCount++;
       else if (o.result === 'deleted') state.progress.deletedDocumentCount++;
     }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, mkdirSync, rmSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail, toServiceErrorResponse } from '../core/errors.js';
@@ -17,6 +17,11 @@ import { normalizeQuerySpec } from './query-validator.js';
 export const QUERY_TASK_KIND = 'com:vmware:xenon:services:common:QueryTask';
 const RESULTS_TOKEN = `krypton-results-${randomUUID()}`;
 const MAX_UNPAGED = 2147483647;
+/**
+ * Results of asynchronous tasks kept in memory, in all (bytes of JSON): beyond it a task's results
+ * go to a file like large ones, so many tasks alive until they expire cannot exhaust memory.
+ */
+export const MAX_RESULTS_IN_MEMORY = 64 * 1024 * 1024;
 
 /** The first batch of an unpaged query, read on `snapshot` (released already when nothing follows). */
 interface FirstBatch {
@@ -42,6 +47,8 @@ export type OwnerFilterFactory = (spec: QuerySpecification) => ((link: string) =
  */
 export class QueryTaskService implements Service {
   private readonly tasks = new Map<string, TaskRecord>();
+  /** Bytes of `resultsJson` held by live tasks (see MAX_RESULTS_IN_MEMORY). */
+  private resultsInMemory = 0;
   ownerFilter: OwnerFilterFactory = () => undefined;
 
   /** Where large asynchronous results are kept until their task expires; emptied at start. */
@@ -165,7 +172,12 @@ export class QueryTaskService implements Service {
         doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: elapsedMicros(started) };
       } else {
         const results = batch ? this.whole(batch.first) : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, readScope));
-        record.resultsJson = results.json;
+        if (this.resultsInMemory + results.json.length > MAX_RESULTS_IN_MEMORY) {
+          record.resultsFile = await this.spillText(results.json);
+        } else {
+          record.resultsJson = results.json;
+          this.resultsInMemory += results.json.length;
+        }
         doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: results.micros };
       }
     } catch (err) {
@@ -176,6 +188,14 @@ export class QueryTaskService implements Service {
     doc['documentUpdateAction'] = 'PATCH';
     doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
     if (!this.tasks.has(String(doc['documentSelfLink']))) this.forget(record); // deleted or expired meanwhile
+  }
+
+  /** Writes results already serialized to a file of their own; returns the file. */
+  private async spillText(json: string): Promise<string> {
+    mkdirSync(this.spillDir, { recursive: true });
+    const file = join(this.spillDir, `${randomUUID()}.json`);
+    await writeFile(file, json);
+    return file;
   }
 
   /** Writes a large result's JSON to a file of its own; returns the file. */
@@ -206,8 +226,9 @@ export class QueryTaskService implements Service {
   private answer(record: TaskRecord, then?: () => void): Reply {
     const file = record.resultsFile;
     if (file === undefined) {
+      const body = new RawJson(withResults(record.doc, record.resultsJson));
       then?.();
-      return { status: 200, body: new RawJson(withResults(record.doc, record.resultsJson)) };
+      return { status: 200, body };
     }
     const path: string = file;
     const [head, tail] = withResults(record.doc, RESULTS_TOKEN).split(RESULTS_TOKEN) as [string, string];
@@ -223,10 +244,12 @@ export class QueryTaskService implements Service {
     return { status: 200, body: new JsonStream(chunks()) };
   }
 
-  /** Drops a task's spilled results. */
+  /** Drops a task's results (its file, or its share of the memory budget). */
   private forget(record: TaskRecord): void {
     if (record.resultsFile) rmSync(record.resultsFile, { force: true });
     record.resultsFile = undefined;
+    if (record.resultsJson !== undefined) this.resultsInMemory -= record.resultsJson.length;
+    record.resultsJson = undefined;
   }
 
   /** Runs a query: unpaged (or TOP_RESULTS) results inline, else a first-page link. */

@@ -30,6 +30,8 @@ export interface ImportOutcome {
   link: string;
   result: 'migrated' | 'skipped' | 'deleted' | 'failed';
   error?: string;
+  /** ALL_VERSIONS: the versions written for this link (Xenon counts versions, not documents). */
+  versions?: number;
 }
 
 export interface ImportMode {
@@ -234,7 +236,8 @@ export class DocumentWriter {
             ? await this.importHistory(link, docs[i]!['versions'] as Doc[], now, principal, mode.overwrite ?? false)
             : await this.importOne(link, docs[i]!, touched.get(link), stored!.get(link), now, principal, mode.overwrite ?? false).then((p) => (p ? [p] : []));
           const last = ps.at(-1);
-          outcomes.push({ link, result: last ? (last.doc['documentUpdateAction'] === 'DELETE' && ps.length === 1 ? 'deleted' : 'migrated') : 'skipped' });
+          const result = last ? (last.doc['documentUpdateAction'] === 'DELETE' && ps.length === 1 ? 'deleted' : 'migrated') : 'skipped';
+          outcomes.push(mode.history && result === 'migrated' ? { link, result, versions: ps.length } : { link, result });
           if (last) {
             pending.push(...ps);
             touched.set(link, last.doc);
