@@ -115,9 +115,11 @@ describe('auth in a node group (three members, default quorum)', () => {
     }
   });
 
-  it('refuses --peerNodes with auth on and no --keyFile (exit 2)', () => {
-    const r = spawnSync(process.execPath, [CLI, 'host', '--port=0', ...AUTH_ARGS, '--groupSecret=s', '--peerNodes=http://127.0.0.1:1'], { encoding: 'utf8', timeout: 20_000 });
-    assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /same --keyFile/);
+  it('refuses a group member with auth on and no --keyFile (exit 2), the first member (no --peerNodes) too', () => {
+    for (const group of [['--groupSecret=s', '--peerNodes=http://127.0.0.1:1'], ['--groupSecret=s']]) {
+      const r = spawnSync(process.execPath, [CLI, 'host', '--port=0', ...AUTH_ARGS, ...group], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /same --keyFile/);
+    }
   });
 });

@@ -57,8 +57,10 @@ export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
   if (typeof o['bindAddress'] === 'string' && o['bindAddress'] === '') throw new UsageError('--bindAddress must not be empty');
   const reason = Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0 ? missingPeerKeyReason(o as Partial<HostOptions>) : undefined;
   if (reason) throw new UsageError(`--peerNodes: ${reason}`);
-  if (Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0 && o['isAuthorizationEnabled'] === true && !o['keyFile']) {
-    throw new UsageError('--peerNodes with --isAuthorizationEnabled: start every member with the same --keyFile (a member checks the tokens the others issued; without one each host signs with its own random key)');
+  // A group member: it names peers, or holds the group secret (the first member names none).
+  const member = (Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0) || Boolean(o['groupSecret']) || Boolean(o['groupSecretFile']);
+  if (member && o['isAuthorizationEnabled'] === true && !o['keyFile']) {
+    throw new UsageError('a node group with --isAuthorizationEnabled: start every member with the same --keyFile (a member checks the tokens the others issued; without one each host signs with its own random key)');
   }
   return o as Partial<HostOptions>;
 }
