@@ -401,3 +401,22 @@ describe('query tasks: a streamed answer is one point in time', () => {
     assert.ok(queried.documentLinks.length >= N - 100, `OData answer: ${queried.documentLinks.length}`);
   });
 });
+
+describe('graceful shutdown with an answer still streaming', () => {
+  it('sends the whole streamed answer before the host exits (SIGTERM), then exits 0', async () => {
+    const h = await startHost();
+    const padding = 'y'.repeat(2000);
+    for (let start = 0; start < 6000; start += 1000) {
+      const documents = Array.from({ length: 1000 }, (_, k) => ({ name: `g-${start + k}`, keyValues: { padding }, documentSelfLink: `/g-${start + k}` }));
+      assert.equal((await http('POST', `${h.uri}/management/migration-import`, { destinationFactoryLink: '/core/examples', documents })).status, 200);
+    }
+    const listing = await openSlowly(`${h.uri}/core/examples?expand`, 'GET');
+    assert.equal(listing.status, 200);
+    const exited = new Promise<number | null>((resolve) => h.proc.once('exit', (code) => resolve(code)));
+    h.proc.kill('SIGTERM');
+    const body = await listing.rest();
+    assert.equal(body.documentLinks.length, 6000);
+    assert.deepEqual(Object.keys(body.documents), body.documentLinks);
+    assert.equal(await exited, 0);
+  });
+});

@@ -10,7 +10,7 @@ import { SystemClock, type Clock } from './clock.js';
 import { LinkLocks } from './link-locks.js';
 import { HttpClient } from './http-client.js';
 import { createHttpServer, errorReply } from './http-server.js';
-import { Operation, type Reply } from './operation.js';
+import { JsonStream, Operation, type Reply } from './operation.js';
 import { ServiceStats, UTILITY_SUFFIXES, type Service } from './service.js';
 import type { ServiceDefinition } from './service-definition.js';
 import { genericUtility } from '../services/utility-handlers.js';
@@ -210,15 +210,36 @@ export class Host {
       for (const f of this.filters) {
         const pending = f(op);
         const r = pending instanceof Promise ? await pending : pending;
-        if (r) return r;
+        if (r) return this.counted(r);
       }
-      return await this.route(op);
+      return this.counted(await this.route(op));
     } catch (err) {
       this.logError(err, op);
       return errorReply(err);
     } finally {
       this.inFlight--;
     }
+  }
+
+  /** A streamed reply stays in flight until its last chunk is sent (stop waits for it, as for any request). */
+  private counted(reply: Reply): Reply {
+    if (!(reply.body instanceof JsonStream)) return reply;
+    const source = reply.body.chunks;
+    this.inFlight++;
+    let done = false;
+    const finish = () => {
+      if (!done) this.inFlight--;
+      done = true;
+    };
+    async function* chunks(): AsyncGenerator<string> {
+      try {
+        yield* source;
+      } finally {
+        finish();
+      }
+    }
+    // A reply that is never iterated (its client left before) is not waited for past stop's deadline.
+    return { ...reply, body: new JsonStream(chunks()) };
   }
 
   /** May throw at once (404): dispatch awaits it inside its try. */
