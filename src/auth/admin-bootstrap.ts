@@ -17,6 +17,14 @@ export function adminLinks(email: string) {
   };
 }
 
+/** Every piece of the admin bootstrap is in this host's index (nothing left to write). */
+export function adminComplete(host: Host, email: string): boolean {
+  return Object.values(adminLinks(email)).every((link) => {
+    const v = host.store.getLatest(link);
+    return v !== undefined && v.action !== 'DELETE';
+  });
+}
+
 /** Creates one document as the system identity, through the host's request path; answers its status and body. */
 export type SystemCreate = (factoryLink: string, body: Doc, recreate: boolean) => Promise<{ status: number; body?: unknown }>;
 

@@ -12,7 +12,7 @@ import {
   CREDENTIALS_KIND, CREDENTIALS_LINK, PASSWORD_CHANGED_FIELD, PATCH_QUERY_REQUEST_KIND, RESOURCE_GROUP_KIND, RESOURCE_GROUPS_LINK, REVOKED_TOKEN_KIND,
   REVOKED_TOKENS_LINK, ROLE_KIND, ROLES_LINK, USER_GROUP_KIND, USER_GROUPS_LINK, USER_KIND, USERS_LINK,
 } from './auth-links.js';
-import { hashPassword, isPasswordHash } from './password-hash.js';
+import { hashPassword, isPasswordHash, verifyPassword } from './password-hash.js';
 
 const VALID_ID = /^[A-Za-z0-9\-_.~@!$&'()*+,;=:]+$/;
 
@@ -158,11 +158,16 @@ async function withHashedKey(state: Doc): Promise<Doc> {
 
 /**
  * The new state of existing credentials (PUT, PATCH, a POST to an existing link): a password given
- * in clear is a password change and is stamped now; otherwise the previous stamp is kept.
+ * in clear that differs from the current one is a password change and is stamped now (tokens
+ * issued before it stop working); the same password again keeps the stored hash and the stamp
+ * (two members bootstrapping the admin at once must not void the tokens issued in between).
  */
 async function updatedCredentials(current: Doc, next: Doc, body: Doc, host: Host, fromMigration: boolean): Promise<Doc> {
-  const state = await withHashedKey(next);
   const key = body['privateKey'];
+  if (!fromMigration && typeof key === 'string' && !isPasswordHash(key) && (await verifyPassword(key, current['privateKey']))) {
+    return stamped({ ...next, privateKey: current['privateKey'] }, current[PASSWORD_CHANGED_FIELD]);
+  }
+  const state = await withHashedKey(next);
   if (fromMigration) return state;
   const changed = typeof key === 'string' && !isPasswordHash(key);
   return stamped(state, changed ? host.clock.nowMicros() : current[PASSWORD_CHANGED_FIELD]);
