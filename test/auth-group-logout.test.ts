@@ -1,20 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { freePort, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
-import { ADMIN, ADMIN_PASSWORD, AUTH_ARGS, as, basic, createUser, grant, q, writeKeyFile } from './support/auth.js';
-import { FAST_GROUP } from './support/cluster.js';
+import { http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+import { as, basic, createUser, grant, loginWhenKnown, q, startAuthGroup, writeKeyFile } from './support/auth.js';
 
 const USER = 'dora@example.com';
 const USER_PASSWORD = 'dora-pw';
 const DOC = '/core/examples/dora-doc';
-
-/** Logs in through `base` once the user is known there; returns the token. */
-async function loginWhenKnown(base: string, email: string, password: string): Promise<string> {
-  return waitFor(async () => {
-    const r = await http('POST', `${base}/core/authn/basic`, { requestType: 'LOGIN' }, basic(email, password));
-    return r.status === 200 ? (r.headers.get('x-xenon-auth-token') ?? undefined) : undefined;
-  }, `${email} to log in on ${base}`, 30_000, 100);
-}
 
 /**
  * DECISIONS.md: "Logout revokes the token on every member of the group that issued it."
@@ -28,22 +19,7 @@ describe('logout in a node group with auth on (three members)', () => {
   let admin = '';
 
   before(async () => {
-    const ports = await Promise.all([freePort(), freePort(), freePort()]);
-    args = ports.map((port, i) => {
-      const peers = ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`);
-      return [...AUTH_ARGS, `--keyFile=${keyFile}`, `--id=lo-${i + 1}`, ...FAST_GROUP, `--peerNodes=${peers.join(',')}`];
-    });
-    members = await Promise.all(ports.map((port, i) => startHost(args[i]!, { port })));
-    // The admin is bootstrapped once the group has its quorum.
-    admin = await loginWhenKnown(members[0]!.uri, ADMIN, ADMIN_PASSWORD);
-    await waitFor(async () => {
-      for (const m of members) {
-        const g = await http('GET', `${m.uri}/core/node-groups/default`, undefined, as(admin));
-        if (g.status !== 200 || Object.values(g.json.nodes).filter((n: any) => n.status === 'AVAILABLE').length !== 3) return false;
-      }
-      return true;
-    }, 'three members AVAILABLE in every view', 30_000, 100);
-
+    ({ members, args, admin } = await startAuthGroup('lo', keyFile));
     const userLink = await createUser(members[0]!.uri, admin, USER, USER_PASSWORD);
     await grant(members[0]!.uri, admin, 'dora-read', { userLinks: [userLink], query: q.any(q.link(DOC)), verbs: ['GET'] });
     const d = await http('POST', `${members[1]!.uri}/core/examples`, { name: 'dora may read this', documentSelfLink: 'dora-doc' }, as(admin));

@@ -1,9 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { CLI, freePort, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
-import { ADMIN, ADMIN_PASSWORD, AUTH_ARGS, as, createAs, createUser, grant, q, writeKeyFile } from './support/auth.js';
-import { FAST_GROUP } from './support/cluster.js';
+import { CLI, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+import { ADMIN, ADMIN_PASSWORD, AUTH_ARGS, as, createAs, createUser, grant, loginWhenKnown, q, startAuthGroup, writeKeyFile } from './support/auth.js';
 
 /**
  * A node group with auth on: a member that takes a client's request and forwards it to the
@@ -17,42 +16,21 @@ describe('auth in a node group (three members, default quorum)', () => {
   let admin = '';
 
   before(async () => {
-    const ports = await Promise.all([freePort(), freePort(), freePort()]);
-    members = await Promise.all(
-      ports.map((port, i) => {
-        const peers = ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`);
-        return startHost([...AUTH_ARGS, `--keyFile=${keyFile}`, `--id=ag-${i + 1}`, ...FAST_GROUP, `--peerNodes=${peers.join(',')}`], { port });
-      }),
-    );
+    ({ members, admin } = await startAuthGroup('ag', keyFile));
     blue = await startHost([...AUTH_ARGS, `--keyFile=${keyFile}`, '--id=ag-blue']);
-    // The admin is bootstrapped once the group has its quorum (2 of 3): it was not there at start.
-    admin = await waitFor(async () => {
-      const r = await http('POST', `${members[0]!.uri}/core/authn/basic`, { requestType: 'LOGIN' }, { authorization: `Basic ${Buffer.from(`${ADMIN}:${ADMIN_PASSWORD}`).toString('base64')}` });
-      return r.status === 200 ? (r.headers.get('x-xenon-auth-token') ?? undefined) : undefined;
-    }, 'the admin to be bootstrapped on the group', 30_000, 200);
-    await waitFor(async () => {
-      for (const m of members) {
-        const g = await http('GET', `${m.uri}/core/node-groups/default`, undefined, as(admin));
-        if (g.status !== 200 || Object.values(g.json.nodes).filter((n: any) => n.status === 'AVAILABLE').length !== 3) return false;
-      }
-      return true;
-    }, 'three members AVAILABLE in every view', 30_000, 100);
   });
   after(async () => {
     await Promise.all([...members, blue].map((m) => m.stop()));
   });
 
   it('starts fresh with the default quorum, and the admin logs in on every member', async () => {
-    for (const m of members) await waitFor(async () => (await http('POST', `${m.uri}/core/authn/basic`, { requestType: 'LOGIN' }, { authorization: `Basic ${Buffer.from(`${ADMIN}:${ADMIN_PASSWORD}`).toString('base64')}` })).status === 200, `admin login on ${m.uri}`);
+    for (const m of members) await loginWhenKnown(m.uri, ADMIN, ADMIN_PASSWORD);
   });
 
   it("checks a user's writes on the owner as that user, whichever member takes them", async () => {
     const carolLink = await createUser(members[0]!.uri, admin, 'carol@example.com', 'carol-pw');
     await grant(members[0]!.uri, admin, 'carol-blue', { userLinks: [carolLink], query: q.any(q.field('tags.item', 'blue')), verbs: ['GET', 'POST', 'PUT', 'PATCH'] });
-    const carol = await waitFor(async () => {
-      const r = await http('POST', `${members[1]!.uri}/core/authn/basic`, { requestType: 'LOGIN' }, { authorization: `Basic ${Buffer.from('carol@example.com:carol-pw').toString('base64')}` });
-      return r.status === 200 ? (r.headers.get('x-xenon-auth-token') ?? undefined) : undefined;
-    }, 'carol to log in on another member');
+    const carol = await loginWhenKnown(members[1]!.uri, 'carol@example.com', 'carol-pw');
     const links = [];
     for (let i = 0; i < 12; i++) {
       const r = await http('POST', `${members[i % 3]!.uri}/core/examples`, { name: `c-${i}`, tags: ['blue'], documentSelfLink: `carol-${i}` }, as(carol));

@@ -2,22 +2,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ROOT, freePort, http, startHost, waitFor, type RunningHost } from './support/hosts.js';
-import { assertSameDocuments, blueGreenSuite, createExamples, snapshot, waitForStage } from './support/data.js';
+import { assertSameDocuments, blueGreenSuite, createExamples, migrate, migrationTask, snapshot, waitForStage } from './support/data.js';
 import { importExamples } from './support/cluster.js';
 
-const task = (blue: RunningHost, green: RunningHost, extra: Record<string, unknown> = {}) => ({
-  sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
-  destinationNodeGroupReference: `${green.uri}/core/node-groups/default`,
-  sourceFactoryLink: '/core/examples',
-  destinationFactoryLink: '/core/examples',
-  ...extra,
-});
-
-async function migrate(green: RunningHost, body: unknown): Promise<any> {
-  const r = await http('POST', `${green.uri}/management/migration-tasks`, body);
-  assert.equal(r.status, 200, r.text);
-  return waitForStage(green.uri, r.json.documentSelfLink, ['FINISHED', 'FAILED', 'CANCELLED']);
-}
+const task = migrationTask;
 
 describe('migration task: page size', () => {
   const hosts = blueGreenSuite(5, 'ps', { before, after });

@@ -3,22 +3,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CLI, ROOT, http, startHost, waitFor, type RunningHost } from './support/hosts.js';
-import { assertSameDocuments, createExamples, snapshot, waitForStage } from './support/data.js';
+import { assertSameDocuments, createExamples, migrate, migrationTask, snapshot } from './support/data.js';
 
-const task = (blue: RunningHost, green: RunningHost, extra: Record<string, unknown> = {}) => ({
-  sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
-  destinationNodeGroupReference: `${green.uri}/core/node-groups/default`,
-  sourceFactoryLink: '/core/examples',
-  destinationFactoryLink: '/core/examples',
-  ...extra,
-});
-
-/** Posts a task to green and waits until it ends; returns the final task document. */
-async function migrate(green: RunningHost, body: unknown): Promise<any> {
-  const r = await http('POST', `${green.uri}/management/migration-tasks`, body);
-  assert.equal(r.status, 200, r.text);
-  return waitForStage(green.uri, r.json.documentSelfLink, ['FINISHED', 'FAILED', 'CANCELLED']);
-}
+const task = migrationTask;
 
 function finished(done: any): void {
   assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));

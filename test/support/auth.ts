@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { http } from './hosts.js';
+import { freePort, http, startHost, waitFor, type RunningHost } from './hosts.js';
+import { FAST_GROUP } from './cluster.js';
 
 export const ADMIN = 'admin@localhost';
 export const ADMIN_PASSWORD = 'admin-Pa55word';
@@ -105,4 +106,35 @@ export async function comparableAs(base: string, token: string, factory = '/core
     out.set(link, rest);
   }
   return out;
+}
+
+/** Logs in through `base` once the user is known there (a group member may still be synchronizing); returns the token. */
+export async function loginWhenKnown(base: string, email: string, password: string): Promise<string> {
+  return waitFor(async () => {
+    const r = await http('POST', `${base}/core/authn/basic`, { requestType: 'LOGIN' }, basic(email, password));
+    return r.status === 200 ? (r.headers.get('x-xenon-auth-token') ?? undefined) : undefined;
+  }, `${email} to log in on ${base}`, 30_000, 100);
+}
+
+/**
+ * Starts three members of a node group with auth on (the same --keyFile, the default quorum) and
+ * waits until the admin can log in and every member sees all three AVAILABLE. `args[i]` restarts member i.
+ */
+export async function startAuthGroup(prefix: string, keyFile: string): Promise<{ members: RunningHost[]; args: string[][]; admin: string }> {
+  const ports = await Promise.all([freePort(), freePort(), freePort()]);
+  const args = ports.map((port, i) => {
+    const peers = ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`);
+    return [...AUTH_ARGS, `--keyFile=${keyFile}`, `--id=${prefix}-${i + 1}`, ...FAST_GROUP, `--peerNodes=${peers.join(',')}`];
+  });
+  const members = await Promise.all(ports.map((port, i) => startHost(args[i]!, { port })));
+  // The admin is bootstrapped once the group has formed: it is not there at start.
+  const admin = await loginWhenKnown(members[0]!.uri, ADMIN, ADMIN_PASSWORD);
+  await waitFor(async () => {
+    for (const m of members) {
+      const g = await http('GET', `${m.uri}/core/node-groups/default`, undefined, as(admin));
+      if (g.status !== 200 || Object.values(g.json.nodes).filter((n: any) => n.status === 'AVAILABLE').length !== 3) return false;
+    }
+    return true;
+  }, 'three members AVAILABLE in every view', 30_000, 100);
+  return { members, args, admin };
 }

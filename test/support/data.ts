@@ -58,3 +58,21 @@ export function blueGreenSuite(count: number, prefix: string, hooks: { before: (
   });
   return pair;
 }
+
+/** A migration task of /core/examples from blue's node group to green's. */
+export function migrationTask(blue: RunningHost, green: RunningHost, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
+    destinationNodeGroupReference: `${green.uri}/core/node-groups/default`,
+    sourceFactoryLink: '/core/examples',
+    destinationFactoryLink: '/core/examples',
+    ...extra,
+  };
+}
+
+/** Posts a task to green and waits until it ends; returns the final task document. */
+export async function migrate(green: RunningHost, body: unknown): Promise<any> {
+  const r = await http('POST', `${green.uri}/management/migration-tasks`, body);
+  assert.equal(r.status, 200, r.text);
+  return waitForStage(green.uri, r.json.documentSelfLink, ['FINISHED', 'FAILED', 'CANCELLED']);
+}
