@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CLI, ROOT, http, startHost, waitFor, type RunningHost } from './support/hosts.js';
-import { assertSameDocuments, createExamples, migrate, migrationTask, snapshot } from './support/data.js';
+import { assertSameDocuments, blueGreenSuite, createExamples, migrate, migrationTask, snapshot } from './support/data.js';
 
 const task = migrationTask;
 
@@ -25,20 +25,17 @@ async function allVersions(base: string, factory = '/core/examples'): Promise<st
 
 describe('migration re-runs: time bound, changed documents', () => {
   const N = 10;
+  // One at a time, so each document has its own update time.
+  const hosts = blueGreenSuite(N, 'rr', { before, after }, 1);
   let blue: RunningHost;
   let green: RunningHost;
   /** Blue's documents, oldest update first. */
   let ordered: any[] = [];
 
   before(async () => {
-    [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
-    // One at a time, so each document has its own update time.
-    await createExamples(blue.uri, N, 'rr', 1);
+    ({ blue, green } = hosts);
     ordered = [...(await snapshot(blue.uri)).values()].sort((a, b) => a.documentUpdateTimeMicros - b.documentUpdateTimeMicros);
     assert.equal(new Set(ordered.map((d) => d.documentUpdateTimeMicros)).size, N, 'distinct update times');
-  });
-  after(async () => {
-    await Promise.all([blue.stop(), green.stop()]);
   });
 
   it('a one-shot task with latestSourceUpdateTimeMicros migrates only documents updated at or after it', async () => {
@@ -133,16 +130,13 @@ describe('migration re-runs: transformation (Employee v1 → v2 sample)', () => 
 
 describe('migration re-runs: ALL_VERSIONS', () => {
   const N = 6;
+  const hosts = blueGreenSuite(N, 'av', { before, after }, 1);
   let blue: RunningHost;
   let green: RunningHost;
   before(async () => {
-    [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
-    await createExamples(blue.uri, N, 'av', 1);
+    ({ blue, green } = hosts);
     for (let i = 0; i < N; i++) for (let k = 1; k <= i; k++) assert.equal((await http('PATCH', `${blue.uri}/core/examples/av-${i}`, { counter: 100 * i + k })).status, 200);
     assert.equal((await http('PUT', `${blue.uri}/core/examples/av-1`, { name: 'put', counter: 1000 })).status, 200);
-  });
-  after(async () => {
-    await Promise.all([blue.stop(), green.stop()]);
   });
 
   let first: any;
@@ -188,15 +182,10 @@ describe('migration re-runs: ALL_VERSIONS', () => {
 
 describe('krypton migrate --continuous interrupted with SIGINT', () => {
   const N = 15;
+  const hosts = blueGreenSuite(N, 'ci', { before, after });
   let blue: RunningHost;
   let green: RunningHost;
-  before(async () => {
-    [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
-    await createExamples(blue.uri, N, 'ci');
-  });
-  after(async () => {
-    await Promise.all([blue.stop(), green.stop()]);
-  });
+  before(() => ({ blue, green } = hosts));
 
   it('cancels the task on the destination, says so and exits 130 after its first run completed', async () => {
     const p = spawn(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--continuous', '--interval=300000', '--pollMillis=50'], { stdio: ['ignore', 'pipe', 'pipe'] });

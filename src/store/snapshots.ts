@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { registerQueryFunctions } from '../query/query-compiler.js';
+import { StatementCache } from './statement-cache.js';
 
 /** Synchronous reads of the index by SQL text (the query engine's view of it). */
 export interface IndexReader {
@@ -18,12 +19,13 @@ export const MAX_SNAPSHOT_AGE_MS = 60_000;
 
 /** A read-only connection with its own statement cache. */
 class ReadConnection {
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly statements: StatementCache;
   readonly begin: Database.Statement;
   readonly end: Database.Statement;
   private readonly startRead: Database.Statement;
 
   constructor(readonly db: Database.Database) {
+    this.statements = new StatementCache(db, 64);
     this.begin = db.prepare('BEGIN');
     this.end = db.prepare('COMMIT');
     this.startRead = db.prepare('SELECT count(*) FROM meta');
@@ -36,13 +38,7 @@ class ReadConnection {
   }
 
   prepared(sql: string): Database.Statement {
-    let st = this.statements.get(sql);
-    if (!st) {
-      if (this.statements.size >= 64) this.statements.delete(this.statements.keys().next().value!);
-      st = this.db.prepare(sql);
-      this.statements.set(sql, st);
-    }
-    return st;
+    return this.statements.get(sql);
   }
 }
 

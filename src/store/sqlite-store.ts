@@ -10,6 +10,7 @@ import { registerQueryFunctions } from '../query/query-compiler.js';
 import { CommitLog, encodeRecord } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
 import { SnapshotPool, type IndexReader, type Snapshot } from './snapshots.js';
+import { StatementCache } from './statement-cache.js';
 import { BatchApplier, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
 export interface OpenOptions {
@@ -67,6 +68,7 @@ const SELECT_COLUMNS = 'd.id, d.link, d.factory, d.version, d.kind, d.update_tim
 export class SqliteStore implements IndexReader {
   readonly db: Database.Database;
   private readonly snapshots: SnapshotPool;
+  private readonly statementCache: StatementCache;
   private readonly stmts;
   private readonly runInTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
   /** Group commit for the request path (see commit-queue.ts). */
@@ -78,6 +80,7 @@ export class SqliteStore implements IndexReader {
 
   private constructor(db: Database.Database, dir: string, options: OpenOptions) {
     this.db = db;
+    this.statementCache = new StatementCache(db, 256);
     this.snapshots = new SnapshotPool(dir === ':memory:' ? undefined : join(dir, 'index.sqlite'), options.snapshotMaxAgeMs);
     this.stmts = {
       latest: db.prepare(`SELECT ${SELECT_COLUMNS} FROM docs d WHERE d.link = ? AND d.latest = 1`),
@@ -334,18 +337,9 @@ export class SqliteStore implements IndexReader {
     return this.prepared(sql).get(...params) as T | undefined;
   }
 
-  private readonly statementCache = new Map<string, Database.Statement>();
-
+  /** Query-engine statements (cached by SQL text). */
   private prepared(sql: string): Database.Statement {
-    let st = this.statementCache.get(sql);
-    if (st) {
-      this.statementCache.delete(sql);
-    } else {
-      st = this.db.prepare(sql);
-      if (this.statementCache.size >= 256) this.statementCache.delete(this.statementCache.keys().next().value!);
-    }
-    this.statementCache.set(sql, st);
-    return st;
+    return this.statementCache.get(sql);
   }
 
   static readonly selectColumns = SELECT_COLUMNS;

@@ -47,11 +47,11 @@ export async function waitForStage(base: string, taskLink: string, stages: strin
  * A blue and a green host for a describe block, blue seeded with `count` examples:
  * call in the suite body; the hosts are started before and stopped after its tests.
  */
-export function blueGreenSuite(count: number, prefix: string, hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void }): { blue: RunningHost; green: RunningHost } {
+export function blueGreenSuite(count: number, prefix: string, hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void }, concurrency = 16): { blue: RunningHost; green: RunningHost } {
   const pair = {} as { blue: RunningHost; green: RunningHost };
   hooks.before(async () => {
     [pair.blue, pair.green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
-    await createExamples(pair.blue.uri, count, prefix);
+    await createExamples(pair.blue.uri, count, prefix, concurrency);
   });
   hooks.after(async () => {
     await Promise.all([pair.blue.stop(), pair.green.stop()]);
