@@ -13,13 +13,15 @@ const DOCS = 10_000;
 async function timeRequests(pool: Pool, path: string, headers: Record<string, string>, n: number, concurrency = 16): Promise<number> {
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next++ < n) {
-      const r = await pool.request({ method: 'GET', path, headers });
-      await r.body.text();
-      if (r.statusCode !== 200) throw new Error(`${path} answered ${r.statusCode}`);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < n) {
+        const r = await pool.request({ method: 'GET', path, headers });
+        await r.body.text();
+        if (r.statusCode !== 200) throw new Error(`${path} answered ${r.statusCode}`);
+      }
+    }),
+  );
   return (performance.now() - t0) / n;
 }
 
@@ -37,9 +39,18 @@ async function main(): Promise<void> {
     const poolOn = new Pool(on.uri, { connections: 16 });
     const rows: Array<[string, number, number, number]> = [];
     for (let round = 0; round < 2; round++) {
-      const get = [await timeRequests(poolOff, '/core/examples/d-1', {}, 5000), await timeRequests(poolOn, '/core/examples/d-1', as(admin), 5000), await timeRequests(poolOn, '/core/examples/d-1', as(readerToken), 5000)];
-      const list = [await timeRequests(poolOff, '/core/examples', {}, 40, 4), await timeRequests(poolOn, '/core/examples', as(admin), 40, 4), await timeRequests(poolOn, '/core/examples', as(readerToken), 40, 4)];
-      if (round === 1) rows.push(['GET one document (ms/request, 16 in flight)', ...get] as [string, number, number, number], [`GET listing of ${DOCS} documents (ms)`, ...list] as [string, number, number, number]);
+      const get = [
+        await timeRequests(poolOff, '/core/examples/d-1', {}, 5000),
+        await timeRequests(poolOn, '/core/examples/d-1', as(admin), 5000),
+        await timeRequests(poolOn, '/core/examples/d-1', as(readerToken), 5000),
+      ];
+      const list = [
+        await timeRequests(poolOff, '/core/examples', {}, 40, 4),
+        await timeRequests(poolOn, '/core/examples', as(admin), 40, 4),
+        await timeRequests(poolOn, '/core/examples', as(readerToken), 40, 4),
+      ];
+      if (round === 1)
+        rows.push(['GET one document (ms/request, 16 in flight)', ...get] as [string, number, number, number], [`GET listing of ${DOCS} documents (ms)`, ...list] as [string, number, number, number]);
     }
     const logins: number[] = [];
     for (let i = 0; i < 10; i++) {

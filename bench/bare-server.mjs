@@ -8,7 +8,7 @@ const server = createServer((req, res) => {
   let text = '';
   req.on('data', (d) => (text += d));
   req.on('end', () => {
-    const doc = { ...JSON.parse(text), documentSelfLink: `/core/examples/${String(seq++).padStart(12, "0")}` };
+    const doc = { ...JSON.parse(text), documentSelfLink: `/core/examples/${String(seq++).padStart(12, '0')}` };
     const json = JSON.stringify(doc);
     store.set(doc.documentSelfLink, json);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });

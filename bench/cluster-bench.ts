@@ -81,12 +81,25 @@ async function benchWrites(results: Record<string, number | string>): Promise<vo
     await postLoad([single.uri], 2000);
     const singleRps = await postLoad([single.uri], n);
     group = await startGroup(3);
-    await postLoad(group.map((h) => h.uri), 2000);
-    const groupRps = await postLoad(group.map((h) => h.uri), n);
+    await postLoad(
+      group.map((h) => h.uri),
+      2000,
+    );
+    const groupRps = await postLoad(
+      group.map((h) => h.uri),
+      n,
+    );
     // A member outside a write's quorum receives it moments after the client's answer.
     const answered = performance.now();
     let counts: number[] = [];
-    await waitUntil(`every member to hold ${n + 2000} documents`, async () => (counts = await Promise.all(group.map(count))).every((c) => c === n + 2000), 30_000).catch(() => {
+    await waitUntil(
+      `every member to hold ${n + 2000} documents`,
+      async () => {
+        counts = await Promise.all(group.map(count));
+        return counts.every((c) => c === n + 2000);
+      },
+      30_000,
+    ).catch(() => {
       throw new Error(`replicas differ 30 s after the load: ${counts.join(', ')}`);
     });
     results['last member holds every write, after the last answer (ms)'] = Math.round(performance.now() - answered);
@@ -113,7 +126,10 @@ async function benchSynchronization(results: Record<string, number | string>): P
     await waitUntil(`the new node to hold ${n} documents`, async () => (await count(joiner!)) === n, 300_000);
     const seconds = (performance.now() - started) / 1000;
     let synch: { joinDurationMicros?: number } = {};
-    await waitUntil('the new node to report its synchronization', async () => (synch = await request(`${joiner!.uri}/core/node-selectors/default/synch`, 'GET')).joinDurationMicros !== undefined);
+    await waitUntil('the new node to report its synchronization', async () => {
+      synch = await request(`${joiner!.uri}/core/node-selectors/default/synch`, 'GET');
+      return synch.joinDurationMicros !== undefined;
+    });
     await converged([...group, joiner], 2);
     results[`load ${n} documents into a 2-node group via migration-import (docs/s, replicated)`] = Math.round(n / loadSeconds);
     results[`new node: start → holds all ${n} documents (s)`] = Number(seconds.toFixed(2));

@@ -40,7 +40,7 @@ async function benchPost(): Promise<void> {
     const kryptonRps = ab(`${host.uri}/core/examples`, body, requests, 5);
     const bareRps2 = ab(`http://127.0.0.1:${port}/core/examples`, body, requests, 5);
     const baseline = (bareRps + bareRps2) / 2;
-    report('POST /core/examples, ab -c 5 -n ' + requests + ' (no keep-alive)', {
+    report(`POST /core/examples, ab -c 5 -n ${requests} (no keep-alive)`, {
       'bare in-memory node:http server (req/s, mean of 2)': baseline,
       'krypton, durable SQLite writes (req/s)': kryptonRps,
       'ratio krypton / bare (goal >= 0.70)': kryptonRps / baseline,
@@ -71,7 +71,7 @@ async function benchQueries(): Promise<void> {
     const getMs = await time(() => request(`${host.uri}/core/examples/${target}`, 'GET'), 300);
     const queryMs = await time(async () => {
       const r = await request(`${host.uri}/core/query-tasks`, 'POST', { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: target } } } });
-      if (r.results.documentLinks.length !== 1) throw new Error('query found ' + r.results.documentLinks.length);
+      if (r.results.documentLinks.length !== 1) throw new Error(`query found ${r.results.documentLinks.length}`);
     }, 300);
     const qt = await request(`${host.uri}/core/query-tasks`, 'POST', { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: target } } } });
     // Paged scan of every document, expanded, 10,000 per page.
@@ -122,7 +122,21 @@ async function rawCopy(sourceSandbox: string): Promise<{ docs: number; seconds: 
     dst.transaction(() => {
       for (const r of batch) {
         const doc = JSON.parse(r['json'] as string);
-        dst.write({ link: r['link'] as string, factory: r['factory'] as string, version: r['version'] as number, kind: r['kind'] as string, updateTime: r['update_time'] as number, action: r['action'] as string, expiration: 0, owner: 'raw', authPrincipal: null, json: JSON.stringify(doc) }, indexFields(doc));
+        dst.write(
+          {
+            link: r['link'] as string,
+            factory: r['factory'] as string,
+            version: r['version'] as number,
+            kind: r['kind'] as string,
+            updateTime: r['update_time'] as number,
+            action: r['action'] as string,
+            expiration: 0,
+            owner: 'raw',
+            authPrincipal: null,
+            json: JSON.stringify(doc),
+          },
+          indexFields(doc),
+        );
       }
     });
     count += batch.length;

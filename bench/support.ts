@@ -25,7 +25,9 @@ export interface BenchHost {
 export async function startHost(args: string[] = []): Promise<BenchHost> {
   const port = await freePort();
   const sandbox = mkdtempSync(join(tmpdir(), 'krypton-bench-'));
-  const proc = spawn(process.execPath, [...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), CLI, 'host', `--port=${port}`, `--sandbox=${sandbox}`, '--logLevel=warn', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), CLI, 'host', `--port=${port}`, `--sandbox=${sandbox}`, '--logLevel=warn', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   const deadline = Date.now() + 30_000;
@@ -57,8 +59,16 @@ const pools = new Map<string, Pool>();
 export async function request(url: string, method: string, body?: unknown): Promise<any> {
   const u = new URL(url);
   let pool = pools.get(u.origin);
-  if (!pool) pools.set(u.origin, (pool = new Pool(u.origin, { connections: 8 })));
-  const res = await pool.request({ method: method as 'GET', path: u.pathname + u.search, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  if (!pool) {
+    pool = new Pool(u.origin, { connections: 8 });
+    pools.set(u.origin, pool);
+  }
+  const res = await pool.request({
+    method: method as 'GET',
+    path: u.pathname + u.search,
+    headers: { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   const text = await res.body.text();
   if (res.statusCode >= 400) throw new Error(`${method} ${url} → ${res.statusCode} ${text.slice(0, 300)}`);
   return text ? JSON.parse(text) : undefined;

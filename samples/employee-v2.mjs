@@ -32,7 +32,12 @@ export const MailboxV2 = defineStatefulService({
 /** v1 → v2: derive the email from the name; also create the employee's mailbox. */
 export function transformEmployee(v1, employeesLink) {
   const id = String(v1.documentSelfLink).replace(/^.*\//, '');
-  const email = `${String(v1.name).toLowerCase().replace(/[^a-z0-9]+/g, '.').replace(/^\.|\.$/g, '') || id}@example.com`;
+  const email = `${
+    String(v1.name)
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '.')
+      .replace(/^\.|\.$/g, '') || id
+  }@example.com`;
   const employee = { ...v1, email };
   const mailbox = { address: email, ownerLink: `${employeesLink}/${id}`, documentSelfLink: `/${id}`, documentUpdateTimeMicros: v1.documentUpdateTimeMicros };
   return { [JSON.stringify(employee)]: employeesLink, [JSON.stringify(mailbox)]: '/quickstart/mailboxes' };

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
-import { as, basic, createUser, grant, loginWhenKnown, q, startAuthGroup, writeKeyFile } from './support/auth.js';
+import { as, createUser, grant, loginWhenKnown, q, startAuthGroup, writeKeyFile } from './support/auth.js';
 
 const USER = 'dora@example.com';
 const USER_PASSWORD = 'dora-pw';
@@ -50,10 +50,14 @@ describe('logout in a node group with auth on (three members)', () => {
     assert.match(out.headers.get('set-cookie') ?? '', /xenon-auth-cookie=;.*Max-Age=0/, 'the cookie is cleared');
 
     for (const m of members) {
-      const refused = await waitFor(async () => {
-        const g = await http('GET', `${m.uri}${DOC}`, undefined, as(token));
-        return g.status === 403 ? g : undefined;
-      }, `the logged-out token to be refused on ${m.uri}`, 15_000);
+      const refused = await waitFor(
+        async () => {
+          const g = await http('GET', `${m.uri}${DOC}`, undefined, as(token));
+          return g.status === 403 ? g : undefined;
+        },
+        `the logged-out token to be refused on ${m.uri}`,
+        15_000,
+      );
       assert.match(refused.json.message, /revoked/, `the 403 says why on ${m.uri}: ${refused.text}`);
       assert.ok(!refused.text.includes('dora may read this'));
     }
@@ -90,10 +94,14 @@ describe('logout in a node group with auth on (three members)', () => {
       await waitFor(async () => (await http('GET', `${m.uri}${DOC}`, undefined, as(token))).status === 403, `the logged-out token to be refused on ${m.uri}`, 15_000);
     }
     members[2] = await startHost(args[2]!, { port: down.port, sandbox: down.sandbox });
-    const refused = await waitFor(async () => {
-      const g = await http('GET', `${members[2]!.uri}${DOC}`, undefined, as(token));
-      return g.status === 403 ? g : undefined;
-    }, 'the logged-out token to be refused on the restarted member', 20_000);
+    const refused = await waitFor(
+      async () => {
+        const g = await http('GET', `${members[2]!.uri}${DOC}`, undefined, as(token));
+        return g.status === 403 ? g : undefined;
+      },
+      'the logged-out token to be refused on the restarted member',
+      20_000,
+    );
     assert.match(refused.json.message, /revoked/);
     // The member is serving: a live session reads the document through it.
     const live = await loginWhenKnown(members[2]!.uri, USER, USER_PASSWORD);

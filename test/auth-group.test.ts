@@ -68,19 +68,28 @@ describe('auth in a node group (three members, default quorum)', () => {
     await createAs(blue.uri, admin, 60, 'm');
     const tasks: string[] = [];
     for (const m of members) {
-      const r = await http('POST', `${m.uri}/management/migration-tasks`, {
-        sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
-        destinationNodeGroupReference: `${m.uri}/core/node-groups/default`,
-        sourceFactoryLink: '/core/examples',
-        destinationFactoryLink: '/core/examples',
-      }, as(admin));
+      const r = await http(
+        'POST',
+        `${m.uri}/management/migration-tasks`,
+        {
+          sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
+          destinationNodeGroupReference: `${m.uri}/core/node-groups/default`,
+          sourceFactoryLink: '/core/examples',
+          destinationFactoryLink: '/core/examples',
+        },
+        as(admin),
+      );
       assert.equal(r.status, 200, r.text);
       assert.match(r.json.ownerPrincipal, /\/core\/authz\/users\/admin@localhost$/, 'the creator, not the system identity');
       tasks.push(r.json.documentSelfLink);
-      const done = await waitFor(async () => {
-        const t = (await http('GET', `${m.uri}${r.json.documentSelfLink}`, undefined, as(admin))).json;
-        return ['FINISHED', 'FAILED', 'CANCELLED'].includes(t?.taskInfo?.stage) ? t : undefined;
-      }, 'the migration to end', 60_000);
+      const done = await waitFor(
+        async () => {
+          const t = (await http('GET', `${m.uri}${r.json.documentSelfLink}`, undefined, as(admin))).json;
+          return ['FINISHED', 'FAILED', 'CANCELLED'].includes(t?.taskInfo?.stage) ? t : undefined;
+        },
+        'the migration to end',
+        60_000,
+      );
       assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
       assert.equal(done.progress.processedServiceCount + done.progress.skippedServiceCount, 60);
     }

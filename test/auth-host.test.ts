@@ -108,7 +108,12 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     assert.equal((await http('GET', `${h.uri}/core/document-index?documentSelfLink=${c.json.documentSelfLink}`, undefined, as(admin))).status, 403);
     const listing = await http('GET', `${h.uri}/core/auth/credentials?expand`, undefined, as(admin));
     assert.deepEqual(listing.json.documentLinks, []);
-    const query = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'userEmail', matchValue: 'bob@example.com' } }, options: ['EXPAND_CONTENT'] } }, as(admin));
+    const query = await http(
+      'POST',
+      `${h.uri}/core/query-tasks`,
+      { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'userEmail', matchValue: 'bob@example.com' } }, options: ['EXPAND_CONTENT'] } },
+      as(admin),
+    );
     assert.deepEqual(query.json.results.documentLinks, []);
     const p = await http('PATCH', `${h.uri}${c.json.documentSelfLink}`, { privateKey: 'bob-new-pw' }, as(admin));
     assert.equal(p.status, 200, p.text);
@@ -140,7 +145,12 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     assert.deepEqual(Object.keys(list.json.documents).sort(), ['/core/examples/pub', '/core/examples/pub2', '/core/examples/stamped']);
     const odata = await http('GET', `${h.uri}/core/examples?$filter=name eq secret&$count=true`, undefined, as(alice));
     assert.equal(odata.json.totalCount, 0);
-    const direct = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentKind', matchValue: 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState' } } } }, as(alice));
+    const direct = await http(
+      'POST',
+      `${h.uri}/core/query-tasks`,
+      { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentKind', matchValue: 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState' } } } },
+      as(alice),
+    );
     assert.equal(direct.status, 200, direct.text);
     assert.ok(!direct.json.results.documentLinks.includes('/core/examples/secret'));
     assert.ok(direct.json.results.documentLinks.includes('/core/examples/pub'));
@@ -193,18 +203,38 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
   });
 
   it('refuses a role naming a missing group, keeps a used resource group, and fails closed on a dangling DENY', async () => {
-    const missing = await http('POST', `${h.uri}/core/authz/roles`, { userGroupLink: '/core/authz/user-groups/alice-examples-users', resourceGroupLink: '/core/authz/resource-groups/nope', verbs: ['GET'], policy: 'ALLOW' }, as(admin));
+    const missing = await http(
+      'POST',
+      `${h.uri}/core/authz/roles`,
+      { userGroupLink: '/core/authz/user-groups/alice-examples-users', resourceGroupLink: '/core/authz/resource-groups/nope', verbs: ['GET'], policy: 'ALLOW' },
+      as(admin),
+    );
     assert.equal(missing.status, 400);
     assert.equal(missing.json.message, 'resourceGroupLink /core/authz/resource-groups/nope does not exist: create it under /core/authz/resource-groups first');
-    const noGroup = await http('POST', `${h.uri}/core/authz/roles`, { userGroupLink: '/core/authz/user-groups/nope', resourceGroupLink: '/core/authz/resource-groups/alice-examples-resources', verbs: ['GET'], policy: 'ALLOW' }, as(admin));
+    const noGroup = await http(
+      'POST',
+      `${h.uri}/core/authz/roles`,
+      { userGroupLink: '/core/authz/user-groups/nope', resourceGroupLink: '/core/authz/resource-groups/alice-examples-resources', verbs: ['GET'], policy: 'ALLOW' },
+      as(admin),
+    );
     assert.equal(noGroup.status, 400);
-    const badVerb = await http('POST', `${h.uri}/core/authz/roles`, { userGroupLink: '/core/authz/user-groups/alice-examples-users', resourceGroupLink: '/core/authz/resource-groups/alice-examples-resources', verbs: ['FLY'], policy: 'ALLOW' }, as(admin));
+    const badVerb = await http(
+      'POST',
+      `${h.uri}/core/authz/roles`,
+      { userGroupLink: '/core/authz/user-groups/alice-examples-users', resourceGroupLink: '/core/authz/resource-groups/alice-examples-resources', verbs: ['FLY'], policy: 'ALLOW' },
+      as(admin),
+    );
     assert.equal(badVerb.status, 400);
     const used = await http('DELETE', `${h.uri}/core/authz/resource-groups/alice-examples-resources`, undefined, as(admin));
     assert.equal(used.status, 409);
     assert.match(used.json.message, /is used by role \/core\/authz\/roles\/alice-examples-role/);
     // A migrated role may arrive before its resource group: a DENY then denies everything (fail closed).
-    const dangling = await http('POST', `${h.uri}/core/authz/roles`, { documentSelfLink: 'dangling', userGroupLink: '/core/authz/user-groups/alice-examples-users', resourceGroupLink: '/core/authz/resource-groups/not-yet', verbs: ['GET'], policy: 'DENY' }, { ...as(admin), pragma: 'xn-from-migration' });
+    const dangling = await http(
+      'POST',
+      `${h.uri}/core/authz/roles`,
+      { documentSelfLink: 'dangling', userGroupLink: '/core/authz/user-groups/alice-examples-users', resourceGroupLink: '/core/authz/resource-groups/not-yet', verbs: ['GET'], policy: 'DENY' },
+      { ...as(admin), pragma: 'xn-from-migration' },
+    );
     assert.equal(dangling.status, 200, dangling.text);
     assert.equal((await http('GET', `${h.uri}/core/examples/pub`, undefined, as(alice))).status, 403);
     assert.equal((await http('DELETE', `${h.uri}/core/authz/roles/dangling`, undefined, as(admin))).status, 200);
@@ -289,7 +319,11 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     const who = await http('GET', `${h.uri}/core/authz/verification`, undefined, as(system));
     assert.equal(who.json.isSystem, true);
     assert.equal((await http('PUT', `${h.uri}/core/examples/pub`, { name: 'pub' }, { ...as(system), pragma: 'xn-rpl' })).status, 200);
-    assert.equal((await http('GET', `${h.uri}/core/auth/credentials/bob@example.com`, undefined, as(system))).json.privateKey.startsWith('$scrypt$'), true, 'the system identity reads hashes (migration)');
+    assert.equal(
+      (await http('GET', `${h.uri}/core/auth/credentials/bob@example.com`, undefined, as(system))).json.privateKey.startsWith('$scrypt$'),
+      true,
+      'the system identity reads hashes (migration)',
+    );
   });
 
   it('slows down repeated failed logins, per user', async () => {
@@ -299,7 +333,10 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
       return { status: r.status, ms: performance.now() - t0 };
     };
     const first = [await timed('x1'), await timed('x2'), await timed('x3')];
-    assert.deepEqual(first.map((a) => a.status), [403, 403, 403]);
+    assert.deepEqual(
+      first.map((a) => a.status),
+      [403, 403, 403],
+    );
     const fourth = await timed('x4');
     const fifth = await timed('x5');
     assert.ok(fourth.ms >= 150, `4th attempt delayed (${fourth.ms} ms)`);

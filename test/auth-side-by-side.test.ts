@@ -11,10 +11,14 @@ import { TokenSigner } from '../src/auth/auth-token.js';
 const PASSPHRASE = 'blue green pass phrase';
 
 async function finished(base: string, link: string, token: string): Promise<any> {
-  return waitFor(async () => {
-    const t = (await http('GET', `${base}${link}`, undefined, as(token))).json;
-    return ['FINISHED', 'FAILED', 'CANCELLED'].includes(t?.taskInfo?.stage) ? t : undefined;
-  }, `task ${link} to end`, 60_000);
+  return waitFor(
+    async () => {
+      const t = (await http('GET', `${base}${link}`, undefined, as(token))).json;
+      return ['FINISHED', 'FAILED', 'CANCELLED'].includes(t?.taskInfo?.stage) ? t : undefined;
+    },
+    `task ${link} to end`,
+    60_000,
+  );
 }
 const MIGRATOR = 'migrator@vmware.com';
 
@@ -86,7 +90,11 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
   it('refuses a migration task to a user without read on the source factory or write on the destination factory', async () => {
     migratorLink = await createUser(green.uri, adminGreen, MIGRATOR, 'migrator-Pw1');
     assert.equal(await createUser(blue.uri, adminBlue, MIGRATOR), migratorLink);
-    await grant(green.uri, adminGreen, 'migrator-tasks', { userLinks: [migratorLink], query: q.any(q.prefix('/management/migration-tasks'), q.link('/core/node-groups/default')), verbs: ['GET', 'POST', 'PATCH'] });
+    await grant(green.uri, adminGreen, 'migrator-tasks', {
+      userLinks: [migratorLink],
+      query: q.any(q.prefix('/management/migration-tasks'), q.link('/core/node-groups/default')),
+      verbs: ['GET', 'POST', 'PATCH'],
+    });
     const token = await login(green.uri, MIGRATOR, 'migrator-Pw1');
     const r = await http('POST', `${green.uri}/management/migration-tasks`, task(), as(token));
     assert.equal(r.status, 403, r.text);
@@ -124,7 +132,7 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     onGreen.delete('/core/examples/hello');
     assert.deepEqual(onGreen, expected, 'green has what the migrator may read on blue');
     assert.equal((await http('GET', `${green.uri}/core/examples/hidden`, undefined, as(adminGreen))).status, 404, 'the task read with its creator identity, not as system');
-    assert.equal((await snapshotAs(green.uri, adminGreen)).get('/core/examples/m-1').documentAuthPrincipalLink, migratorLink, 'the destination writes are the creator\'s');
+    assert.equal((await snapshotAs(green.uri, adminGreen)).get('/core/examples/m-1').documentAuthPrincipalLink, migratorLink, "the destination writes are the creator's");
     // The creator's token expires; the task keeps its identity.
     await new Promise((r) => setTimeout(r, Math.max(0, loggedInAt + 2600 - Date.now())));
     const expired = await http('GET', `${green.uri}${link}`, undefined, as(token));
@@ -149,7 +157,12 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     const carol = await createUser(blue.uri, adminBlue, 'carol@vmware.com', 'carol-Pw1');
     await grant(blue.uri, adminBlue, 'carol-reads', { userLinks: [carol], query: q.any(q.prefix('/core/examples')), verbs: ['GET'] });
     const migratorToken = await login(green.uri, MIGRATOR, 'migrator-Pw1');
-    const refused = await http('POST', `${green.uri}/management/migration-tasks`, task({ sourceFactoryLink: '/core/auth/credentials', destinationFactoryLink: '/core/auth/credentials' }), as(migratorToken));
+    const refused = await http(
+      'POST',
+      `${green.uri}/management/migration-tasks`,
+      task({ sourceFactoryLink: '/core/auth/credentials', destinationFactoryLink: '/core/auth/credentials' }),
+      as(migratorToken),
+    );
     assert.equal(refused.status, 403, 'credentials need an administrator of both groups');
     for (const factory of ['/core/authz/users', '/core/authz/user-groups', '/core/authz/resource-groups', '/core/authz/roles', '/core/auth/credentials']) {
       const r = await http('POST', `${green.uri}/management/migration-tasks`, task({ sourceFactoryLink: factory, destinationFactoryLink: factory }), as(adminGreen));
@@ -185,7 +198,11 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
   });
 
   it('runs `krypton migrate --token` with a token from the other group; without one it says 403', async () => {
-    const run = (extra: string[]) => spawnSync(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=100', ...extra], { encoding: 'utf8', timeout: 60_000 });
+    const run = (extra: string[]) =>
+      spawnSync(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=100', ...extra], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
     const refused = run([]);
     assert.notEqual(refused.status, 0);
     assert.match(refused.stderr, /forbidden: \/core\/authz\/guest-user may not POST \/management\/migration-tasks/);
@@ -197,7 +214,11 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
   it('authorizes the transformation service call like every other call of the task', async () => {
     await createAs(blue.uri, adminBlue, 50, 'emp', '/quickstart/employees');
     await grant(blue.uri, adminBlue, 'migrator-employees', { userLinks: [migratorLink], query: q.any(q.prefix('/quickstart/employees')), verbs: ['GET'] });
-    await grant(green.uri, adminGreen, 'migrator-employees', { userLinks: [migratorLink], query: q.any(q.prefix('/quickstart/employees'), q.prefix('/quickstart/mailboxes')), verbs: ['GET', 'POST', 'PUT'] });
+    await grant(green.uri, adminGreen, 'migrator-employees', {
+      userLinks: [migratorLink],
+      query: q.any(q.prefix('/quickstart/employees'), q.prefix('/quickstart/mailboxes')),
+      verbs: ['GET', 'POST', 'PUT'],
+    });
     const token = await login(green.uri, MIGRATOR, 'migrator-Pw1');
     const body = task({ sourceFactoryLink: '/quickstart/employees', destinationFactoryLink: '/quickstart/employees', transformationServiceLink: '/quickstart/employee-transform' });
     const refused = await http('POST', `${green.uri}/management/migration-tasks`, body, as(token));
@@ -219,10 +240,15 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     const r = await http('POST', `${green.uri}/management/migration-tasks`, task({ querySpec: { resultLimit: 5 } }), as(token));
     assert.equal(r.status, 200, r.text);
     const link = r.json.documentSelfLink;
-    await waitFor(async () => {
-      const t = (await http('GET', `${green.uri}${link}`, undefined, as(adminGreen))).json;
-      return Object.keys(t.checkpoints ?? {}).length > 0 && t.taskInfo.stage === 'STARTED' ? true : undefined;
-    }, 'a checkpoint while STARTED', 30_000, 5);
+    await waitFor(
+      async () => {
+        const t = (await http('GET', `${green.uri}${link}`, undefined, as(adminGreen))).json;
+        return Object.keys(t.checkpoints ?? {}).length > 0 && t.taskInfo.stage === 'STARTED' ? true : undefined;
+      },
+      'a checkpoint while STARTED',
+      30_000,
+      5,
+    );
     await green.kill();
     green = await startHost(greenArgs, { sandbox: green.sandbox, port: green.port });
     const done = await finished(green.uri, link, adminGreen);

@@ -120,7 +120,12 @@ interface Fixture {
 }
 
 const DOCS: Fixture[] = [
-  { link: '/core/examples/a1', version: 3, principal: '/core/authz/users/joe', body: { name: 'alpha', counter: 5, flag: true, price: 1.5, tags: ['red', 'blue'], keyValues: { k1: 'v1' }, nested: { inner: { deep: 'x' } }, description: 'The quick brown fox' } },
+  {
+    link: '/core/examples/a1',
+    version: 3,
+    principal: '/core/authz/users/joe',
+    body: { name: 'alpha', counter: 5, flag: true, price: 1.5, tags: ['red', 'blue'], keyValues: { k1: 'v1' }, nested: { inner: { deep: 'x' } }, description: 'The quick brown fox' },
+  },
   { link: '/core/examples/a2', version: 1, body: { name: 'alpha2', counter: 10, flag: false, price: -2.5, tags: ['red'], keyValues: { k1: 'other' } } },
   { link: '/core/examples/b1', expiration: 5_000, principal: '/core/authz/users/ann', body: { name: 'beta', counter: 0, tags: ['green'], description: 'Brown quick fox' } },
   { link: '/core/examples/s1', body: { name: 'star*[x]?', counter: -3 } },
@@ -147,29 +152,62 @@ function fixtureDb(): Database.Database {
   const db = new Database(':memory:');
   db.exec(SCHEMA_DDL);
   registerQueryFunctions(db);
-  const insert = db.prepare(`INSERT INTO docs (link, factory, version, kind, update_time, action, expiration, owner, auth_principal, latest, json) VALUES (?, ?, ?, ?, 1000, 'POST', ?, 'host', ?, 1, ?)`);
+  const insert = db.prepare(
+    `INSERT INTO docs (link, factory, version, kind, update_time, action, expiration, owner, auth_principal, latest, json) VALUES (?, ?, ?, ?, 1000, 'POST', ?, 'host', ?, 1, ?)`,
+  );
   const prop = db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval) VALUES (?, ?, ?, ?, ?)');
   for (const f of DOCS) {
     const id = insert.run(f.link, f.link.slice(0, f.link.lastIndexOf('/')), f.version ?? 0, f.kind ?? EX, f.expiration ?? 0, f.principal ?? null, JSON.stringify(asDoc(f))).lastInsertRowid;
-    indexFields(asDoc(f), { fixedItemNameFields: ['keyValues'] }).forEach((x, seq) => prop.run(id, x.name, seq, x.s, x.n));
+    indexFields(asDoc(f), { fixedItemNameFields: ['keyValues'] }).forEach((x, seq) => {
+      prop.run(id, x.name, seq, x.s, x.n);
+    });
   }
   return db;
 }
 
 const t = (propertyName: string, matchValue: string, matchType = 'TERM', occurance = 'MUST_OCCUR') => ({ occurance, term: { propertyName, matchValue, matchType } });
-const r = (propertyName: string, min?: number, max?: number, type = 'LONG', incl = true) => ({ term: { propertyName, range: { type, ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}), isMinInclusive: incl, isMaxInclusive: !incl } } });
+const r = (propertyName: string, min?: number, max?: number, type = 'LONG', incl = true) => ({
+  term: { propertyName, range: { type, ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}), isMinInclusive: incl, isMaxInclusive: !incl } },
+});
 const g = (occurance: string, ...booleanClauses: unknown[]) => ({ occurance, booleanClauses });
 
 /** Queries covering every compiler rule the matcher must reproduce. */
 const QUERIES: unknown[] = [
-  t('name', 'alpha'), t('name', 'alp', 'PREFIX'), t('name', 'al*a', 'WILDCARD'), t('name', 'al?ha', 'WILDCARD'), t('name', 'star\\*[x]\\?', 'WILDCARD'),
-  t('name', 'star*', 'WILDCARD'), t('name', '*', 'WILDCARD'), t('description', 'quick brown', 'PHRASE'), t('description', 'fox', 'PHRASE'),
-  t('tags.item', 'red'), t('keyValues', 'k1'), t('keyValues', 'v1'), t('keyValues.k1', 'other'), t('nested.inner.deep', 'x'), t('flag', 'true'),
-  t('counter', '5'), t('a.b', 'dotted'), t('documentOwner', 'host'), t('documentKind', EX), t('documentSelfLink', '/core/examples/', 'PREFIX'),
-  t('documentSelfLink', '/core/examples', 'PREFIX'), t('documentSelfLink', '*', 'WILDCARD'), t('documentSelfLink', '/core/examples/*', 'WILDCARD'),
-  t('documentAuthPrincipalLink', '/core/authz/users/joe'), t('documentUpdateAction', 'POST'),
-  r('counter', 0, 5), r('counter', 0, 5, 'LONG', false), r('counter', undefined, 0), r('price', -3, 1.5, 'DOUBLE'), r('counter', 5.2, 6, 'DOUBLE'),
-  r('documentVersion', 1), r('documentExpirationTimeMicros', 0), r('documentExpirationTimeMicros', undefined, 10_000), r('name', 0, 1), t('documentVersion', '3'),
+  t('name', 'alpha'),
+  t('name', 'alp', 'PREFIX'),
+  t('name', 'al*a', 'WILDCARD'),
+  t('name', 'al?ha', 'WILDCARD'),
+  t('name', 'star\\*[x]\\?', 'WILDCARD'),
+  t('name', 'star*', 'WILDCARD'),
+  t('name', '*', 'WILDCARD'),
+  t('description', 'quick brown', 'PHRASE'),
+  t('description', 'fox', 'PHRASE'),
+  t('tags.item', 'red'),
+  t('keyValues', 'k1'),
+  t('keyValues', 'v1'),
+  t('keyValues.k1', 'other'),
+  t('nested.inner.deep', 'x'),
+  t('flag', 'true'),
+  t('counter', '5'),
+  t('a.b', 'dotted'),
+  t('documentOwner', 'host'),
+  t('documentKind', EX),
+  t('documentSelfLink', '/core/examples/', 'PREFIX'),
+  t('documentSelfLink', '/core/examples', 'PREFIX'),
+  t('documentSelfLink', '*', 'WILDCARD'),
+  t('documentSelfLink', '/core/examples/*', 'WILDCARD'),
+  t('documentAuthPrincipalLink', '/core/authz/users/joe'),
+  t('documentUpdateAction', 'POST'),
+  r('counter', 0, 5),
+  r('counter', 0, 5, 'LONG', false),
+  r('counter', undefined, 0),
+  r('price', -3, 1.5, 'DOUBLE'),
+  r('counter', 5.2, 6, 'DOUBLE'),
+  r('documentVersion', 1),
+  r('documentExpirationTimeMicros', 0),
+  r('documentExpirationTimeMicros', undefined, 10_000),
+  r('name', 0, 1),
+  t('documentVersion', '3'),
   g('MUST_OCCUR', t('name', 'alpha', 'TERM', 'SHOULD_OCCUR'), t('name', 'beta', 'TERM', 'SHOULD_OCCUR')),
   g('MUST_OCCUR', t('tags.item', 'red'), t('name', 'beta', 'TERM', 'SHOULD_OCCUR')),
   g('MUST_OCCUR', t('documentKind', EX), t('documentAuthPrincipalLink', '/core/authz/users/joe', 'TERM', 'MUST_NOT_OCCUR')),
@@ -190,7 +228,10 @@ describe('in-memory query matcher ≡ compiled SQL (conformance)', () => {
     for (const raw of QUERIES) {
       const q = normalizeQuerySpec({ query: raw }).query!;
       const expected = viaSql(compileWhere(q));
-      const actual = views.filter((v) => matchesQuery(q, v)).map((v) => v.doc['documentSelfLink'] as string).sort();
+      const actual = views
+        .filter((v) => matchesQuery(q, v))
+        .map((v) => v.doc['documentSelfLink'] as string)
+        .sort();
       assert.deepEqual(actual, expected, JSON.stringify(raw));
     }
   });
@@ -206,8 +247,12 @@ describe('in-memory query matcher ≡ compiled SQL (conformance)', () => {
   for (const p of policies) {
     it(`policy scope and per-document check agree: ${p.name}`, () => {
       const ctx = new AuthContext('/core/authz/users/x', 0, new Map([['GET', { allow: p.allow.map(q), deny: p.deny.map(q), denyAll: false }]]));
-      const sql = viaSql(ctx.scope('GET')!).map((l) => l.split('/').pop()!).sort();
-      const mem = DOCS.filter((f) => ctx.allows('GET', asDoc(f), ['keyValues'])).map((f) => f.link.split('/').pop()!).sort();
+      const sql = viaSql(ctx.scope('GET')!)
+        .map((l) => l.split('/').pop()!)
+        .sort();
+      const mem = DOCS.filter((f) => ctx.allows('GET', asDoc(f), ['keyValues']))
+        .map((f) => f.link.split('/').pop()!)
+        .sort();
       assert.deepEqual(sql, p.expected);
       assert.deepEqual(mem, p.expected);
     });

@@ -19,7 +19,10 @@ describe("owner selection reproduces Xenon's consistent hashing (spec B.2 test v
 
   it('hashes on 32-bit halves exactly as the BigInt reference does, for any UTF-16 text', () => {
     let seed = 42;
-    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
     for (let i = 0; i < 5000; i++) {
       let s = '';
       for (let j = rnd(48); j > 0; j--) s += String.fromCharCode(rnd(3) === 0 ? rnd(65536) : 32 + rnd(95));
@@ -43,11 +46,17 @@ describe("owner selection reproduces Xenon's consistent hashing (spec B.2 test v
   });
 
   it('a single node owns everything; no node selects nothing', () => {
-    assert.deepEqual(selectNodes('/any', hashNodes(['only'], (n) => n)), ['only']);
+    assert.deepEqual(
+      selectNodes(
+        '/any',
+        hashNodes(['only'], (n) => n),
+      ),
+      ['only'],
+    );
     assert.deepEqual(selectNodes('/any', []), []);
   });
 
-  it("spreads ownership over the members", () => {
+  it('spreads ownership over the members', () => {
     const nodes = hashNodes(['host-1', 'host-2', 'host-3'], (n) => n);
     const counts = new Map<string, number>();
     for (let i = 0; i < 3000; i++) {
@@ -64,7 +73,11 @@ describe('node-group settings (spec A.3, A.4)', () => {
   });
 
   it('normalizes --peerNodes: bare names get http:// and port 8000, self is skipped', () => {
-    assert.deepEqual(normalizePeerNodes(['h2', 'http://127.0.0.1:8001', 'http://127.0.0.1:8000', 'localhost:8000', 'h3:9000/'], 'http://127.0.0.1:8000', 8000), ['http://h2:8000', 'http://127.0.0.1:8001', 'http://h3:9000']);
+    assert.deepEqual(normalizePeerNodes(['h2', 'http://127.0.0.1:8001', 'http://127.0.0.1:8000', 'localhost:8000', 'h3:9000/'], 'http://127.0.0.1:8000', 8000), [
+      'http://h2:8000',
+      'http://127.0.0.1:8001',
+      'http://h3:9000',
+    ]);
   });
 });
 
@@ -95,7 +108,15 @@ const ctx = (now: number) => ({ selfId: 'a', selfGroupReference: 'http://a:8000/
 describe('gossip merge rules (spec A.5), stepping a clock', () => {
   it('adds unknown available peers, skips unknown unavailable or expired ones', () => {
     const v = view(node('a', 'AVAILABLE', 1));
-    const r = mergeGroup(v, { nodes: { b: node('b', 'AVAILABLE', 1), c: node('c', 'UNAVAILABLE', 3), d: node('d', 'AVAILABLE', 1, { documentExpirationTimeMicros: 10 }) }, documentOwner: 'b', membershipUpdateTimeMicros: 5000 }, ctx(2000));
+    const r = mergeGroup(
+      v,
+      {
+        nodes: { b: node('b', 'AVAILABLE', 1), c: node('c', 'UNAVAILABLE', 3), d: node('d', 'AVAILABLE', 1, { documentExpirationTimeMicros: 10 }) },
+        documentOwner: 'b',
+        membershipUpdateTimeMicros: 5000,
+      },
+      ctx(2000),
+    );
     assert.deepEqual(Object.keys(v.nodes).sort(), ['a', 'b']);
     assert.deepEqual([...r.changes], ['PEER_ADDED']);
     assert.equal(v.membershipUpdateTimeMicros, 5000, 'the global time is the maximum seen');

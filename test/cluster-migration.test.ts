@@ -43,11 +43,16 @@ describe('migration between two 3-node groups (blue → green)', () => {
     const r = await http('POST', `${green[0]!.uri}/management/migration-tasks`, { ...spec(), querySpec: { resultLimit: 300 } });
     assert.equal(r.status, 200, r.text);
     const link = r.json.documentSelfLink;
-    await waitFor(async () => {
-      const t = (await http('GET', `${green[2]!.uri}${link}`)).json;
-      assert.notEqual(t.taskInfo.stage, 'FINISHED', 'the run ended before a blue node could be killed');
-      return t.progress.fetchedDocumentCount > 0;
-    }, 'the migration to be under way', 30_000, 10);
+    await waitFor(
+      async () => {
+        const t = (await http('GET', `${green[2]!.uri}${link}`)).json;
+        assert.notEqual(t.taskInfo.stage, 'FINISHED', 'the run ended before a blue node could be killed');
+        return t.progress.fetchedDocumentCount > 0;
+      },
+      'the migration to be under way',
+      30_000,
+      10,
+    );
     const victim = blue[2]!;
     await victim.kill();
     const failed = await waitForStage(green[0]!.uri, link, ['FINISHED', 'FAILED']);
@@ -59,10 +64,14 @@ describe('migration between two 3-node groups (blue → green)', () => {
     await waitConverged(blue, 3);
     const rerun = await http('PATCH', `${green[1]!.uri}${link}`, { taskInfo: { stage: 'STARTED' } });
     assert.equal(rerun.status, 200, rerun.text);
-    const done = await waitFor(async () => {
-      const t = (await http('GET', `${green[0]!.uri}${link}`)).json;
-      return t.progress.runCount >= 2 && ['FINISHED', 'FAILED'].includes(t.taskInfo.stage) ? t : undefined;
-    }, 'the re-run to end', 120_000);
+    const done = await waitFor(
+      async () => {
+        const t = (await http('GET', `${green[0]!.uri}${link}`)).json;
+        return t.progress.runCount >= 2 && ['FINISHED', 'FAILED'].includes(t.taskInfo.stage) ? t : undefined;
+      },
+      'the re-run to end',
+      120_000,
+    );
     assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
 
     for (const m of green) await waitFor(async () => (await localCount(m)) === TOTAL, `${m.id} to hold every document`);

@@ -36,7 +36,10 @@ describe('commit log records', () => {
       const seqs = [...readRecords(one + two.slice(0, cut))].map((r) => r.s);
       assert.deepEqual(seqs, [1], `cut at ${cut}`);
     }
-    assert.deepEqual([...readRecords(one + two)].map((r) => r.s), [1, 2]);
+    assert.deepEqual(
+      [...readRecords(one + two)].map((r) => r.s),
+      [1, 2],
+    );
     assert.throws(() => decodeRecord(two.slice(0, -1)), /cut short/);
   });
 

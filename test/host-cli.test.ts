@@ -28,7 +28,10 @@ describe('krypton host CLI', () => {
   it('prints one ready line, keeps its id in the sandbox, and stops gracefully on SIGTERM with exit 0', async () => {
     const sandbox = tempDir();
     const h = await startHost(['--id=blueNodeAtPort8000', '--adminPassword=changeme'], { sandbox });
-    const ready = h.output().split('\n').filter((l) => l.includes('krypton host ready'));
+    const ready = h
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('krypton host ready'));
     assert.equal(ready.length, 1);
     assert.match(ready[0]!, new RegExp(`id=blueNodeAtPort8000 uri=http://127.0.0.1:${h.port} sandbox=${sandbox.replace(/[/\\^$*+?.()|[\]{}]/g, '\\$&')}`));
     const created = await http('POST', `${h.uri}/core/examples`, { name: 'persisted', documentSelfLink: 'p' });

@@ -45,7 +45,11 @@ describe('host REST API (Xenon core wire, spec §13 walk-through)', () => {
   });
 
   it('honours a given documentSelfLink in all three forms and validates it', async () => {
-    for (const [given, expected] of [['a1', '/core/examples/a1'], ['/a2', '/core/examples/a2'], ['/core/examples/a3', '/core/examples/a3']]) {
+    for (const [given, expected] of [
+      ['a1', '/core/examples/a1'],
+      ['/a2', '/core/examples/a2'],
+      ['/core/examples/a3', '/core/examples/a3'],
+    ]) {
       const r = await http('POST', `${base}/core/examples`, { name: 'x', documentSelfLink: given });
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.documentSelfLink, expected);
@@ -195,7 +199,13 @@ describe('OData listings and query expiry', () => {
   let h: RunningHost;
   before(async () => {
     h = await startHost(['--queryTaskExpirationMicros=300000']);
-    for (const [id, counter] of [['o1', 3], ['o2', 1], ['o3', 2], ['o4', 5]] as const) await http('POST', `${h.uri}/core/examples`, { name: `odata-${id}`, counter, documentSelfLink: id });
+    for (const [id, counter] of [
+      ['o1', 3],
+      ['o2', 1],
+      ['o3', 2],
+      ['o4', 5],
+    ] as const)
+      await http('POST', `${h.uri}/core/examples`, { name: `odata-${id}`, counter, documentSelfLink: id });
   });
   after(async () => {
     await h.stop();
@@ -219,7 +229,9 @@ describe('OData listings and query expiry', () => {
   });
 
   it('expires query tasks and their pages (404 afterwards)', async () => {
-    const t = await http('POST', `${h.uri}/core/query-tasks`, { querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, resultLimit: 1 } });
+    const t = await http('POST', `${h.uri}/core/query-tasks`, {
+      querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, resultLimit: 1 },
+    });
     assert.equal(t.status, 202);
     const done = await waitFor(async () => {
       const g = await http('GET', `${h.uri}${t.json.documentSelfLink}`);
@@ -255,7 +267,12 @@ describe('default order, as in Xenon', () => {
 
   it('pages a query without a sort term, and an OData $limit listing, in the same order', async () => {
     const links: string[] = [];
-    let page = (await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, resultLimit: 2 } })).json.results;
+    let page = (
+      await http('POST', `${h.uri}/core/query-tasks`, {
+        taskInfo: { isDirect: true },
+        querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, resultLimit: 2 },
+      })
+    ).json.results;
     while (page.nextPageLink) {
       page = (await http('GET', `${h.uri}${page.nextPageLink}`)).json.results;
       links.push(...page.documentLinks);

@@ -98,7 +98,10 @@ describe('bad input never crashes the host nor half-writes', () => {
       }
       assert.deepEqual(failures, [], 'no request is a server error');
       // Wide queries: 10,000 terms are answered; more are refused before SQLite's parameter limit (it was a 500).
-      const wide = (n: number) => ({ taskInfo: { isDirect: true }, querySpec: { query: { booleanClauses: Array.from({ length: n }, (_, i) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'name', matchValue: i === 0 ? 'wide-target' : `n${i}` } })) } } });
+      const wide = (n: number) => ({
+        taskInfo: { isDirect: true },
+        querySpec: { query: { booleanClauses: Array.from({ length: n }, (_, i) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'name', matchValue: i === 0 ? 'wide-target' : `n${i}` } })) } },
+      });
       assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'wide-target', documentSelfLink: 'wide-target' })).status, 200);
       const fits = await http('POST', `${h.uri}/core/query-tasks`, wide(10_000));
       assert.equal(fits.status, 200, fits.text.slice(0, 200));
@@ -197,7 +200,8 @@ describe('bad input never crashes the host nor half-writes', () => {
     const segments = readdirSync(logDir).sort();
     assert.ok(segments.length > 0, 'the commit log holds the unapplied writes');
     // Its header line is complete, its document line is not.
-    const torn = '{"s":999999,"o":[{"t":"w","k":1,"r":null,"l":"/core/examples/torn","f":"/core/examples","n":0,"K":null,"u":1,"a":"POST","e":0,"w":null,"p":null}]}\n{"name":"torn","documentSelfLink":"/core/ex';
+    const torn =
+      '{"s":999999,"o":[{"t":"w","k":1,"r":null,"l":"/core/examples/torn","f":"/core/examples","n":0,"K":null,"u":1,"a":"POST","e":0,"w":null,"p":null}]}\n{"name":"torn","documentSelfLink":"/core/ex';
     appendFileSync(join(logDir, segments.at(-1)!), torn);
     const again = await startHost(['--logLevel=info'], { sandbox });
     try {
@@ -229,7 +233,9 @@ describe('bad input never crashes the host nor half-writes', () => {
       locker.exec('BEGIN IMMEDIATE');
       assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'waiting', documentSelfLink: 'waiting' })).status, 200, 'acknowledged from the commit log');
       let queryDone = false;
-      const query = http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'waiting' } } } }).finally(() => (queryDone = true));
+      const query = http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'waiting' } } } }).finally(
+        () => (queryDone = true),
+      );
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(queryDone, false, 'the query waits for the index');
       const started = Date.now();

@@ -91,7 +91,13 @@ describe('transformation failures and empty results', () => {
     const [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green', `--services=${mod}`])]);
     try {
       await createExamples(blue.uri, 20, 't');
-      const base = { sourceReferences: [blue.uri], destinationReferences: [green.uri], sourceFactoryLink: '/core/examples', destinationFactoryLink: '/core/examples', transformationServiceLink: '/test/transform' };
+      const base = {
+        sourceReferences: [blue.uri],
+        destinationReferences: [green.uri],
+        sourceFactoryLink: '/core/examples',
+        destinationFactoryLink: '/core/examples',
+        transformationServiceLink: '/test/transform',
+      };
       const ok = await http('POST', `${green.uri}/management/migration-tasks`, base);
       const done = await waitForStage(green.uri, ok.json.documentSelfLink, ['FINISHED', 'FAILED']);
       assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));

@@ -19,7 +19,11 @@ describe('migration task: page size', () => {
 
   it('shows the page size it uses: 10,000 by default, at most 10,000 (each page is held in memory on both hosts)', async () => {
     const total = BIG + 5;
-    for (const [given, used, migrated] of [[undefined, 10_000, total], [250, 250, 0], [50_000, 10_000, 0]] as const) {
+    for (const [given, used, migrated] of [
+      [undefined, 10_000, total],
+      [250, 250, 0],
+      [50_000, 10_000, 0],
+    ] as const) {
       const done = await migrate(green, task(blue, green, { querySpec: given === undefined ? undefined : { resultLimit: given } }));
       assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
       assert.equal(done.querySpec.resultLimit, used, `resultLimit ${given}`);
@@ -50,7 +54,6 @@ describe('migration task: state, validation, selection, options', () => {
     assert.equal(list.json.documentCount, 0);
   });
 
-
   it('honours a single-term querySpec (Xenon dropped it), combined with the factory prefix', async () => {
     const done = await migrate(green, task(blue, green, { querySpec: { query: { term: { propertyName: 'name', matchValue: 'sel-1*', matchType: 'WILDCARD' } } } }));
     assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
@@ -78,8 +81,13 @@ describe('migration task: state, validation, selection, options', () => {
     await http('PUT', `${blue.uri}/core/examples/history`, { name: 'h2' });
     const done = await migrate(green, task(blue, green, { migrationOptions: ['ALL_VERSIONS'], querySpec: { query: { term: { propertyName: 'name', matchValue: 'h2' } } } }));
     assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
-    const v = await http('POST', `${green.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/history' } }, options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT'] } });
-    const names = Object.values(v.json.results.documents as Record<string, any>).sort((a, b) => a.documentVersion - b.documentVersion).map((d) => `${d.documentUpdateAction}:${d.name}`);
+    const v = await http('POST', `${green.uri}/core/query-tasks`, {
+      taskInfo: { isDirect: true },
+      querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/history' } }, options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT'] },
+    });
+    const names = Object.values(v.json.results.documents as Record<string, any>)
+      .sort((a, b) => a.documentVersion - b.documentVersion)
+      .map((d) => `${d.documentUpdateAction}:${d.name}`);
     assert.deepEqual(names, ['POST:h0', 'PATCH:h1', 'PUT:h2']);
   });
 
@@ -99,8 +107,13 @@ describe('migration task: state, validation, selection, options', () => {
     await http('PATCH', `${blue.uri}/core/examples/reborn`, { name: 'r2' });
     const done = await migrate(green, task(blue, green, { migrationOptions: ['ALL_VERSIONS'], querySpec: { query: { term: { propertyName: 'name', matchValue: 'r2' } } } }));
     assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
-    const v = await http('POST', `${green.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/reborn' } }, options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT'] } });
-    const history = Object.values(v.json.results.documents as Record<string, any>).sort((a, b) => a.documentVersion - b.documentVersion).map((d) => `${d.documentUpdateAction}:${d.name}`);
+    const v = await http('POST', `${green.uri}/core/query-tasks`, {
+      taskInfo: { isDirect: true },
+      querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/reborn' } }, options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT'] },
+    });
+    const history = Object.values(v.json.results.documents as Record<string, any>)
+      .sort((a, b) => a.documentVersion - b.documentVersion)
+      .map((d) => `${d.documentUpdateAction}:${d.name}`);
     assert.deepEqual(history, ['POST:r1', 'PATCH:r2'], 'as in Xenon, a re-creation purges the history before it');
   });
 
@@ -146,7 +159,10 @@ describe('migration task: transformation (Employee v1 → v2 sample)', () => {
     assert.match(done.taskInfo.failure.message, /rejected .*email is required in release 2/);
   });
 
-  for (const [contract, options] of [['the default map contract', []], ['USE_TRANSFORM_REQUEST', ['USE_TRANSFORM_REQUEST']]] as const) {
+  for (const [contract, options] of [
+    ['the default map contract', []],
+    ['USE_TRANSFORM_REQUEST', ['USE_TRANSFORM_REQUEST']],
+  ] as const) {
     it(`migrates 1,000 employees through ${contract}, one document becoming two in two factories`, async () => {
       const done = await migrate(green, {
         ...task(blue, green),
@@ -177,7 +193,11 @@ describe('migration task: continuous migration while blue takes writes', () => {
     const [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
     try {
       await createExamples(blue.uri, 200, 'c');
-      const r = await http('POST', `${green.uri}/management/migration-tasks`, task(blue, green, { continuousMigration: true, maintenanceIntervalMicros: 200_000, querySpec: { options: ['INCLUDE_DELETED'], resultLimit: 50 } }));
+      const r = await http(
+        'POST',
+        `${green.uri}/management/migration-tasks`,
+        task(blue, green, { continuousMigration: true, maintenanceIntervalMicros: 200_000, querySpec: { options: ['INCLUDE_DELETED'], resultLimit: 50 } }),
+      );
       assert.equal(r.status, 200);
       const link = r.json.documentSelfLink;
       assert.ok(r.json.migrationOptions.includes('CONTINUOUS'));
@@ -254,10 +274,15 @@ describe('migration task: checkpoints survive a restart of the host running it',
       await importExamples(blue.uri, 30_000, 'r');
       const r = await http('POST', `${green.uri}/management/migration-tasks`, task(blue, green, { querySpec: { resultLimit: 100 } }));
       const link = r.json.documentSelfLink;
-      await waitFor(async () => {
-        const t = (await http('GET', `${green.uri}${link}`)).json;
-        return Object.keys(t.checkpoints ?? {}).length > 0 && t.progress.processedServiceCount > 0 && t.taskInfo.stage === 'STARTED' ? true : undefined;
-      }, 'a checkpoint while STARTED', 30_000, 5);
+      await waitFor(
+        async () => {
+          const t = (await http('GET', `${green.uri}${link}`)).json;
+          return Object.keys(t.checkpoints ?? {}).length > 0 && t.progress.processedServiceCount > 0 && t.taskInfo.stage === 'STARTED' ? true : undefined;
+        },
+        'a checkpoint while STARTED',
+        30_000,
+        5,
+      );
       await green.kill();
       green2 = await startHost([], { sandbox: green.sandbox, port: green.port });
       const done = await waitForStage(green2.uri, link, ['FINISHED', 'FAILED']);

@@ -40,7 +40,10 @@ describe('migration re-runs: time bound, changed documents', () => {
 
   it('a one-shot task with latestSourceUpdateTimeMicros migrates only documents updated at or after it', async () => {
     const middle = ordered[4];
-    const expected = ordered.slice(4).map((d) => d.documentSelfLink).sort();
+    const expected = ordered
+      .slice(4)
+      .map((d) => d.documentSelfLink)
+      .sort();
     const done = await migrate(green, task(blue, green, { latestSourceUpdateTimeMicros: middle.documentUpdateTimeMicros }));
     finished(done);
     assert.equal(done.progress.processedServiceCount, N - 4, 'the document at the bound and the newer ones');
@@ -188,7 +191,9 @@ describe('krypton migrate --continuous interrupted with SIGINT', () => {
   before(() => ({ blue, green } = hosts));
 
   it('cancels the task on the destination, says so and exits 130 after its first run completed', async () => {
-    const p = spawn(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--continuous', '--interval=300000', '--pollMillis=50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--continuous', '--interval=300000', '--pollMillis=50'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

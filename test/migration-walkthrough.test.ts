@@ -33,7 +33,10 @@ describe("the seeds' walkthrough, verbatim: ab, curl, migration task", () => {
   it('loads 1,000 examples into blue with ab', () => {
     const example = join(dir, 'xenonExampleService.json');
     writeFileSync(example, '{"name": "example-1", "counter": 1}\n');
-    const out = execFileSync('ab', ['-p', example, '-T', 'application/json', '-c', '5', '-n', '1000', `http://localhost:${blue.port}/core/examples`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync('ab', ['-p', example, '-T', 'application/json', '-c', '5', '-n', '1000', `http://localhost:${blue.port}/core/examples`], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     assert.match(out, /Complete requests:\s+1000/);
     assert.match(out, /Failed requests:\s+0/);
   });
@@ -81,7 +84,9 @@ describe("the seeds' walkthrough, verbatim: ab, curl, migration task", () => {
     const changed = [...before.keys()][0]!;
     const p = await http('PATCH', `${blue.uri}${changed}`, { counter: 99 });
     assert.equal(p.status, 200);
-    const third = JSON.parse(execFileSync('curl', ['-s', '-H', 'Content-Type: application/json', '--data', `@${body}`, `http://localhost:${green.port}/management/migration-tasks`], { encoding: 'utf8' })).documentSelfLink;
+    const third = JSON.parse(
+      execFileSync('curl', ['-s', '-H', 'Content-Type: application/json', '--data', `@${body}`, `http://localhost:${green.port}/management/migration-tasks`], { encoding: 'utf8' }),
+    ).documentSelfLink;
     const done3 = await waitForStage(green.uri, third, ['FINISHED', 'FAILED']);
     assert.equal(done3.progress.processedServiceCount, 1);
     assert.equal(done3.progress.skippedServiceCount, 999);

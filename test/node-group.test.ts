@@ -29,7 +29,10 @@ describe('node group: membership, ownership, replication, queries', () => {
       assert.equal(s.documentKind, 'com:vmware:xenon:services:common:NodeGroupService:NodeGroupState');
       assert.equal(s.config.nodeRemovalDelayMicros, 300_000_000);
     }
-    assert.deepEqual(states.map((s) => s.documentOwner), ['host-1', 'host-2', 'host-3']);
+    assert.deepEqual(
+      states.map((s) => s.documentOwner),
+      ['host-1', 'host-2', 'host-3'],
+    );
     assert.equal(new Set(states.map((s) => s.membershipUpdateTimeMicros)).size, 1);
     for (const h of g) await waitFor(async () => (await http('GET', `${h.uri}/core/node-groups/default/available`)).status === 200, 'the group to be settled (5 quiet gossip rounds)');
   });
@@ -55,10 +58,14 @@ describe('node group: membership, ownership, replication, queries', () => {
     assert.equal(patched.json.documentVersion, 1);
     for (const h of g) {
       // Answered once a quorum (2 of 3) stored it; the third member may take a moment longer.
-      const copy = await waitFor(async () => {
-        const c = await localCopy(h, '/core/examples/foo');
-        return c.counter === 7 ? c : undefined;
-      }, `${h.id} to hold the latest version`, 10_000);
+      const copy = await waitFor(
+        async () => {
+          const c = await localCopy(h, '/core/examples/foo');
+          return c.counter === 7 ? c : undefined;
+        },
+        `${h.id} to hold the latest version`,
+        10_000,
+      );
       assert.equal(copy.documentVersion, 1);
       assert.equal(copy.documentOwner, 'host-2');
       const read = await http('GET', `${h.uri}/core/examples/foo`);
@@ -90,18 +97,28 @@ describe('node group: membership, ownership, replication, queries', () => {
     const expected = 330;
     for (const h of g) {
       // Listings read the local index: the member that was not part of a write's quorum may lag briefly.
-      const list = await waitFor(async () => {
-        const l = await http('GET', `${h.uri}/core/examples`);
-        return l.json.documentCount >= expected ? l : undefined;
-      }, `${h.id} to list every document`, 10_000);
+      const list = await waitFor(
+        async () => {
+          const l = await http('GET', `${h.uri}/core/examples`);
+          return l.json.documentCount >= expected ? l : undefined;
+        },
+        `${h.id} to list every document`,
+        10_000,
+      );
       assert.equal(list.json.documentCount, expected);
       assert.equal(new Set(list.json.documentLinks).size, expected);
-      const q = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/*', matchType: 'WILDCARD' } }, options: ['BROADCAST', 'OWNER_SELECTION'] } });
+      const q = await http('POST', `${h.uri}/core/query-tasks`, {
+        taskInfo: { isDirect: true },
+        querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/*', matchType: 'WILDCARD' } }, options: ['BROADCAST', 'OWNER_SELECTION'] },
+      });
       assert.equal(q.json.results.documentLinks.length, expected);
     }
     const owned = await Promise.all(
       g.map(async (h) => {
-        const q = await http('POST', `${h.uri}/core/local-query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, options: ['OWNER_SELECTION', 'EXPAND_CONTENT'] } });
+        const q = await http('POST', `${h.uri}/core/local-query-tasks`, {
+          taskInfo: { isDirect: true },
+          querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/', matchType: 'PREFIX' } }, options: ['OWNER_SELECTION', 'EXPAND_CONTENT'] },
+        });
         for (const d of Object.values(q.json.results.documents) as any[]) assert.equal(d.documentOwner, h.id);
         return q.json.results.documentLinks as string[];
       }),
@@ -109,7 +126,10 @@ describe('node group: membership, ownership, replication, queries', () => {
     const all = owned.flat();
     assert.equal(all.length, expected, 'each document is owned by exactly one member');
     assert.equal(new Set(all).size, expected);
-    assert.ok(owned.every((o) => o.length > 50), 'ownership is spread');
+    assert.ok(
+      owned.every((o) => o.length > 50),
+      'ownership is spread',
+    );
   });
 
   it('serves paged results held by another member (query page forwarding)', async () => {
@@ -129,7 +149,11 @@ describe('node group: membership, ownership, replication, queries', () => {
 
   it('a host joins at run time with a JoinPeerRequest, synchronizes every document, then owns its share', async () => {
     late = await startHost([`--id=host-4`, `--groupSecret=${SECRET}`, ...FAST_GROUP]);
-    const join = await http('POST', `${late.uri}/core/node-groups/default`, { kind: 'com:vmware:xenon:services:common:NodeGroupService:JoinPeerRequest', memberGroupReference: `${g[0]!.uri}/core/node-groups/default`, membershipQuorum: 2 });
+    const join = await http('POST', `${late.uri}/core/node-groups/default`, {
+      kind: 'com:vmware:xenon:services:common:NodeGroupService:JoinPeerRequest',
+      memberGroupReference: `${g[0]!.uri}/core/node-groups/default`,
+      membershipQuorum: 2,
+    });
     assert.equal(join.status, 200, join.text);
     await waitConverged([...g, late], 2);
     assert.equal(await localCount(late), await localCount(g[0]!), 'the new member holds every document');
@@ -174,13 +198,25 @@ describe('node group: peer traffic is authenticated', () => {
       assert.match(rpl.json.message, /accepted only from members of the node group/);
       const fwd = await http('PATCH', `${h.uri}/core/examples/target`, { name: 'forged' }, { pragma: 'xn-fwd' });
       assert.equal(fwd.status, 403);
-      const direct = await http('POST', `${h.uri}/core/node-selectors/default/replication`, { kind: 'krypton:cluster:ReplicationRequest', mode: 'synch', items: [{ factoryLink: '/core/examples', versions: [{ doc: { name: 'forged', documentSelfLink: '/core/examples/target', documentVersion: 99 }, purgeFirst: false }] }] });
+      const direct = await http('POST', `${h.uri}/core/node-selectors/default/replication`, {
+        kind: 'krypton:cluster:ReplicationRequest',
+        mode: 'synch',
+        items: [{ factoryLink: '/core/examples', versions: [{ doc: { name: 'forged', documentSelfLink: '/core/examples/target', documentVersion: 99 }, purgeFirst: false }] }],
+      });
       assert.equal(direct.status, 403);
       const synch = await http('POST', `${h.uri}/core/node-selectors/default/synch`, { kind: 'krypton:cluster:SynchSummaryRequest', factoryLink: '/core/examples', afterLink: '', limit: 10 });
       assert.equal(synch.status, 403);
-      const gossip = await http('PATCH', `${h.uri}/core/node-groups/default`, { nodes: { evil: { id: 'evil', groupReference: 'http://127.0.0.1:1/core/node-groups/default', status: 'AVAILABLE', documentVersion: 1, membershipQuorum: 1 } }, documentOwner: 'evil' });
+      const gossip = await http('PATCH', `${h.uri}/core/node-groups/default`, {
+        nodes: { evil: { id: 'evil', groupReference: 'http://127.0.0.1:1/core/node-groups/default', status: 'AVAILABLE', documentVersion: 1, membershipQuorum: 1 } },
+        documentOwner: 'evil',
+      });
       assert.equal(gossip.status, 403);
-      const forged = await http('PATCH', `${h.uri}/core/node-groups/default`, { nodes: { evil: {} }, documentOwner: 'evil' }, { 'x-krypton-peer-id': 'sec-2', 'x-krypton-group-protocol': '1', 'x-krypton-peer-auth': `${Date.now() * 1000}.00ff` });
+      const forged = await http(
+        'PATCH',
+        `${h.uri}/core/node-groups/default`,
+        { nodes: { evil: {} }, documentOwner: 'evil' },
+        { 'x-krypton-peer-id': 'sec-2', 'x-krypton-group-protocol': '1', 'x-krypton-peer-auth': `${Date.now() * 1000}.00ff` },
+      );
       assert.equal(forged.status, 403);
       assert.match(forged.json.message, /peer authentication of sec-2 failed/);
     }

@@ -10,12 +10,15 @@ import { normalizeQuerySpec } from '../src/query/query-validator.js';
 import type { Query } from '../src/query/query-types.js';
 
 function rejects(text: string, message: RegExp): void {
-  assert.throws(() => parseODataFilter(text), (err: unknown) => {
-    assert.ok(err instanceof KryptonError, String(err));
-    assert.equal(err.statusCode, 400);
-    assert.match(err.message, message);
-    return true;
-  });
+  assert.throws(
+    () => parseODataFilter(text),
+    (err: unknown) => {
+      assert.ok(err instanceof KryptonError, String(err));
+      assert.equal(err.statusCode, 400);
+      assert.match(err.message, message);
+      return true;
+    },
+  );
 }
 
 const t = (propertyName: string, matchValue: string, occurance = 'MUST_OCCUR', matchType?: string): Query =>
@@ -145,7 +148,10 @@ describe('parseODataOrderBy', () => {
   });
 
   it('rejects a value without asc or desc', () => {
-    assert.throws(() => parseODataOrderBy('name'), (e: unknown) => e instanceof KryptonError && e.statusCode === 400 && e.message === 'invalid expression: name');
+    assert.throws(
+      () => parseODataOrderBy('name'),
+      (e: unknown) => e instanceof KryptonError && e.statusCode === 400 && e.message === 'invalid expression: name',
+    );
     assert.throws(() => parseODataOrderBy('desc'), /invalid expression: desc/);
   });
 });
@@ -162,7 +168,9 @@ describe('parseODataFilter end to end', () => {
   for (const [id, body] of Object.entries(docs)) {
     const link = `/core/examples/${id}`;
     const info = db.prepare(`INSERT INTO docs (link, factory, version, kind, update_time, action, latest, json) VALUES (?, '/core/examples', 0, 'k', 1, 'POST', 1, ?)`).run(link, JSON.stringify(body));
-    indexFields(body).forEach((f, seq) => db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval) VALUES (?, ?, ?, ?, ?)').run(info.lastInsertRowid, f.name, seq, f.s, f.n));
+    indexFields(body).forEach((f, seq) => {
+      db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval) VALUES (?, ?, ?, ?, ?)').run(info.lastInsertRowid, f.name, seq, f.s, f.n);
+    });
   }
   /** As a factory does: the filter is one clause of a MUST group (with the kind clause). */
   const run = (filter: string): string[] => {
@@ -182,6 +190,6 @@ describe('parseODataFilter end to end', () => {
     assert.deepEqual(run("tags/item all 'red;blue'"), ['a2']);
     assert.deepEqual(run('x lt 5.5'), ['a1'], 'DOUBLE lt starts at Double.MIN_VALUE: negatives excluded');
     assert.deepEqual(run("documentSelfLink eq '/core/examples/b1'"), ['b1']);
-    assert.deepEqual(run("(name eq alpha or name eq beta) and counter ge 5"), ['b1']);
+    assert.deepEqual(run('(name eq alpha or name eq beta) and counter ge 5'), ['b1']);
   });
 });

@@ -3,16 +3,7 @@ import { before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { SCHEMA_DDL } from '../src/store/schema.js';
 import { indexFields, MAX_INDEXED_FIELDS } from '../src/query/field-indexer.js';
-import {
-  compileSort,
-  compileWhere,
-  keysetCondition,
-  phraseMatches,
-  prefixUpperBound,
-  registerQueryFunctions,
-  wildcardToGlob,
-  type SortKey,
-} from '../src/query/query-compiler.js';
+import { compileSort, compileWhere, keysetCondition, phraseMatches, prefixUpperBound, registerQueryFunctions, wildcardToGlob, type SortKey } from '../src/query/query-compiler.js';
 import { normalizeQuerySpec } from '../src/query/query-validator.js';
 import type { QuerySpecification } from '../src/query/query-types.js';
 
@@ -43,7 +34,9 @@ function openDb(rows: Row[]): Database.Database {
       const factory = r.link.slice(0, r.link.lastIndexOf('/'));
       const kind = r.kind === undefined ? EX : r.kind;
       const info = insertDoc.run(r.link, factory, r.version ?? 0, kind, r.updateTime ?? 1000 + i, r.expiration ?? 0, r.authPrincipal ?? null, JSON.stringify(r.body));
-      indexFields(r.body, { fixedItemNameFields: ['keyValues'] }).forEach((f, seq) => insertProp.run(info.lastInsertRowid, f.name, seq, f.s, f.n));
+      indexFields(r.body, { fixedItemNameFields: ['keyValues'] }).forEach((f, seq) => {
+        insertProp.run(info.lastInsertRowid, f.name, seq, f.s, f.n);
+      });
     });
   })();
   return db;
@@ -55,9 +48,15 @@ const ROWS: Row[] = [
     version: 3,
     authPrincipal: '/core/authz/users/joe',
     body: {
-      name: 'alpha', counter: 5, flag: true, price: 1.5, tags: ['red', 'blue'],
-      keyValues: { k1: 'v1', k2: 'v2' }, nested: { inner: { deep: 'x' }, n: 7 },
-      items: [{ sub: 's1' }, { sub: 's2' }], description: 'The quick brown fox',
+      name: 'alpha',
+      counter: 5,
+      flag: true,
+      price: 1.5,
+      tags: ['red', 'blue'],
+      keyValues: { k1: 'v1', k2: 'v2' },
+      nested: { inner: { deep: 'x' }, n: 7 },
+      items: [{ sub: 's1' }, { sub: 's2' }],
+      description: 'The quick brown fox',
     },
   },
   { link: '/core/examples/a2', version: 1, body: { name: 'alpha2', counter: 10, flag: false, price: -2.5, tags: ['red'], keyValues: { k1: 'other' }, description: 'quick brown' } },
@@ -324,10 +323,21 @@ describe('query compiler: sorting and keyset paging', () => {
     const spec = normalizeQuerySpec({
       query: term('name', 'x'),
       sortTerm: { propertyName: 'grp', propertyType: 'STRING' },
-      additionalSortTerms: [{ propertyName: 'score', propertyType: 'LONG', sortOrder: 'DESC' }, { propertyName: 'documentSelfLink', propertyType: 'STRING' }],
+      additionalSortTerms: [
+        { propertyName: 'score', propertyType: 'LONG', sortOrder: 'DESC' },
+        { propertyName: 'documentSelfLink', propertyType: 'STRING' },
+      ],
     });
     const keys = compileSort(spec);
-    assert.deepEqual(keys.map((k) => [k.name, k.desc]), [['grp', false], ['score', true], ['documentSelfLink', false], ['', false]]);
+    assert.deepEqual(
+      keys.map((k) => [k.name, k.desc]),
+      [
+        ['grp', false],
+        ['score', true],
+        ['documentSelfLink', false],
+        ['', false],
+      ],
+    );
     assert.match(keys[0]!.expr, /SELECT min\(sval\) FROM props/);
     assert.match(keys[1]!.expr, /SELECT min\(nval\) FROM props/);
     assert.equal(keys[2]!.expr, 'd.link');
@@ -335,18 +345,32 @@ describe('query compiler: sorting and keyset paging', () => {
   });
 
   const specs: Array<[string, Record<string, unknown>, Array<{ get: (r: Row) => Val; desc: boolean }>]> = [
-    ['string ASC (with missing values) then numeric DESC', {
-      sortTerm: { propertyName: 'grp', propertyType: 'STRING' }, sortOrder: 'ASC',
-      additionalSortTerms: [{ propertyName: 'score', propertyType: 'LONG', sortOrder: 'DESC' }],
-    }, [{ get: (r) => r.body['grp'] as Val, desc: false }, { get: (r) => r.body['score'] as Val, desc: true }]],
-    ['string DESC then numeric ASC', {
-      sortTerm: { propertyName: 'grp', propertyType: 'STRING' }, sortOrder: 'DESC',
-      additionalSortTerms: [{ propertyName: 'score', propertyType: 'DOUBLE' }],
-    }, [{ get: (r) => r.body['grp'] as Val, desc: true }, { get: (r) => r.body['score'] as Val, desc: false }]],
-    ['numeric DESC only (many ties)', { sortTerm: { propertyName: 'score', propertyType: 'LONG' }, sortOrder: 'DESC' },
-      [{ get: (r) => r.body['score'] as Val, desc: true }]],
-    ['built-in column DESC', { sortTerm: { propertyName: 'documentSelfLink', propertyType: 'STRING' }, sortOrder: 'DESC' },
-      [{ get: (r) => r.link, desc: true }]],
+    [
+      'string ASC (with missing values) then numeric DESC',
+      {
+        sortTerm: { propertyName: 'grp', propertyType: 'STRING' },
+        sortOrder: 'ASC',
+        additionalSortTerms: [{ propertyName: 'score', propertyType: 'LONG', sortOrder: 'DESC' }],
+      },
+      [
+        { get: (r) => r.body['grp'] as Val, desc: false },
+        { get: (r) => r.body['score'] as Val, desc: true },
+      ],
+    ],
+    [
+      'string DESC then numeric ASC',
+      {
+        sortTerm: { propertyName: 'grp', propertyType: 'STRING' },
+        sortOrder: 'DESC',
+        additionalSortTerms: [{ propertyName: 'score', propertyType: 'DOUBLE' }],
+      },
+      [
+        { get: (r) => r.body['grp'] as Val, desc: true },
+        { get: (r) => r.body['score'] as Val, desc: false },
+      ],
+    ],
+    ['numeric DESC only (many ties)', { sortTerm: { propertyName: 'score', propertyType: 'LONG' }, sortOrder: 'DESC' }, [{ get: (r) => r.body['score'] as Val, desc: true }]],
+    ['built-in column DESC', { sortTerm: { propertyName: 'documentSelfLink', propertyType: 'STRING' }, sortOrder: 'DESC' }, [{ get: (r) => r.link, desc: true }]],
   ];
   for (const [title, raw, sortFns] of specs) {
     it(`pages neither skip nor repeat rows: ${title}`, () => {
@@ -397,10 +421,21 @@ describe('helpers', () => {
 
 describe('field indexer', () => {
   it('flattens fields per spec §8.3 and skips built-ins and nulls', () => {
-    const rows = indexFields({
-      name: 'n', count: 3, ok: true, none: null, tags: ['a', 'b', 'a'], nested: { x: { y: 1.5 } },
-      list: [{ sub: 'q' }], keyValues: { k: 'v' }, documentSelfLink: '/x', documentation: 'skipped too',
-    }, { fixedItemNameFields: ['keyValues'] });
+    const rows = indexFields(
+      {
+        name: 'n',
+        count: 3,
+        ok: true,
+        none: null,
+        tags: ['a', 'b', 'a'],
+        nested: { x: { y: 1.5 } },
+        list: [{ sub: 'q' }],
+        keyValues: { k: 'v' },
+        documentSelfLink: '/x',
+        documentation: 'skipped too',
+      },
+      { fixedItemNameFields: ['keyValues'] },
+    );
     assert.deepEqual(rows, [
       { name: 'name', s: 'n', n: null },
       { name: 'count', s: null, n: 3 },
@@ -426,7 +461,10 @@ describe('field indexer', () => {
     const names = indexFields({ d: deep }).map((r) => r.name);
     assert.deepEqual(names, []);
     const ok = indexFields({ d: { c: { c: { c: { c: { c: { c: { c: 'v' } } } } } } } });
-    assert.deepEqual(ok.map((r) => r.name), ['d.c.c.c.c.c.c.c']);
+    assert.deepEqual(
+      ok.map((r) => r.name),
+      ['d.c.c.c.c.c.c.c'],
+    );
     const many = indexFields({ list: Array.from({ length: 5000 }, (_, i) => i) });
     assert.equal(many.length, MAX_INDEXED_FIELDS);
   });

@@ -42,9 +42,19 @@ describe('query tasks over HTTP', () => {
     const kind = term('documentKind', 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState');
     assert.deepEqual(links(await q({ query: kind })), ['/core/examples/alpha', '/core/examples/beta', '/core/examples/gamma']);
     assert.deepEqual(links(await q({ query: kind, options: ['INCLUDE_DELETED'] })), ['/core/examples/alpha', '/core/examples/beta', '/core/examples/delta', '/core/examples/gamma']);
-    const both = { booleanClauses: [{ ...kind, occurance: 'MUST_OCCUR' }, { ...term('name', 'beta'), occurance: 'MUST_OCCUR' }] };
+    const both = {
+      booleanClauses: [
+        { ...kind, occurance: 'MUST_OCCUR' },
+        { ...term('name', 'beta'), occurance: 'MUST_OCCUR' },
+      ],
+    };
     assert.deepEqual(links(await q({ query: both })), ['/core/examples/beta']);
-    const elsewhere = { booleanClauses: [{ ...kind, occurance: 'MUST_OCCUR' }, { ...term('documentSelfLink', '/core/other/', 'PREFIX'), occurance: 'MUST_OCCUR' }] };
+    const elsewhere = {
+      booleanClauses: [
+        { ...kind, occurance: 'MUST_OCCUR' },
+        { ...term('documentSelfLink', '/core/other/', 'PREFIX'), occurance: 'MUST_OCCUR' },
+      ],
+    };
     assert.deepEqual(links(await q({ query: elsewhere })), []);
     const unknown = term('documentKind', 'no:such:Kind');
     assert.deepEqual(links(await q({ query: unknown })), []);
@@ -69,7 +79,9 @@ describe('query tasks over HTTP', () => {
     assert.deepEqual(links(await q({ query: term('name', 'ray burst', 'PHRASE') })), ['/core/examples/gamma']);
     assert.deepEqual(links(await q({ query: term('tags.item', 'red') })), ['/core/examples/alpha', '/core/examples/beta']);
     assert.deepEqual(links(await q({ query: term('keyValues.env', 'prod') })), ['/core/examples/alpha']);
-    const range = (min: number, max: number, incMin: boolean, incMax: boolean) => ({ term: { propertyName: 'counter', range: { type: 'LONG', min, max, isMinInclusive: incMin, isMaxInclusive: incMax } } });
+    const range = (min: number, max: number, incMin: boolean, incMax: boolean) => ({
+      term: { propertyName: 'counter', range: { type: 'LONG', min, max, isMinInclusive: incMin, isMaxInclusive: incMax } },
+    });
     assert.deepEqual(links(await q({ query: range(1, 10, true, true) })), ['/core/examples/alpha', '/core/examples/beta', '/core/examples/gamma']);
     assert.deepEqual(links(await q({ query: range(1, 10, false, false) })), ['/core/examples/beta']);
     assert.deepEqual(links(await q({ query: term('counter', '5') })), [], 'a TERM query on a numeric field matches nothing');
@@ -105,7 +117,12 @@ describe('query tasks over HTTP', () => {
   it('pages with keyset paging that neither skips nor repeats documents sharing an update time', async () => {
     const t = 1600000000000000;
     for (let i = 0; i < 25; i++) {
-      const r = await http('POST', `${h.uri}/core/examples`, { name: 'same-time', documentSelfLink: `st-${String(i).padStart(2, '0')}`, documentUpdateTimeMicros: t + (i % 3) }, { pragma: 'xn-from-migration' });
+      const r = await http(
+        'POST',
+        `${h.uri}/core/examples`,
+        { name: 'same-time', documentSelfLink: `st-${String(i).padStart(2, '0')}`, documentUpdateTimeMicros: t + (i % 3) },
+        { pragma: 'xn-from-migration' },
+      );
       assert.equal(r.status, 200);
     }
     const first = await q({
@@ -132,7 +149,11 @@ describe('query tasks over HTTP', () => {
     assert.equal(seen.length, 25);
     assert.equal(new Set(seen).size, 25, 'no document repeated');
     const times = seen.map((l) => Number(l.slice(-2)) % 3);
-    assert.deepEqual(times, [...times].sort((a, b) => a - b), 'ordered by update time');
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+      'ordered by update time',
+    );
   });
 
   it('serves local query tasks and rejects bad queries with 400', async () => {
@@ -196,13 +217,19 @@ describe('query tasks: unpaged results larger than one batch stream', () => {
       return pages;
     };
     const big = await walk(7000);
-    assert.deepEqual(big.map((p) => p.documentCount), [7000, 5000]);
+    assert.deepEqual(
+      big.map((p) => p.documentCount),
+      [7000, 5000],
+    );
     assert.equal(big[0].prevPageLink, undefined);
     assert.ok(big[1].prevPageLink, 'the second page links back');
     for (const p of big) assert.deepEqual(Object.keys(p.documents), p.documentLinks);
     const small = await walk(1000);
     assert.equal(small.length, 12);
-    assert.deepEqual(big.flatMap((p) => p.documentLinks), small.flatMap((p) => p.documentLinks));
+    assert.deepEqual(
+      big.flatMap((p) => p.documentLinks),
+      small.flatMap((p) => p.documentLinks),
+    );
     assert.deepEqual(Object.assign({}, ...big.map((p) => p.documents)), Object.assign({}, ...small.map((p) => p.documents)));
     const back = await http('GET', `${h.uri}${big[1].prevPageLink}`);
     assert.deepEqual(back.json.results.documentLinks, big[0].documentLinks, 'the previous page serves the same rows again');
@@ -244,10 +271,14 @@ describe('query tasks: unpaged results larger than one batch stream', () => {
       assert.equal(created.status, 202, created.text.slice(0, 300));
       links.push(created.json.documentSelfLink);
     }
-    const answers = await Promise.all(links.map((link) => waitFor(async () => {
-      const t = await http('GET', `${h.uri}${link}`);
-      return t.json.taskInfo.stage === 'FINISHED' ? t : undefined;
-    }, `task ${link} to finish`)));
+    const answers = await Promise.all(
+      links.map((link) =>
+        waitFor(async () => {
+          const t = await http('GET', `${h.uri}${link}`);
+          return t.json.taskInfo.stage === 'FINISHED' ? t : undefined;
+        }, `task ${link} to finish`),
+      ),
+    );
     const size = answers[0]!.json.results.documentLinks.length;
     assert.equal(size, 5000);
     for (const a of answers) assert.deepEqual(a.json.results.documentLinks, answers[0]!.json.results.documentLinks);
@@ -346,7 +377,13 @@ describe('query tasks: a streamed answer is one point in time', () => {
     const padding = 'x'.repeat(2000);
     const t0 = Date.now() * 1000;
     for (let start = 0; start < N; start += 1000) {
-      const documents = Array.from({ length: 1000 }, (_, k) => ({ name: `p-${start + k}`, counter: start + k, keyValues: { padding }, documentSelfLink: `/p-${start + k}`, documentUpdateTimeMicros: t0 + start + k }));
+      const documents = Array.from({ length: 1000 }, (_, k) => ({
+        name: `p-${start + k}`,
+        counter: start + k,
+        keyValues: { padding },
+        documentSelfLink: `/p-${start + k}`,
+        documentUpdateTimeMicros: t0 + start + k,
+      }));
       const r = await http('POST', `${h.uri}/management/migration-import`, { destinationFactoryLink: '/core/examples', documents });
       assert.equal(r.status, 200, r.text.slice(0, 300));
     }

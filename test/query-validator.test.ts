@@ -69,10 +69,16 @@ describe('normalizeQuerySpec: defaults', () => {
       query: TERM,
       options: ['SORT'],
       sortTerm: { propertyName: 'name', propertyType: 'STRING' },
-      additionalSortTerms: [{ propertyName: 'counter', propertyType: 'LONG' }, { propertyName: 'x', propertyType: 'STRING', sortOrder: 'DESC' }],
+      additionalSortTerms: [
+        { propertyName: 'counter', propertyType: 'LONG' },
+        { propertyName: 'x', propertyType: 'STRING', sortOrder: 'DESC' },
+      ],
     });
     assert.equal(spec.sortOrder, 'ASC');
-    assert.deepEqual(spec.additionalSortTerms!.map((t) => t.sortOrder), ['ASC', 'DESC']);
+    assert.deepEqual(
+      spec.additionalSortTerms!.map((t) => t.sortOrder),
+      ['ASC', 'DESC'],
+    );
     assert.equal(normalizeQuerySpec({ query: TERM }).sortOrder, undefined);
   });
 
@@ -176,14 +182,28 @@ describe('normalizeQuerySpec: errors', () => {
   });
 
   it('only throws KryptonErrors for garbage input', () => {
-    const garbage: unknown[] = [null, 42, [], { query: [] }, { query: { term: [] } }, { query: { booleanClauses: [null] } }, { options: [{}] },
-      { query: { term: { propertyName: 'x', range: 'r' } } }, { query: TERM, resultLimit: {} }, { query: TERM, resultLimit: 1.5 }, { query: TERM, sortTerm: 'x' }];
+    const garbage: unknown[] = [
+      null,
+      42,
+      [],
+      { query: [] },
+      { query: { term: [] } },
+      { query: { booleanClauses: [null] } },
+      { options: [{}] },
+      { query: { term: { propertyName: 'x', range: 'r' } } },
+      { query: TERM, resultLimit: {} },
+      { query: TERM, resultLimit: 1.5 },
+      { query: TERM, sortTerm: 'x' },
+    ];
     for (const g of garbage) assert.throws(() => normalizeQuerySpec(g), KryptonError, JSON.stringify(g));
     let deep: Record<string, unknown> = TERM;
     for (let i = 0; i < 5000; i++) deep = { booleanClauses: [deep] };
     rejects({ query: deep }, /nesting is deeper than/);
     const term = (i: number) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'name', matchValue: `n${i}` } });
     assert.doesNotThrow(() => normalizeQuerySpec({ query: { booleanClauses: Array.from({ length: 10_000 }, (_, i) => term(i)) } }));
-    rejects({ query: { booleanClauses: [{ booleanClauses: Array.from({ length: 6_000 }, (_, i) => term(i)) }, { booleanClauses: Array.from({ length: 4_001 }, (_, i) => term(i)) }] } }, /more than 10000 terms/);
+    rejects(
+      { query: { booleanClauses: [{ booleanClauses: Array.from({ length: 6_000 }, (_, i) => term(i)) }, { booleanClauses: Array.from({ length: 4_001 }, (_, i) => term(i)) }] } },
+      /more than 10000 terms/,
+    );
   });
 });

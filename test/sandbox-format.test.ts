@@ -30,16 +30,54 @@ describe('sandbox format compatibility', () => {
     const sandbox = tempDir();
     cpSync(join(ROOT, 'test', 'fixtures', 'sandbox-format-1'), sandbox, { recursive: true });
     const kind = 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState';
-    const f4 = { keyValues: {}, counter: 4, name: 'logged-by-0.1', tags: [], isFromMigration: false, documentVersion: 0, documentEpoch: 0, documentKind: kind, documentSelfLink: '/core/examples/f4', documentUpdateTimeMicros: 1795290012900000, documentUpdateAction: 'POST', documentExpirationTimeMicros: 0, documentOwner: 'fixture-host' };
-    const f2 = { keyValues: {}, counter: 20, name: 'fixture-2', tags: ['t2'], isFromMigration: false, documentVersion: 1, documentEpoch: 0, documentKind: kind, documentSelfLink: '/core/examples/f2', documentUpdateTimeMicros: 1795290012900001, documentUpdateAction: 'PATCH', documentExpirationTimeMicros: 0, documentOwner: 'fixture-host' };
-    const v = (d: typeof f4) => ({ link: d.documentSelfLink, factory: '/core/examples', version: d.documentVersion, kind, updateTime: d.documentUpdateTimeMicros, action: d.documentUpdateAction, expiration: 0, owner: 'fixture-host', authPrincipal: null });
+    const f4 = {
+      keyValues: {},
+      counter: 4,
+      name: 'logged-by-0.1',
+      tags: [],
+      isFromMigration: false,
+      documentVersion: 0,
+      documentEpoch: 0,
+      documentKind: kind,
+      documentSelfLink: '/core/examples/f4',
+      documentUpdateTimeMicros: 1795290012900000,
+      documentUpdateAction: 'POST',
+      documentExpirationTimeMicros: 0,
+      documentOwner: 'fixture-host',
+    };
+    const f2 = {
+      keyValues: {},
+      counter: 20,
+      name: 'fixture-2',
+      tags: ['t2'],
+      isFromMigration: false,
+      documentVersion: 1,
+      documentEpoch: 0,
+      documentKind: kind,
+      documentSelfLink: '/core/examples/f2',
+      documentUpdateTimeMicros: 1795290012900001,
+      documentUpdateAction: 'PATCH',
+      documentExpirationTimeMicros: 0,
+      documentOwner: 'fixture-host',
+    };
+    const v = (d: typeof f4) => ({
+      link: d.documentSelfLink,
+      factory: '/core/examples',
+      version: d.documentVersion,
+      kind,
+      updateTime: d.documentUpdateTimeMicros,
+      action: d.documentUpdateAction,
+      expiration: 0,
+      owner: 'fixture-host',
+      authPrincipal: null,
+    });
     // Exactly what 0.1.0's encoder wrote: the document embedded as `d`, one record per line.
     const lines = [
       `{"s":1,"o":[{"t":"write","k":true,"r":{"limit":1000,"floor":500},"v":${JSON.stringify(v(f4))},"d":${JSON.stringify(f4)}}]}`,
       `{"s":2,"o":[{"t":"write","k":false,"r":{"limit":1000,"floor":500},"v":${JSON.stringify(v(f2))},"d":${JSON.stringify(f2)}}]}`,
     ];
     mkdirSync(join(sandbox, 'commit-log'));
-    writeFileSync(join(sandbox, 'commit-log', '0000000000000001.log'), lines.join('\n') + '\n');
+    writeFileSync(join(sandbox, 'commit-log', '0000000000000001.log'), `${lines.join('\n')}\n`);
     const h = await startHost(['--logLevel=info'], { sandbox });
     try {
       assert.match(h.output(), /replayed acknowledged writes from the commit log/);

@@ -41,7 +41,7 @@ describe('index snapshots', () => {
     assert.ok(held.every((s) => s.open));
     const ninth = await store.snapshot();
     assert.equal(ninth.open, false);
-    held.forEach((s) => s.release());
+    for (const s of held) s.release();
     const again = await store.snapshot();
     assert.ok(again.open, 'released connections are reused');
     again.release();

@@ -55,8 +55,7 @@ export class AuthRuntime {
    */
   watchPolicyChanges(): void {
     const prefixes = POLICY_FACTORIES.map((f) => `${f}/`);
-    const touchesPolicy = (op: WriteOp): boolean =>
-      (op.t === 'write' && POLICY_FACTORIES.includes(op.v.factory)) || (op.t === 'purge' && prefixes.some((p) => op.link.startsWith(p)));
+    const touchesPolicy = (op: WriteOp): boolean => (op.t === 'write' && POLICY_FACTORIES.includes(op.v.factory)) || (op.t === 'purge' && prefixes.some((p) => op.link.startsWith(p)));
     this.host.store.commits.onCommitted((ops) => {
       if (ops.some(touchesPolicy)) this.engine.generation++;
     });

@@ -9,8 +9,20 @@ import { FactoryService } from '../services/factory-service.js';
 import { normalizeQuerySpec } from '../query/query-validator.js';
 import type { Query } from '../query/query-types.js';
 import {
-  CREDENTIALS_KIND, CREDENTIALS_LINK, PASSWORD_CHANGED_FIELD, PATCH_QUERY_REQUEST_KIND, RESOURCE_GROUP_KIND, RESOURCE_GROUPS_LINK, REVOKED_TOKEN_KIND,
-  REVOKED_TOKENS_LINK, ROLE_KIND, ROLES_LINK, USER_GROUP_KIND, USER_GROUPS_LINK, USER_KIND, USERS_LINK,
+  CREDENTIALS_KIND,
+  CREDENTIALS_LINK,
+  PASSWORD_CHANGED_FIELD,
+  PATCH_QUERY_REQUEST_KIND,
+  RESOURCE_GROUP_KIND,
+  RESOURCE_GROUPS_LINK,
+  REVOKED_TOKEN_KIND,
+  REVOKED_TOKENS_LINK,
+  ROLE_KIND,
+  ROLES_LINK,
+  USER_GROUP_KIND,
+  USER_GROUPS_LINK,
+  USER_KIND,
+  USERS_LINK,
 } from './auth-links.js';
 import { hashPassword, isPasswordHash, verifyPassword } from './password-hash.js';
 
@@ -130,7 +142,10 @@ function checkRole(state: Doc, host: Host, fromMigration: boolean): Doc {
   // Migration brings groups before roles (NodeGroupMigrationTaskService order), but a partial
   // copy must still land: a dangling reference is then handled at evaluation (policy.ts).
   if (!fromMigration) {
-    for (const [f, factory] of [['userGroupLink', USER_GROUPS_LINK], ['resourceGroupLink', RESOURCE_GROUPS_LINK]] as const) {
+    for (const [f, factory] of [
+      ['userGroupLink', USER_GROUPS_LINK],
+      ['resourceGroupLink', RESOURCE_GROUPS_LINK],
+    ] as const) {
       const link = state[f] as string;
       const v = link.startsWith(`${factory}/`) ? host.store.getLatest(link) : undefined;
       if (!v || v.action === 'DELETE') fail('VALIDATION', `${f} ${link} does not exist: create it under ${factory} first`);

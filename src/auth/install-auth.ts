@@ -43,7 +43,7 @@ export function installAuth(host: Host): void {
         tasks.identity = migration.identity;
         migration.guardLocalImports(tasks);
       }
-      host.log.info({ key: key.origin }, 'auth on: tokens are signed with this key; hosts that must accept each other\'s tokens need the same --keyFile');
+      host.log.info({ key: key.origin }, "auth on: tokens are signed with this key; hosts that must accept each other's tokens need the same --keyFile");
       // Alone, the admin is made before the host is ready (or the start fails, saying why). A member
       // of a group waits for it: the bootstrap's writes need the group's quorum (gossip starts after
       // this), and a member started without --adminPassword gets the admin by synchronization.

@@ -1,5 +1,6 @@
 import type { Doc } from '../core/document.js';
 import { kryptonError } from '../core/errors.js';
+import type { ClientResponse } from '../core/http-client.js';
 import type { Action, Operation } from '../core/operation.js';
 import { nodeBase, type MigrationTaskState } from '../migration/migration-state.js';
 import type { MigrationTaskService } from '../migration/migration-task-service.js';
@@ -106,7 +107,7 @@ export class MigrationAuth {
   private async missing(n: Need, token: string): Promise<string | undefined> {
     const headers = { [AUTH_TOKEN_HEADER]: token };
     const url = `${n.base}${VERIFICATION_LINK}?path=${encodeURIComponent(n.path)}&action=${n.action}`;
-    let res;
+    let res: ClientResponse;
     try {
       res = await this.rt.host.client.sendRaw(url, { method: 'GET', headers, timeoutMs: 10_000 });
     } catch (err) {

@@ -5,7 +5,18 @@ import { ACTIONS, type Action } from '../core/operation.js';
 import { compileWhere, type SqlFragment } from '../query/query-compiler.js';
 import type { Query } from '../query/query-types.js';
 import { normalizeQuerySpec } from '../query/query-validator.js';
-import { CREDENTIALS_LINK, GUEST_USER_LINK, PASSWORD_CHANGED_FIELD, RESOURCE_GROUPS_LINK, ROLES_LINK, SYSTEM_READ_ONLY_FACTORIES, SYSTEM_USER_LINK, USER_GROUPS_LINK, USER_KIND, USERS_LINK } from './auth-links.js';
+import {
+  CREDENTIALS_LINK,
+  GUEST_USER_LINK,
+  PASSWORD_CHANGED_FIELD,
+  RESOURCE_GROUPS_LINK,
+  ROLES_LINK,
+  SYSTEM_READ_ONLY_FACTORIES,
+  SYSTEM_USER_LINK,
+  USER_GROUPS_LINK,
+  USER_KIND,
+  USERS_LINK,
+} from './auth-links.js';
 import { DocumentView, matchesQuery } from './query-matcher.js';
 
 /** What one verb's roles say: resource-group queries that ALLOW and that DENY. */
@@ -195,7 +206,10 @@ export class PolicyEngine {
       const rgLink = role['resourceGroupLink'];
       const rg = typeof rgLink === 'string' && rgLink.startsWith(`${RESOURCE_GROUPS_LINK}/`) ? this.live(rgLink) : undefined;
       const query = rg ? validQuery(rg['query']) : undefined;
-      if (!query) warnings.push(`role ${String(role['documentSelfLink'])} names ${rg ? 'a resource group with an invalid query' : `a missing resource group ${String(rgLink)}`}: ${policy === 'DENY' ? 'denying its verbs entirely (fail closed)' : 'ignored'}`);
+      if (!query)
+        warnings.push(
+          `role ${String(role['documentSelfLink'])} names ${rg ? 'a resource group with an invalid query' : `a missing resource group ${String(rgLink)}`}: ${policy === 'DENY' ? 'denying its verbs entirely (fail closed)' : 'ignored'}`,
+        );
       for (const a of actions) {
         const p = verbs.get(a) ?? { allow: [], deny: [], denyAll: false };
         verbs.set(a, p);

@@ -23,11 +23,17 @@ export class DocumentView {
     for (const f of indexFields(doc, { fixedItemNameFields })) {
       if (f.s !== null) {
         let set = this.strings.get(f.name);
-        if (!set) this.strings.set(f.name, (set = new Set()));
+        if (!set) {
+          set = new Set();
+          this.strings.set(f.name, set);
+        }
         set.add(f.s);
       } else if (f.n !== null) {
         let list = this.numbers.get(f.name);
-        if (!list) this.numbers.set(f.name, (list = []));
+        if (!list) {
+          list = [];
+          this.numbers.set(f.name, list);
+        }
         list.push(f.n);
       }
     }

@@ -51,7 +51,7 @@ function fromSandbox(sandbox: string): SigningKey {
   if (!existsSync(path)) {
     mkdirSync(resolve(sandbox), { recursive: true });
     try {
-      writeFileSync(path, randomBytes(GENERATED_KEY_BYTES).toString('base64') + '\n', { flag: 'wx', mode: 0o600 });
+      writeFileSync(path, `${randomBytes(GENERATED_KEY_BYTES).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw kryptonError('STORAGE', `cannot write the generated signing key ${path}: ${(cause as Error).message}`, { cause });
     }

@@ -42,7 +42,10 @@ function convert(name: string, raw: string, spec: FlagSpec, previous: FlagValues
       if (!/^(true|false)$/i.test(raw)) throw new UsageError(`--${name} must be true or false: ${raw}`);
       return raw.toLowerCase() === 'true';
     case 'list': {
-      const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+      const items = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       return spec.repeatable && Array.isArray(previous) ? [...previous, ...items] : items;
     }
     default:

@@ -60,7 +60,9 @@ export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
   // A group member: it names peers, or holds the group secret (the first member names none).
   const member = (Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0) || Boolean(o['groupSecret']) || Boolean(o['groupSecretFile']);
   if (member && o['isAuthorizationEnabled'] === true && !o['keyFile']) {
-    throw new UsageError('a node group with --isAuthorizationEnabled: start every member with the same --keyFile (a member checks the tokens the others issued; without one each host signs with its own random key)');
+    throw new UsageError(
+      'a node group with --isAuthorizationEnabled: start every member with the same --keyFile (a member checks the tokens the others issued; without one each host signs with its own random key)',
+    );
   }
   return o as Partial<HostOptions>;
 }

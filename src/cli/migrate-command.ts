@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import { HttpClient } from '../core/http-client.js';
+import { type ClientResponse, HttpClient } from '../core/http-client.js';
 import type { Doc } from '../core/document.js';
 import { parseFlags, UsageError, usage, type FlagSpec } from './flags.js';
 
@@ -70,7 +70,7 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
     cancelled = true;
   };
   process.once('SIGINT', onSigint); // a second Ctrl-C quits at once
-  let created;
+  let created: ClientResponse<TaskDoc>;
   try {
     created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: buildTask(f), headers });
   } catch (err) {
@@ -82,7 +82,9 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
   const out = process.stdout;
   out.write(`migration task ${destination}${link}\n`);
   const tty = process.stdout.isTTY === true;
-  const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} docs | {rate} docs/s | ETA {eta_formatted} | {stage}' }, cliProgress.Presets.shades_classic) : undefined;
+  const bar = tty
+    ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} docs | {rate} docs/s | ETA {eta_formatted} | {stage}' }, cliProgress.Presets.shades_classic)
+    : undefined;
   const started = Date.now();
   let barStarted = false;
   let lastLine = 0;

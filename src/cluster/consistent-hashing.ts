@@ -67,5 +67,8 @@ export function selectNodes<T>(key: string, nodes: readonly HashedNode<T>[], cou
   }
   const byDistance = new Map<bigint, T>();
   for (const n of nodes) byDistance.set(closeness(n.hash, keyHash), n.node);
-  return [...byDistance.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, count).map((e) => e[1]);
+  return [...byDistance.entries()]
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .slice(0, count)
+    .map((e) => e[1]);
 }

@@ -186,7 +186,10 @@ export class Gossip {
     const theirs = owner?.customProperties?.[NodeProps.PROTOCOL];
     const ours = this.group.self().customProperties[NodeProps.PROTOCOL];
     if (theirs !== ours) {
-      fail('BAD_REQUEST', `cannot join ${ref}: it speaks krypton node-group protocol ${theirs ?? '(none: not a krypton node)'}, this node speaks ${ours}; every member of a group must run a release with the same protocol`);
+      fail(
+        'BAD_REQUEST',
+        `cannot join ${ref}: it speaks krypton node-group protocol ${theirs ?? '(none: not a krypton node)'}, this node speaks ${ours}; every member of a group must run a release with the same protocol`,
+      );
     }
     // Joining a running group: own nothing until this node has pulled the group's documents.
     if (Object.values(remote.nodes ?? {}).some((n) => n.id !== this.group.selfId && n.status === 'AVAILABLE')) this.group.setSelfStatus('SYNCHRONIZING');

@@ -9,7 +9,6 @@ import { nodeBaseUri } from './node-group-messages.js';
 import type { NodeGroup, Owner } from './node-group.js';
 import { clientCredentials, remoteError, wasNotSent, type PeerClient } from './peer-client.js';
 
-
 /**
  * Migration imports on a group: every document of a batch goes to its owner (sub-batches are
  * forwarded with `xn-fwd`), which imports it through its writer — skip rule, handlers, replication
@@ -47,8 +46,12 @@ export class ImportRouter {
         [...byOwner.values()].map(async ({ owner, idx }) => {
           const sub = idx.map((i) => docs[i]!);
           try {
-            const res = owner.isLocal ? await importIntoFactory(this.host, factoryLink, sub, history, overwrite, principal) : await this.remote(owner, factoryLink, sub, history, overwrite, credentials ?? clientCredentials(op?.headers));
-            idx.forEach((i, k) => (outcomes[i] = res[k]!));
+            const res = owner.isLocal
+              ? await importIntoFactory(this.host, factoryLink, sub, history, overwrite, principal)
+              : await this.remote(owner, factoryLink, sub, history, overwrite, credentials ?? clientCredentials(op?.headers));
+            idx.forEach((i, k) => {
+              outcomes[i] = res[k]!;
+            });
           } catch (err) {
             // The owner is gone and not yet marked UNAVAILABLE: retry with the next owner.
             if (!wasNotSent(err) || Date.now() > deadline) throw err;
@@ -65,10 +68,16 @@ export class ImportRouter {
   private async remote(owner: Owner, factoryLink: string, documents: Doc[], history: boolean, overwrite: boolean, credentials: Record<string, string>): Promise<ImportOutcome[]> {
     const headers = { ...credentials, pragma: Pragma.FORWARDED };
     const url = `${nodeBaseUri(owner)}${MIGRATION_IMPORT_LINK}`;
-    const res = await this.client.send(url, { method: 'POST', body: { destinationFactoryLink: factoryLink, documents, history, overwrite }, headers, timeoutMs: this.group.settings.operationTimeoutMicros / 1000 });
+    const res = await this.client.send(url, {
+      method: 'POST',
+      body: { destinationFactoryLink: factoryLink, documents, history, overwrite },
+      headers,
+      timeoutMs: this.group.settings.operationTimeoutMicros / 1000,
+    });
     const parsed = res.text ? (JSON.parse(res.text) as { outcomes?: ImportOutcome[] }) : undefined;
     if (res.status >= 400) throw remoteError(url, res.status, parsed);
-    if (!Array.isArray(parsed?.outcomes) || parsed.outcomes.length !== documents.length) throw new KryptonError({ code: 'KRY_ERR_REMOTE', status: 502, xenonCode: 0 }, `owner ${owner.id} answered the import without outcomes`);
+    if (!Array.isArray(parsed?.outcomes) || parsed.outcomes.length !== documents.length)
+      throw new KryptonError({ code: 'KRY_ERR_REMOTE', status: 502, xenonCode: 0 }, `owner ${owner.id} answered the import without outcomes`);
     return parsed.outcomes;
   }
 }

@@ -107,7 +107,12 @@ function wireQueries(host: Host, group: NodeGroup, client: PeerClient): void {
       if (!peer || peerId === host.id) return undefined;
       const headers = clientCredentials(op.headers);
       const limit = op.query.get('$limit');
-      const res = await client.send(`${nodeBaseUri(peer)}${pagePath}${limit ? `?$limit=${encodeURIComponent(limit)}` : ''}`, { method: 'GET', headers, timeoutMs: Math.ceil(group.settings.operationTimeoutMicros / 1000), signed: false });
+      const res = await client.send(`${nodeBaseUri(peer)}${pagePath}${limit ? `?$limit=${encodeURIComponent(limit)}` : ''}`, {
+        method: 'GET',
+        headers,
+        timeoutMs: Math.ceil(group.settings.operationTimeoutMicros / 1000),
+        signed: false,
+      });
       return { status: res.status, body: new RawJson(res.text) };
     };
   }

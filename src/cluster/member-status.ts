@@ -26,7 +26,7 @@ export class MemberStatus {
   }
 
   private onMembership(diff: MembershipDiff): void {
-    diff.lost.forEach((id) => this.repairs.drop(id));
+    for (const id of diff.lost) this.repairs.drop(id);
     const reachable = this.group.replicationTargets();
     if (diff.selfMarkedUnavailable || (this.alone && reachable.some((n) => n.status === 'AVAILABLE'))) this.group.setSelfStatus('SYNCHRONIZING');
     this.alone = reachable.length === 0;

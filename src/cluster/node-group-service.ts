@@ -82,7 +82,11 @@ export class NodeGroupService implements Service {
     const nodes = body['nodes'] as Record<string, Doc>;
     for (const n of Object.values(nodes)) checkNode(n);
     this.gossip.heard(peer);
-    this.group.merge({ nodes: nodes as unknown as Record<string, NodeState>, documentOwner: body['documentOwner'] as string, membershipUpdateTimeMicros: Number(body['membershipUpdateTimeMicros'] ?? 0) });
+    this.group.merge({
+      nodes: nodes as unknown as Record<string, NodeState>,
+      documentOwner: body['documentOwner'] as string,
+      membershipUpdateTimeMicros: Number(body['membershipUpdateTimeMicros'] ?? 0),
+    });
     return { status: 200, body: this.group.state() };
   }
 
@@ -121,11 +125,16 @@ export class NodeGroupsFactoryService implements Service {
 
 function checkNode(n: Doc): NodeState {
   const ok =
-    typeof n['id'] === 'string' &&
-    typeof n['groupReference'] === 'string' &&
-    STATUSES.has(n['status'] as string) &&
-    Number.isInteger(n['documentVersion']) &&
-    Number.isInteger(n['membershipQuorum']);
+    typeof n['id'] === 'string' && typeof n['groupReference'] === 'string' && STATUSES.has(n['status'] as string) && Number.isInteger(n['documentVersion']) && Number.isInteger(n['membershipQuorum']);
   if (!ok) fail('VALIDATION', 'a NodeState needs id, groupReference, status, documentVersion and membershipQuorum');
-  return { options: ['PEER'], locationQuorum: 1, customProperties: {}, documentExpirationTimeMicros: 0, documentUpdateTimeMicros: 0, documentKind: Kinds.NODE_STATE, documentSelfLink: `${NODE_GROUP_LINK}/${String(n['id'])}`, ...n } as unknown as NodeState;
+  return {
+    options: ['PEER'],
+    locationQuorum: 1,
+    customProperties: {},
+    documentExpirationTimeMicros: 0,
+    documentUpdateTimeMicros: 0,
+    documentKind: Kinds.NODE_STATE,
+    documentSelfLink: `${NODE_GROUP_LINK}/${String(n['id'])}`,
+    ...n,
+  } as unknown as NodeState;
 }

@@ -183,7 +183,13 @@ export class NodeGroup {
       const members = this.nodes().filter((n) => !isObserver(n));
       let eligible = members.filter((n) => n.status === 'AVAILABLE');
       if (eligible.length === 0) eligible = members.filter((n) => !isUnavailable(n));
-      this.ownerCache = { generation: this.generation, nodes: hashNodes(eligible.sort((a, b) => (a.id < b.id ? -1 : 1)), (n) => n.id) };
+      this.ownerCache = {
+        generation: this.generation,
+        nodes: hashNodes(
+          eligible.sort((a, b) => (a.id < b.id ? -1 : 1)),
+          (n) => n.id,
+        ),
+      };
     }
     return this.ownerCache.nodes;
   }
@@ -215,11 +221,19 @@ export class NodeGroup {
   /** Gossip merge (A.5); returns what changed. */
   merge(input: MergeInput): ReadonlySet<GroupChange> {
     let selfMarked = false;
-    const changes = this.mutate(() => {
-      const r = mergeGroup(this.view, input, { selfId: this.selfId, selfGroupReference: this.groupReference, nowMicros: this.host.clock.nowMicros(), nodeRemovalDelayMicros: this.config.nodeRemovalDelayMicros });
-      selfMarked = r.selfMarkedUnavailable;
-      return r.changes;
-    }, () => selfMarked);
+    const changes = this.mutate(
+      () => {
+        const r = mergeGroup(this.view, input, {
+          selfId: this.selfId,
+          selfGroupReference: this.groupReference,
+          nowMicros: this.host.clock.nowMicros(),
+          nodeRemovalDelayMicros: this.config.nodeRemovalDelayMicros,
+        });
+        selfMarked = r.selfMarkedUnavailable;
+        return r.changes;
+      },
+      () => selfMarked,
+    );
     return changes;
   }
 

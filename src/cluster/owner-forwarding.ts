@@ -100,7 +100,10 @@ async function forward(group: NodeGroup, client: PeerClient, op: Operation, rout
         continue;
       }
       if (err instanceof KryptonError) {
-        throw new KryptonError({ code: err.code, status: err.statusCode, xenonCode: err.xenonCode }, `forwarding ${op.action} ${op.path} to its owner ${owner.id} failed: ${err.message}`, { cause: err, statusCode: err.statusCode });
+        throw new KryptonError({ code: err.code, status: err.statusCode, xenonCode: err.xenonCode }, `forwarding ${op.action} ${op.path} to its owner ${owner.id} failed: ${err.message}`, {
+          cause: err,
+          statusCode: err.statusCode,
+        });
       }
       throw err;
     }

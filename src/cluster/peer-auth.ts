@@ -49,7 +49,10 @@ export class PeerAuth {
     if (id === undefined) return undefined;
     const protocol = header(op, PeerHeaders.PROTOCOL);
     if (protocol !== String(this.protocolVersion)) {
-      fail('BAD_REQUEST', `node ${id} speaks krypton node-group protocol ${protocol ?? '(none)'}, this node speaks ${this.protocolVersion}: every member of a group must run a release with the same protocol`);
+      fail(
+        'BAD_REQUEST',
+        `node ${id} speaks krypton node-group protocol ${protocol ?? '(none)'}, this node speaks ${this.protocolVersion}: every member of a group must run a release with the same protocol`,
+      );
     }
     if (!this.key) fail('FORBIDDEN', `this node has no group secret (--groupSecret) and refuses peer requests from ${id}`);
     const auth = header(op, PeerHeaders.AUTH) ?? '';

@@ -56,9 +56,11 @@ export class PeerChannel {
       const parsed = res.text ? (JSON.parse(res.text) as unknown) : undefined;
       if (res.status >= 400) throw remoteError(url, res.status, parsed);
       const results = (parsed as ReplicationResponse).results;
-      batch.forEach((q, i) => q.resolve(results[i] ?? { status: 'failed', statusCode: 500, message: 'no result from replica' }));
+      batch.forEach((q, i) => {
+        q.resolve(results[i] ?? { status: 'failed', statusCode: 500, message: 'no result from replica' });
+      });
     } catch (err) {
-      batch.forEach((q) => q.reject(err));
+      for (const q of batch) q.reject(err);
     }
   }
 }

@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { fromServiceErrorResponse, kryptonError, KryptonError } from '../core/errors.js';
+import { fromServiceErrorResponse, kryptonError, type KryptonError } from '../core/errors.js';
 import type { PeerAuth } from './peer-auth.js';
 
 export interface PeerRequest {
@@ -44,7 +44,10 @@ export class PeerClient {
 
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
-    if (!p) this.pools.set(origin, (p = new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 })));
+    if (!p) {
+      p = new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 });
+      this.pools.set(origin, p);
+    }
     return p;
   }
 
@@ -90,6 +93,6 @@ export function remoteError(url: string, status: number, body: unknown): Krypton
 
 /** True when the request never reached a process (connection refused and the like). */
 export function wasNotSent(err: unknown): boolean {
-  const code = ((err as { cause?: { code?: string } })?.cause?.code) ?? '';
+  const code = (err as { cause?: { code?: string } })?.cause?.code ?? '';
   return NOT_SENT.has(code);
 }

@@ -27,14 +27,20 @@ export class RepairQueue {
 
   missedUpdate(peerId: string, factoryLink: string, links: readonly string[]): void {
     let byFactory = this.missed.get(peerId);
-    if (!byFactory) this.missed.set(peerId, (byFactory = new Map()));
+    if (!byFactory) {
+      byFactory = new Map();
+      this.missed.set(peerId, byFactory);
+    }
     let set = byFactory.get(factoryLink);
-    if (!set) byFactory.set(factoryLink, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      byFactory.set(factoryLink, set);
+    }
     if (set.size + links.length > MAX_MISSED_PER_PEER) {
       this.host.log.warn({ peerId, factoryLink }, 'too many missed updates for a peer; leaving them to synchronization');
       return;
     }
-    links.forEach((l) => set.add(l));
+    for (const l of links) set.add(l);
   }
 
   rollback(peerId: string, factoryLink: string, revocations: Revocation[]): void {
@@ -59,7 +65,9 @@ export class RepairQueue {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      await Promise.all(peers.filter((p) => this.missed.has(p.id) || this.rollbacks.has(p.id)).map((p) => this.flushPeer(p).catch((err) => this.host.log.debug({ err, peer: p.id }, 'repairs postponed'))));
+      await Promise.all(
+        peers.filter((p) => this.missed.has(p.id) || this.rollbacks.has(p.id)).map((p) => this.flushPeer(p).catch((err) => this.host.log.debug({ err, peer: p.id }, 'repairs postponed'))),
+      );
     } finally {
       this.flushing = false;
     }
@@ -78,9 +86,12 @@ export class RepairQueue {
       if (!(this.host.service(factoryLink) instanceof FactoryService)) continue;
       while (links.size > 0) {
         const batch = [...links].slice(0, PUSH_BATCH);
-        const versions = batch.map((l) => this.host.store.getLatest(l)).filter((v) => v !== undefined).map((v) => `{"doc":${v.json},"purgeFirst":false}`);
+        const versions = batch
+          .map((l) => this.host.store.getLatest(l))
+          .filter((v) => v !== undefined)
+          .map((v) => `{"doc":${v.json},"purgeFirst":false}`);
         await send(`{"kind":${JSON.stringify(Kinds.REPLICATION_REQUEST)},"mode":"synch","items":[{"factoryLink":${JSON.stringify(factoryLink)},"versions":[${versions.join(',')}]}]}`);
-        batch.forEach((l) => links.delete(l));
+        for (const l of batch) links.delete(l);
       }
     }
     this.missed.delete(peer.id);

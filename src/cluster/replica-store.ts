@@ -87,8 +87,10 @@ export class ReplicaStore {
   /** Records revocations durably (the owner does this before it answers the failed write). */
   record(factoryLink: string, revs: readonly Revocation[]): void {
     const now = this.host.clock.nowMicros();
-    this.host.store.transaction(() => revs.forEach((r) => this.stmts.insert.run(r.link, r.version, r.updateTimeMicros, factoryLink, now)));
-    revs.forEach((r) => this.revoked.add(revocationKey(r.link, r.version, r.updateTimeMicros)));
+    this.host.store.transaction(() => {
+      for (const r of revs) this.stmts.insert.run(r.link, r.version, r.updateTimeMicros, factoryLink, now);
+    });
+    for (const r of revs) this.revoked.add(revocationKey(r.link, r.version, r.updateTimeMicros));
   }
 
   /** Records revocations and removes the revoked versions this node holds as latest. */
@@ -105,7 +107,7 @@ export class ReplicaStore {
         if (cur && cur.version === r.version && cur.updateTime === r.updateTimeMicros) this.host.store.removeVersionsFrom(r.link, r.version);
       }
     } finally {
-      releases.forEach((release) => release());
+      for (const release of releases) release();
     }
   }
 
@@ -147,7 +149,7 @@ export class ReplicaStore {
       await writer.commit(pending);
       return { status: 'ok' };
     } finally {
-      releases.forEach((release) => release());
+      for (const release of releases) release();
     }
   }
 }

@@ -122,27 +122,29 @@ export class Replicator implements ReplicationHook {
         }
       };
       for (const peer of targets) {
-        this.channel(peer).send(itemJson).then(
-          (r) => {
-            if (r.status === 'ok') p.acks++;
-            else {
-              p.failures++;
-              if (r.status === 'stale') {
-                if (settled) this.onLateConflict();
-                else p.stale.push({ peer, doc: r.current });
+        this.channel(peer)
+          .send(itemJson)
+          .then(
+            (r) => {
+              if (r.status === 'ok') p.acks++;
+              else {
+                p.failures++;
+                if (r.status === 'stale') {
+                  if (settled) this.onLateConflict();
+                  else p.stale.push({ peer, doc: r.current });
+                }
+                p.lastStatus = r.status === 'failed' ? r.statusCode : 409;
+                p.lastMessage = r.status === 'failed' ? `${peer.id}: ${r.message}` : `${peer.id}: ${r.status}`;
               }
-              p.lastStatus = r.status === 'failed' ? r.statusCode : 409;
-              p.lastMessage = r.status === 'failed' ? `${peer.id}: ${r.message}` : `${peer.id}: ${r.status}`;
-            }
-            settle(peer, r.status !== 'ok');
-          },
-          (err: unknown) => {
-            p.failures++;
-            p.lastStatus = err instanceof KryptonError ? err.statusCode : 500;
-            p.lastMessage = `${peer.id}: ${(err as Error).message}`;
-            settle(peer, true);
-          },
-        );
+              settle(peer, r.status !== 'ok');
+            },
+            (err: unknown) => {
+              p.failures++;
+              p.lastStatus = err instanceof KryptonError ? err.statusCode : 500;
+              p.lastMessage = `${peer.id}: ${(err as Error).message}`;
+              settle(peer, true);
+            },
+          );
       }
     });
   }
@@ -188,7 +190,10 @@ export class Replicator implements ReplicationHook {
     const base = nodeBaseUri(peer);
     const key = `${peer.id}@${base}`;
     let c = this.channels.get(key);
-    if (!c) this.channels.set(key, (c = new PeerChannel(this.client, base, () => this.timeoutMs())));
+    if (!c) {
+      c = new PeerChannel(this.client, base, () => this.timeoutMs());
+      this.channels.set(key, c);
+    }
     return c;
   }
 
@@ -200,5 +205,7 @@ export class Replicator implements ReplicationHook {
 /** What a write was, in Xenon's error messages ("PATCH to /core/examples/x", "POST to /core/examples"). */
 function describe(writer: DocumentWriter, pending: readonly Pending[]): string {
   const head = pending[0]!.doc;
-  return pending.length > 1 && new Set(pending.map((p) => p.doc['documentSelfLink'])).size > 1 ? `POST to ${writer.factoryLink}` : `${String(head['documentUpdateAction'])} to ${String(head['documentSelfLink'])}`;
+  return pending.length > 1 && new Set(pending.map((p) => p.doc['documentSelfLink'])).size > 1
+    ? `POST to ${writer.factoryLink}`
+    : `${String(head['documentUpdateAction'])} to ${String(head['documentSelfLink'])}`;
 }

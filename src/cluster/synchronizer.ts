@@ -82,7 +82,12 @@ export class Synchronizer {
     this.status.runs++;
     let pulled = 0;
     const failed = new Set<string>();
-    for (const factory of this.factories()) pulled += await this.syncFactory(factory, peers.filter((p) => !failed.has(p.id)), failed);
+    for (const factory of this.factories())
+      pulled += await this.syncFactory(
+        factory,
+        peers.filter((p) => !failed.has(p.id)),
+        failed,
+      );
     const answered = peers.length - failed.size;
     const durationMicros = Math.round((performance.now() - started) * 1000);
     Object.assign(this.status, { lastDurationMicros: durationMicros, lastDocumentsPulled: pulled, lastPeersAnswered: answered });
@@ -100,7 +105,10 @@ export class Synchronizer {
   }
 
   private factories(): FactoryService[] {
-    return this.host.serviceLinks().map((l) => this.host.service(l)).filter((s): s is FactoryService => s instanceof FactoryService);
+    return this.host
+      .serviceLinks()
+      .map((l) => this.host.service(l))
+      .filter((s): s is FactoryService => s instanceof FactoryService);
   }
 
   /**
@@ -123,7 +131,10 @@ export class Synchronizer {
     for (const [link, { peer }] of best) {
       if (failed.has(peer.id)) continue;
       let links = byPeer.get(peer.id);
-      if (!links) byPeer.set(peer.id, (links = []));
+      if (!links) {
+        links = [];
+        byPeer.set(peer.id, links);
+      }
       links.push(link);
       if (links.length === FETCH_BATCH) {
         batches.push({ peer, links });
@@ -138,8 +149,16 @@ export class Synchronizer {
         while (next < batches.length) {
           const { peer, links } = batches[next++]!;
           try {
-            const res = await this.client.json<SynchFetchResponse>(`${nodeBaseUri(peer)}${SYNCH_LINK}`, { method: 'POST', body: { kind: Kinds.SYNCH_FETCH_REQUEST, factoryLink: factory.link, links }, timeoutMs: this.timeoutMs() });
-            const r = await this.replicas.apply(factory.writer, res.documents.map((doc: Doc) => ({ doc, purgeFirst: false })), 'synch');
+            const res = await this.client.json<SynchFetchResponse>(`${nodeBaseUri(peer)}${SYNCH_LINK}`, {
+              method: 'POST',
+              body: { kind: Kinds.SYNCH_FETCH_REQUEST, factoryLink: factory.link, links },
+              timeoutMs: this.timeoutMs(),
+            });
+            const r = await this.replicas.apply(
+              factory.writer,
+              res.documents.map((doc: Doc) => ({ doc, purgeFirst: false })),
+              'synch',
+            );
             if (r.status === 'ok') stored += res.documents.length;
           } catch (err) {
             failed.add(peer.id);
@@ -157,7 +176,11 @@ export class Synchronizer {
     const local = new LocalCursor(this.host, factory.link);
     let after = '';
     for (;;) {
-      const page = await this.client.json<SynchSummaryResponse>(url, { method: 'POST', body: { kind: Kinds.SYNCH_SUMMARY_REQUEST, factoryLink: factory.link, afterLink: after, limit: SUMMARY_PAGE }, timeoutMs: this.timeoutMs() });
+      const page = await this.client.json<SynchSummaryResponse>(url, {
+        method: 'POST',
+        body: { kind: Kinds.SYNCH_SUMMARY_REQUEST, factoryLink: factory.link, afterLink: after, limit: SUMMARY_PAGE },
+        timeoutMs: this.timeoutMs(),
+      });
       if (page.revocations?.length) await this.replicas.revoke(factory.link, page.revocations);
       for (const [link, epoch, version, updateTime] of page.entries) {
         const s: Stamp = { epoch, version, updateTime };

@@ -56,11 +56,7 @@ export class KryptonError extends Error {
   readonly xenonCode: number;
   readonly details: string[] | undefined;
 
-  constructor(
-    template: ErrorTemplate,
-    message: string,
-    options: { cause?: unknown; details?: string[]; statusCode?: number; xenonCode?: number } = {},
-  ) {
+  constructor(template: ErrorTemplate, message: string, options: { cause?: unknown; details?: string[]; statusCode?: number; xenonCode?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KryptonError';
     this.code = template.code;

@@ -10,7 +10,7 @@ import { SystemClock, type Clock } from './clock.js';
 import { LinkLocks } from './link-locks.js';
 import { HttpClient } from './http-client.js';
 import { createHttpServer, errorReply } from './http-server.js';
-import { JsonStream, Operation, type Reply } from './operation.js';
+import { JsonStream, type Operation, type Reply } from './operation.js';
 import { ServiceStats, UTILITY_SUFFIXES, type Service } from './service.js';
 import type { ServiceDefinition } from './service-definition.js';
 import { genericUtility } from '../services/utility-handlers.js';
@@ -139,7 +139,10 @@ export class Host {
 
   statsFor(link: string): ServiceStats {
     let s = this.stats.get(link);
-    if (!s) this.stats.set(link, (s = new ServiceStats()));
+    if (!s) {
+      s = new ServiceStats();
+      this.stats.set(link, s);
+    }
     return s;
   }
 

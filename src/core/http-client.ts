@@ -68,7 +68,7 @@ export class HttpClient {
       throw kryptonError('UNAVAILABLE', `${req.method} ${url} failed: ${e.code ?? ''} ${e.message}`.trim(), { cause });
     }
     const text = await res.body.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     if (text.length > 0) {
       try {
         parsed = JSON.parse(text);

@@ -29,7 +29,9 @@ export function createHttpServer(dispatch: Dispatcher, options: HttpServerOption
     const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const body = toServiceErrorResponse(kryptonError(timedOut ? 'TIMEOUT' : 'BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`));
     const text = JSON.stringify(body);
-    socket.end(`HTTP/1.1 ${body.statusCode} ${timedOut ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    socket.end(
+      `HTTP/1.1 ${body.statusCode} ${timedOut ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    );
   });
   server.keepAliveTimeout = 60_000;
   server.headersTimeout = 65_000;
@@ -72,7 +74,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, dispatch: Dispa
     headers: req.headers,
     bodyText,
     contentType: req.headers['content-type'],
-    uri: () => `http://127.0.0.1:${socket.localPort ?? 0}${path}${rawQuery ? '?' + safeDecode(rawQuery) : ''}`,
+    uri: () => `http://127.0.0.1:${socket.localPort ?? 0}${path}${rawQuery ? `?${safeDecode(rawQuery)}` : ''}`,
     remoteAddress: () => socket.remoteAddress,
   });
   let reply: Reply;

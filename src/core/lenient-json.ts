@@ -84,7 +84,10 @@ class LenientParser {
     this.i++;
     for (;;) {
       this.ws();
-      if (this.s[this.i] === '}') { this.i++; return out; }
+      if (this.s[this.i] === '}') {
+        this.i++;
+        return out;
+      }
       const c = this.s[this.i];
       const key = c === '"' || c === "'" ? this.string(c) : String(this.literal());
       this.ws();
@@ -105,7 +108,10 @@ class LenientParser {
     this.i++;
     for (;;) {
       this.ws();
-      if (this.s[this.i] === ']') { this.i++; return out; }
+      if (this.s[this.i] === ']') {
+        this.i++;
+        return out;
+      }
       out.push(this.value(depth + 1));
       this.ws();
       const sep = this.s[this.i];
@@ -120,7 +126,10 @@ class LenientParser {
     while (this.i < this.s.length) {
       const c = this.s[this.i++]!;
       if (c === quote) return out;
-      if (c !== '\\') { out += c; continue; }
+      if (c !== '\\') {
+        out += c;
+        continue;
+      }
       const e = this.s[this.i++];
       const map: Record<string, string> = { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', '/': '/', '\\': '\\', '"': '"', "'": "'" };
       if (e === 'u') {

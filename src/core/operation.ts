@@ -106,7 +106,8 @@ export class Operation {
 
   /** The query string's parameters (Xenon's decoding); parsed on first use. */
   get query(): ReadonlyMap<string, string> {
-    return (this.parsedQuery ??= parseQueryString(this.rawQuery));
+    this.parsedQuery ??= parseQueryString(this.rawQuery);
+    return this.parsedQuery;
   }
 
   /** Full request URI as the host saw it, e.g. `http://127.0.0.1:8000/core/examples/x`. */

@@ -69,6 +69,7 @@ export interface StatelessServiceDefinition {
   readonly handlers: Partial<Record<Action, (op: Operation, host: Host) => unknown | Promise<unknown>>>;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds services of every state type (S appears in both argument and result positions).
 export type ServiceDefinition = StatefulServiceDefinition<any> | StatelessServiceDefinition;
 
 export function defineStatefulService<S extends Doc>(def: Omit<StatefulServiceDefinition<S>, 'type'>): StatefulServiceDefinition<S> {

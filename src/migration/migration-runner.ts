@@ -70,12 +70,18 @@ async function resolveNodes(ctx: RunContext, refs: string[], groupRef: string | 
   const checks = Math.max(0, ctx.state.maximumConvergenceChecks);
   for (let attempt = 0; ; attempt++) {
     const group = await call<Doc>(ctx.host.client, url, { method: 'GET', headers: ctx.headers(), ...timeout(ctx) }, `GET ${side} node group ${url}`, ctx.signal);
-    const nodes = Object.values((group['nodes'] ?? {}) as Record<string, Doc>).filter((n) => !['UNAVAILABLE', 'REPLACED'].includes(n['status'] as string) && !((n['options'] as string[] | undefined) ?? []).includes('OBSERVER'));
+    const nodes = Object.values((group['nodes'] ?? {}) as Record<string, Doc>).filter(
+      (n) => !['UNAVAILABLE', 'REPLACED'].includes(n['status'] as string) && !((n['options'] as string[] | undefined) ?? []).includes('OBSERVER'),
+    );
     const bases = nodes.map((n) => nodeBase(n['groupReference'] as string));
     if (bases.length === 0) fail('UNAVAILABLE', `the ${side} node group ${url} has no available node`);
     // With quorum = group size (the seeds' advice during a migration) a missing member fails the run.
     const quorum = Math.max(1, ...nodes.map((n) => Number(n['membershipQuorum'] ?? 1)));
-    if (bases.length < quorum) fail('UNAVAILABLE', `the ${side} node group ${url} has ${bases.length} available members, fewer than its membershipQuorum ${quorum}: start the missing members (or lower the quorum), then run the task again`);
+    if (bases.length < quorum)
+      fail(
+        'UNAVAILABLE',
+        `the ${side} node group ${url} has ${bases.length} available members, fewer than its membershipQuorum ${quorum}: start the missing members (or lower the quorum), then run the task again`,
+      );
     if (await converged(ctx, nodes, group)) return bases;
     if (attempt >= checks) fail('UNAVAILABLE', `Nodegroups did not converge after ${checks} retries.`);
     await sleep(Math.min(ctx.state.maintenanceIntervalMicros / 1000, 5000), ctx.signal);
@@ -87,7 +93,12 @@ async function converged(ctx: RunContext, nodes: Doc[], group: Doc): Promise<boo
   if (nodes.length <= 1) return true;
   const expected = group['membershipUpdateTimeMicros'];
   const answers = await Promise.all(
-    nodes.map((n) => ctx.host.client.send<Doc>(n['groupReference'] as string, { method: 'GET', headers: ctx.headers(), timeoutMs: 10_000 }).then((r) => r.body['membershipUpdateTimeMicros'], () => undefined)),
+    nodes.map((n) =>
+      ctx.host.client.send<Doc>(n['groupReference'] as string, { method: 'GET', headers: ctx.headers(), timeoutMs: 10_000 }).then(
+        (r) => r.body['membershipUpdateTimeMicros'],
+        () => undefined,
+      ),
+    ),
   );
   return answers.every((t) => t !== undefined && t === expected);
 }
@@ -144,7 +155,10 @@ export function retrievalSpec(state: MigrationTaskState, fromMicros: number): Qu
     if (!isPrefixOnly) clauses.push(q.term ? { ...q, occurance: 'MUST_OCCUR' } : { occurance: 'MUST_OCCUR', booleanClauses: q.booleanClauses! });
   }
   if (fromMicros > 0) {
-    clauses.push({ occurance: 'MUST_OCCUR', term: { propertyName: 'documentUpdateTimeMicros', range: { type: 'LONG', min: fromMicros, isMinInclusive: true, isMaxInclusive: false, precisionStep: 16 } } });
+    clauses.push({
+      occurance: 'MUST_OCCUR',
+      term: { propertyName: 'documentUpdateTimeMicros', range: { type: 'LONG', min: fromMicros, isMinInclusive: true, isMaxInclusive: false, precisionStep: 16 } },
+    });
   }
   const keep = (user.options ?? []).filter((o) => ['INCLUDE_DELETED'].includes(o));
   return {
@@ -304,6 +318,13 @@ export function timeout(ctx: RunContext): { timeoutMs?: number } {
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

@@ -156,8 +156,8 @@ export function validateState(s: MigrationTaskState): void {
   for (const l of [s.sourceFactoryLink, s.destinationFactoryLink]) if (!l.startsWith('/')) fail('VALIDATION', `factory links must start with '/': ${l}`);
   checkUri(s.sourceNodeGroupReference, 'sourceNodeGroupReference');
   checkUri(s.destinationNodeGroupReference, 'destinationNodeGroupReference');
-  s.sourceReferences.forEach((r) => checkUri(r, 'sourceReferences'));
-  s.destinationReferences.forEach((r) => checkUri(r, 'destinationReferences'));
+  for (const r of s.sourceReferences) checkUri(r, 'sourceReferences');
+  for (const r of s.destinationReferences) checkUri(r, 'destinationReferences');
   if (s.maintenanceIntervalMicros < 1000) fail('VALIDATION', 'maintenanceIntervalMicros must be at least 1000');
   const limit = s.querySpec.resultLimit;
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) fail('VALIDATION', 'querySpec.resultLimit must be a positive integer');

@@ -44,7 +44,16 @@ export class MigrationTaskService extends FactoryService {
    * Optional in-process import into this host's factories (set by install). `credentials`: the
    * task's identity headers, for documents a group routes to the member that owns them.
    */
-  importLocally: ((factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean, principal: string | undefined, credentials: Record<string, string>) => Promise<import('../services/document-writer.js').ImportOutcome[]>) | undefined;
+  importLocally:
+    | ((
+        factoryLink: string,
+        docs: Doc[],
+        history: boolean,
+        overwrite: boolean,
+        principal: string | undefined,
+        credentials: Record<string, string>,
+      ) => Promise<import('../services/document-writer.js').ImportOutcome[]>)
+    | undefined;
 
   constructor(private readonly taskHost: Host) {
     super(taskHost, MigrationTaskDefinition);
@@ -168,12 +177,15 @@ export class MigrationTaskService extends FactoryService {
   /** Continuous tasks: the next run after the interval (a failed run is retried the same way). */
   private schedule(link: string, intervalMicros: number): void {
     clearTimeout(this.timers.get(link));
-    const t = setTimeout(() => {
-      this.timers.delete(link);
-      const s = this.load(link);
-      if (s && s.continuousMigration && s.taskInfo.stage !== 'CANCELLED') this.start(link);
-      else if (s && s.continuousMigration && s.taskInfo.stage === 'CANCELLED' && s.progress.runCount === 0) this.start(link);
-    }, Math.max(1, intervalMicros / 1000));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(link);
+        const s = this.load(link);
+        if (s?.continuousMigration && s.taskInfo.stage !== 'CANCELLED') this.start(link);
+        else if (s?.continuousMigration && s.taskInfo.stage === 'CANCELLED' && s.progress.runCount === 0) this.start(link);
+      },
+      Math.max(1, intervalMicros / 1000),
+    );
     t.unref();
     this.timers.set(link, t);
   }

@@ -236,7 +236,13 @@ function combine(left: Query, op: 'and' | 'or', right: Query): Query {
   const r = right.occurance === 'MUST_NOT_OCCUR' ? right : { ...right, occurance: plain };
   if (l.occurance === 'MUST_NOT_OCCUR' && r.occurance === 'MUST_NOT_OCCUR') {
     const inner: Occurance = op === 'and' ? 'SHOULD_OCCUR' : 'MUST_OCCUR';
-    return { occurance: 'MUST_NOT_OCCUR', booleanClauses: [{ ...l, occurance: inner }, { ...r, occurance: inner }] };
+    return {
+      occurance: 'MUST_NOT_OCCUR',
+      booleanClauses: [
+        { ...l, occurance: inner },
+        { ...r, occurance: inner },
+      ],
+    };
   }
   return { occurance: 'MUST_OCCUR', booleanClauses: [l, r] };
 }

@@ -312,9 +312,7 @@ function normalize(v: unknown): unknown {
  * every connection it opens.
  */
 export function registerQueryFunctions(db: Database.Database): void {
-  db.function(PHRASE_FUNCTION, { deterministic: true }, (value: unknown, phrase: unknown) =>
-    typeof value === 'string' && typeof phrase === 'string' && phraseMatches(value, phrase) ? 1 : 0,
-  );
+  db.function(PHRASE_FUNCTION, { deterministic: true }, (value: unknown, phrase: unknown) => (typeof value === 'string' && typeof phrase === 'string' && phraseMatches(value, phrase) ? 1 : 0));
 }
 
 let lastPhrase: { text: string; tokens: string[]; single: string | undefined } | undefined;
@@ -342,5 +340,8 @@ export function phraseMatches(value: string, phrase: string): boolean {
 }
 
 function tokenize(text: string): string[] {
-  return text.toLowerCase().split(/\W+/).filter((t) => t !== '');
+  return text
+    .toLowerCase()
+    .split(/\W+/)
+    .filter((t) => t !== '');
 }

@@ -301,4 +301,3 @@ export function resultEnd(count: number, queryTimeMicros: number, extra: { nextP
   if (extra.nextPageLink) s += `,"nextPageLink":${JSON.stringify(extra.nextPageLink)}`;
   return `${s},"queryTimeMicros":${queryTimeMicros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(extra.owner)}`;
 }
-

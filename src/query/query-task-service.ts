@@ -289,7 +289,15 @@ export class QueryTaskService implements Service {
   private async list(op: Operation): Promise<Reply> {
     const links = [...this.tasks.keys()].filter((l) => !op.authz || op.authz.allows('GET', this.tasks.get(l)!.doc));
     const expand = op.rawQuery.includes('expand');
-    const body: Doc = { documentLinks: links, documentCount: links.length, queryTimeMicros: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: this.host.id };
+    const body: Doc = {
+      documentLinks: links,
+      documentCount: links.length,
+      queryTimeMicros: 1,
+      documentVersion: 0,
+      documentUpdateTimeMicros: 0,
+      documentExpirationTimeMicros: 0,
+      documentOwner: this.host.id,
+    };
     if (expand) body['documents'] = Object.fromEntries(links.map((l) => [l, this.tasks.get(l)!.doc]));
     return { status: 200, body };
   }

@@ -16,24 +16,8 @@ export type SortOrder = 'ASC' | 'DESC';
 export const SORT_ORDERS: readonly SortOrder[] = ['ASC', 'DESC'];
 
 /** Xenon's `ServiceDocumentDescription.TypeName`. */
-export type TypeName =
-  | 'LONG'
-  | 'STRING'
-  | 'BYTES'
-  | 'PODO'
-  | 'COLLECTION'
-  | 'MAP'
-  | 'BOOLEAN'
-  | 'DOUBLE'
-  | 'InternetAddressV4'
-  | 'InternetAddressV6'
-  | 'DATE'
-  | 'URI'
-  | 'ENUM';
-export const TYPE_NAMES: readonly TypeName[] = [
-  'LONG', 'STRING', 'BYTES', 'PODO', 'COLLECTION', 'MAP', 'BOOLEAN', 'DOUBLE',
-  'InternetAddressV4', 'InternetAddressV6', 'DATE', 'URI', 'ENUM',
-];
+export type TypeName = 'LONG' | 'STRING' | 'BYTES' | 'PODO' | 'COLLECTION' | 'MAP' | 'BOOLEAN' | 'DOUBLE' | 'InternetAddressV4' | 'InternetAddressV6' | 'DATE' | 'URI' | 'ENUM';
+export const TYPE_NAMES: readonly TypeName[] = ['LONG', 'STRING', 'BYTES', 'PODO', 'COLLECTION', 'MAP', 'BOOLEAN', 'DOUBLE', 'InternetAddressV4', 'InternetAddressV6', 'DATE', 'URI', 'ENUM'];
 
 /** The range types a `NumericRange` may use. DATE is a long in microseconds. */
 export type RangeType = 'LONG' | 'DOUBLE' | 'DATE';

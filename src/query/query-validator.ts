@@ -137,7 +137,10 @@ function checkOptionCombinations(options: QueryOption[], terms: SpecTerms, numbe
     fail('INVALID_QUERY', 'TIME_SNAPSHOT will return latest versions of documents only if querySpec.timeSnapshotBoundaryMicros is provided');
   }
   if (!has('TIME_SNAPSHOT') && numbers.timeSnapshotBoundaryMicros !== undefined) {
-    fail('INVALID_QUERY', 'Either enable TIME_SNAPSHOT for retreiving latest versions of documents, for the given querySpec.timeSnapshotBoundaryMicros or do not provide querySpec.timeSnapshotBoundaryMicros');
+    fail(
+      'INVALID_QUERY',
+      'Either enable TIME_SNAPSHOT for retreiving latest versions of documents, for the given querySpec.timeSnapshotBoundaryMicros or do not provide querySpec.timeSnapshotBoundaryMicros',
+    );
   }
 }
 

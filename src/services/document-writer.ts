@@ -99,7 +99,7 @@ export class DocumentWriter {
     // An empty link is an invalid id (Xenon); a migrated document without one gets a new id.
     if (selfLink === undefined || selfLink === null || (selfLink === '' && skipValidation)) return `${f}/${this.host.newId()}`;
     if (typeof selfLink !== 'string') fail('VALIDATION', 'documentSelfLink must be a string');
-    let id = selfLink.startsWith(f + '/') ? selfLink.slice(f.length + 1) : selfLink.startsWith('/') ? selfLink.slice(1) : selfLink;
+    let id = selfLink.startsWith(`${f}/`) ? selfLink.slice(f.length + 1) : selfLink.startsWith('/') ? selfLink.slice(1) : selfLink;
     if (!skipValidation && !VALID_ID.test(id)) fail('VALIDATION', `${selfLink} is an invalid id`);
     if (skipValidation && (id === '' || id.includes('/'))) id = id.replace(/\//g, '-') || this.host.newId();
     return `${f}/${id}`;
@@ -254,7 +254,7 @@ export class DocumentWriter {
       await Promise.all(commits);
       return outcomes;
     } finally {
-      releases.forEach((r) => r());
+      for (const r of releases) r();
     }
   }
 
@@ -279,7 +279,15 @@ export class DocumentWriter {
     return out;
   }
 
-  private async importOne(link: string, src: Doc, inBatch: Doc | undefined, storedBefore: StoredVersion | undefined, now: number, principal: string | undefined, overwrite: boolean): Promise<Pending | undefined> {
+  private async importOne(
+    link: string,
+    src: Doc,
+    inBatch: Doc | undefined,
+    storedBefore: StoredVersion | undefined,
+    now: number,
+    principal: string | undefined,
+    overwrite: boolean,
+  ): Promise<Pending | undefined> {
     const srcTime = longField(src, 'documentUpdateTimeMicros') ?? now;
     const stored = inBatch ? undefined : storedBefore;
     const existing = inBatch ?? (this.isLive(stored, now) ? (JSON.parse(stored.json) as Doc) : undefined);
@@ -303,9 +311,7 @@ export class DocumentWriter {
 
   private async runCreate(input: WriteInput): Promise<Doc> {
     const body = userFields(input.body);
-    const state = this.def.create
-      ? await this.def.create({ body, fromMigration: input.fromMigration, op: input.op, host: this.host })
-      : body;
+    const state = this.def.create ? await this.def.create({ body, fromMigration: input.fromMigration, op: input.op, host: this.host }) : body;
     this.validate(state);
     return state;
   }

@@ -167,4 +167,3 @@ export class FactoryService implements Service {
     yield* streamResultRows(this.host, plan, UNLIMITED, {}, tail, LISTING_BATCHES);
   }
 }
-

@@ -33,7 +33,12 @@ export function installCoreServices(host: Host, onStopRequested: () => void): vo
   const pageService = new QueryPageService(host, host.queryPages, (id) => queryTasks.pageLink(id));
   host.register(pageService);
   host.register(new QueryPageForwardingService(host, pageService));
-  host.addComponent({ maintain: (now) => { queryTasks.sweep(now); localQueryTasks.sweep(now); } });
+  host.addComponent({
+    maintain: (now) => {
+      queryTasks.sweep(now);
+      localQueryTasks.sweep(now);
+    },
+  });
   startService(host, ExampleService);
   for (const def of host.options.services) startService(host, def);
   const migration = new MigrationTaskService(host);

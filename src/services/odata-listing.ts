@@ -88,7 +88,10 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
     if (!streaming) snapshot.release();
   }
 
-  async function* streamed(page: QueryPage, o: { started: number; pageSize: number; total: number | undefined; nextLink: (after: unknown[] | undefined) => string | undefined }): AsyncGenerator<string> {
+  async function* streamed(
+    page: QueryPage,
+    o: { started: number; pageSize: number; total: number | undefined; nextLink: (after: unknown[] | undefined) => string | undefined },
+  ): AsyncGenerator<string> {
     yield o.total === undefined ? '{' : `{"totalCount":${o.total},`;
     yield* streamResultRows(host, plan, o.pageSize, { first: page, offset: skip, snapshot }, (n, cursor) => {
       const end = resultEnd(n, elapsedMicros(o.started), { owner: host.id, nextPageLink: o.nextLink(cursor) });

@@ -72,9 +72,28 @@ export async function genericUtility(host: Host, link: string, op: Operation, su
     }
     case 'config':
       if (op.action !== 'GET') return fail('METHOD_NOT_ALLOWED', `Action not supported: ${op.action}`);
-      return { status: 200, body: { maintenanceIntervalMicros: host.options.maintenanceIntervalMicros, operationQueueLimit: 10000, epoch: 0, version: 0, options: [], documentVersion: 0, documentKind: CONFIG_KIND, documentSelfLink: `${link}/config`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id } };
+      return {
+        status: 200,
+        body: {
+          maintenanceIntervalMicros: host.options.maintenanceIntervalMicros,
+          operationQueueLimit: 10000,
+          epoch: 0,
+          version: 0,
+          options: [],
+          documentVersion: 0,
+          documentKind: CONFIG_KIND,
+          documentSelfLink: `${link}/config`,
+          documentUpdateTimeMicros: 0,
+          documentExpirationTimeMicros: 0,
+          documentOwner: host.id,
+        },
+      };
     case 'subscriptions':
-      if (op.action === 'GET') return { status: 200, body: { subscribers: {}, documentVersion: 0, documentSelfLink: `${link}/subscriptions`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id } };
+      if (op.action === 'GET')
+        return {
+          status: 200,
+          body: { subscribers: {}, documentVersion: 0, documentSelfLink: `${link}/subscriptions`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id },
+        };
       return fail('METHOD_NOT_ALLOWED', 'subscriptions are not supported by krypton yet');
     case 'ui':
       if (op.action !== 'GET') return fail('VALIDATION', 'Action not supported');

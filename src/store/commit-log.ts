@@ -116,12 +116,13 @@ export function encodeRecord(seq: number, ops: readonly WriteOp[]): string {
       (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') +
       (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '') +
       '}';
-    docs += '\n' + v.json;
+    docs += `\n${v.json}`;
   }
-  return head + ']}' + docs + '\n';
+  return `${head}]}${docs}\n`;
 }
 
 /** Strings JSON writes between quotes as they are (no quote, backslash or control character). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what JSON escapes.
 const PLAIN = /^[^"\\\u0000-\u001f]*$/;
 
 /** A string as JSON.stringify writes it; a third of its cost for the plain strings links are. */

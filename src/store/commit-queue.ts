@@ -227,7 +227,7 @@ export class CommitQueue {
     else if (this.posted.length === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
-      waiters.forEach((w) => w());
+      for (const w of waiters) w();
     }
   }
 
@@ -254,7 +254,7 @@ export class CommitQueue {
     if (this.backlog <= MAX_BACKLOG && this.backlogWaiters.length > 0) {
       const waiters = this.backlogWaiters;
       this.backlogWaiters = [];
-      waiters.forEach((w) => w());
+      for (const w of waiters) w();
     }
   }
 
@@ -326,12 +326,7 @@ export class CommitQueue {
    */
   private halt(cause: string): void {
     if (this.failure) return;
-    this.fail(
-      kryptonError(
-        'STORAGE',
-        `the index could not apply an acknowledged write (${cause}); writes are refused until the host is restarted, which applies it from the commit log`,
-      ),
-    );
+    this.fail(kryptonError('STORAGE', `the index could not apply an acknowledged write (${cause}); writes are refused until the host is restarted, which applies it from the commit log`));
   }
 
   /** The writer is gone or halted: queued and in-flight writes fail, later ones are refused. */
@@ -351,7 +346,7 @@ export class CommitQueue {
     const waiters = [...this.idleWaiters, ...this.backlogWaiters];
     this.idleWaiters = [];
     this.backlogWaiters = [];
-    waiters.forEach((w) => w());
+    for (const w of waiters) w();
   }
 
   /** Applies everything, including what arrives meanwhile. */

@@ -42,7 +42,7 @@ export class SandboxLock {
       fail('UNAVAILABLE', `the sandbox ${dir} is in use by another krypton host${holderOf(dir)}; stop that host or give this one another --sandbox`);
     }
     try {
-      writeFileSync(join(dir, HOLDER_FILE), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }) + '\n');
+      writeFileSync(join(dir, HOLDER_FILE), `${JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() })}\n`);
     } catch {
       // Only the message of a refused host reads it: without it, that message names no pid.
     }

@@ -63,15 +63,19 @@ export class Snapshot implements IndexReader {
   }
 
   get open(): boolean {
-    return this.conn !== undefined && this.conn.db.open;
+    return this.conn?.db.open === true;
   }
 
   all<T>(sql: string, params: readonly unknown[]): T[] {
-    return this.live().prepared(sql).all(...params) as T[];
+    return this.live()
+      .prepared(sql)
+      .all(...params) as T[];
   }
 
   get<T>(sql: string, params: readonly unknown[]): T | undefined {
-    return this.live().prepared(sql).get(...params) as T | undefined;
+    return this.live()
+      .prepared(sql)
+      .get(...params) as T | undefined;
   }
 
   /** Ends the read transaction and returns the connection to the pool. Idempotent. */

@@ -121,7 +121,7 @@ export class SqliteStore implements IndexReader {
       if (chunk.length === 0) return;
       chunk.push([logPositionOp(last)]);
       // No log positions given: a failed record is reported and skipped, the replay goes on.
-      applier.apply(chunk, []).forEach((e) => e !== undefined && this.replayed.failed.push(e));
+      for (const e of applier.apply(chunk, [])) if (e !== undefined) this.replayed.failed.push(e);
       chunk = [];
     };
     for (const rec of CommitLog.records(logDir, last)) {
@@ -312,7 +312,7 @@ export class SqliteStore implements IndexReader {
   /** Purges up to 1000 documents whose expiration has passed (inside the caller's transaction). */
   purgeExpiredInTransaction(nowMicros: number): number {
     const links = (this.stmts.expired.all(nowMicros) as { link: string }[]).map((r) => r.link);
-    links.forEach((l) => this.purge(l));
+    for (const l of links) this.purge(l);
     return links.length;
   }
 

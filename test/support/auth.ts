@@ -102,7 +102,12 @@ export async function comparableAs(base: string, token: string, factory = '/core
   const out = new Map<string, unknown>();
   for (const [link, doc] of await snapshotAs(base, token, factory)) {
     const { documentVersion, documentOwner, documentEpoch, documentAuthPrincipalLink, documentUpdateAction, isFromMigration, ...rest } = doc;
-    void documentVersion; void documentOwner; void documentEpoch; void documentAuthPrincipalLink; void documentUpdateAction; void isFromMigration;
+    void documentVersion;
+    void documentOwner;
+    void documentEpoch;
+    void documentAuthPrincipalLink;
+    void documentUpdateAction;
+    void isFromMigration;
     out.set(link, rest);
   }
   return out;
@@ -110,10 +115,15 @@ export async function comparableAs(base: string, token: string, factory = '/core
 
 /** Logs in through `base` once the user is known there (a group member may still be synchronizing); returns the token. */
 export async function loginWhenKnown(base: string, email: string, password: string): Promise<string> {
-  return waitFor(async () => {
-    const r = await http('POST', `${base}/core/authn/basic`, { requestType: 'LOGIN' }, basic(email, password));
-    return r.status === 200 ? (r.headers.get('x-xenon-auth-token') ?? undefined) : undefined;
-  }, `${email} to log in on ${base}`, 30_000, 100);
+  return waitFor(
+    async () => {
+      const r = await http('POST', `${base}/core/authn/basic`, { requestType: 'LOGIN' }, basic(email, password));
+      return r.status === 200 ? (r.headers.get('x-xenon-auth-token') ?? undefined) : undefined;
+    },
+    `${email} to log in on ${base}`,
+    30_000,
+    100,
+  );
 }
 
 /**
@@ -129,12 +139,17 @@ export async function startAuthGroup(prefix: string, keyFile: string): Promise<{
   const members = await Promise.all(ports.map((port, i) => startHost(args[i]!, { port })));
   // The admin is bootstrapped once the group has formed: it is not there at start.
   const admin = await loginWhenKnown(members[0]!.uri, ADMIN, ADMIN_PASSWORD);
-  await waitFor(async () => {
-    for (const m of members) {
-      const g = await http('GET', `${m.uri}/core/node-groups/default`, undefined, as(admin));
-      if (g.status !== 200 || Object.values(g.json.nodes).filter((n: any) => n.status === 'AVAILABLE').length !== 3) return false;
-    }
-    return true;
-  }, 'three members AVAILABLE in every view', 30_000, 100);
+  await waitFor(
+    async () => {
+      for (const m of members) {
+        const g = await http('GET', `${m.uri}/core/node-groups/default`, undefined, as(admin));
+        if (g.status !== 200 || Object.values(g.json.nodes).filter((n: any) => n.status === 'AVAILABLE').length !== 3) return false;
+      }
+      return true;
+    },
+    'three members AVAILABLE in every view',
+    30_000,
+    100,
+  );
   return { members, args, admin };
 }

@@ -44,23 +44,42 @@ export async function groupState(m: RunningHost): Promise<any> {
  * and (optionally) the same quorum everywhere.
  */
 export async function waitConverged(members: readonly RunningHost[], quorum?: number, timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => {
-    const states = await Promise.all(members.map(groupState));
-    const times = new Set(states.map((s) => s.membershipUpdateTimeMicros));
-    const ids = states.map((s) => s.documentOwner).sort().join(',');
-    for (const s of states) {
-      // Members that left stay listed as UNAVAILABLE until nodeRemovalDelayMicros passes.
-      const nodes = (Object.values(s.nodes) as any[]).filter((x) => x.status !== 'UNAVAILABLE' && x.status !== 'REPLACED');
-      if (nodes.map((x) => x.id).sort().join(',') !== ids || nodes.some((x) => x.status !== 'AVAILABLE')) return false;
-      if (quorum !== undefined && nodes.some((x) => x.membershipQuorum !== quorum)) return false;
-    }
-    return times.size === 1;
-  }, `${members.length} members to converge${quorum ? ` with quorum ${quorum}` : ''}`, timeoutMs, 100);
+  await waitFor(
+    async () => {
+      const states = await Promise.all(members.map(groupState));
+      const times = new Set(states.map((s) => s.membershipUpdateTimeMicros));
+      const ids = states
+        .map((s) => s.documentOwner)
+        .sort()
+        .join(',');
+      for (const s of states) {
+        // Members that left stay listed as UNAVAILABLE until nodeRemovalDelayMicros passes.
+        const nodes = (Object.values(s.nodes) as any[]).filter((x) => x.status !== 'UNAVAILABLE' && x.status !== 'REPLACED');
+        if (
+          nodes
+            .map((x) => x.id)
+            .sort()
+            .join(',') !== ids ||
+          nodes.some((x) => x.status !== 'AVAILABLE')
+        )
+          return false;
+        if (quorum !== undefined && nodes.some((x) => x.membershipQuorum !== quorum)) return false;
+      }
+      return times.size === 1;
+    },
+    `${members.length} members to converge${quorum ? ` with quorum ${quorum}` : ''}`,
+    timeoutMs,
+    100,
+  );
 }
 
 /** PATCH UpdateQuorumRequest with isGroupUpdate (A.8), then poll every member (the spec's loop). */
 export async function setQuorum(members: readonly RunningHost[], quorum: number): Promise<void> {
-  const r = await http('PATCH', `${members[0]!.uri}/core/node-groups/default`, { kind: 'com:vmware:xenon:services:common:NodeGroupService:UpdateQuorumRequest', isGroupUpdate: true, membershipQuorum: quorum });
+  const r = await http('PATCH', `${members[0]!.uri}/core/node-groups/default`, {
+    kind: 'com:vmware:xenon:services:common:NodeGroupService:UpdateQuorumRequest',
+    isGroupUpdate: true,
+    membershipQuorum: quorum,
+  });
   assert.equal(r.status, 200, r.text);
   await waitConverged(members, quorum);
 }

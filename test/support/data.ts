@@ -25,7 +25,12 @@ export async function snapshot(base: string, factory = '/core/examples'): Promis
 /** The user's fields plus the update time: what "green equals blue" compares. */
 export function comparable(doc: any): any {
   const { documentVersion, documentOwner, documentEpoch, documentAuthPrincipalLink, documentUpdateAction, isFromMigration, ...rest } = doc;
-  void documentVersion; void documentOwner; void documentEpoch; void documentAuthPrincipalLink; void documentUpdateAction; void isFromMigration;
+  void documentVersion;
+  void documentOwner;
+  void documentEpoch;
+  void documentAuthPrincipalLink;
+  void documentUpdateAction;
+  void isFromMigration;
   return rest;
 }
 
@@ -37,17 +42,26 @@ export async function assertSameDocuments(blue: string, green: string, factory =
 }
 
 export async function waitForStage(base: string, taskLink: string, stages: string[], timeoutMs = 60_000): Promise<any> {
-  return waitFor(async () => {
-    const r = await http('GET', `${base}${taskLink}`);
-    return stages.includes(r.json?.taskInfo?.stage) ? r.json : undefined;
-  }, `task ${taskLink} to reach ${stages.join('/')}`, timeoutMs);
+  return waitFor(
+    async () => {
+      const r = await http('GET', `${base}${taskLink}`);
+      return stages.includes(r.json?.taskInfo?.stage) ? r.json : undefined;
+    },
+    `task ${taskLink} to reach ${stages.join('/')}`,
+    timeoutMs,
+  );
 }
 
 /**
  * A blue and a green host for a describe block, blue seeded with `count` examples:
  * call in the suite body; the hosts are started before and stopped after its tests.
  */
-export function blueGreenSuite(count: number, prefix: string, hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void }, concurrency = 16): { blue: RunningHost; green: RunningHost } {
+export function blueGreenSuite(
+  count: number,
+  prefix: string,
+  hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void },
+  concurrency = 16,
+): { blue: RunningHost; green: RunningHost } {
   const pair = {} as { blue: RunningHost; green: RunningHost };
   hooks.before(async () => {
     [pair.blue, pair.green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);

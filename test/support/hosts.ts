@@ -38,7 +38,10 @@ export interface RunningHost {
 export async function startHost(args: string[] = [], opts: { sandbox?: string; port?: number; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunningHost> {
   const port = opts.port ?? (await freePort());
   const sandbox = opts.sandbox ?? tempDir();
-  const proc = spawn(process.execPath, [CLI, 'host', `--port=${port}`, `--sandbox=${sandbox}`, '--logLevel=warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env ?? {}) } });
+  const proc = spawn(process.execPath, [CLI, 'host', `--port=${port}`, `--sandbox=${sandbox}`, '--logLevel=warn', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...(opts.env ?? {}) },
+  });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
