@@ -64,6 +64,11 @@ describe("the seeds' walkthrough, verbatim: ab, curl, migration task", () => {
     const stats = await http('GET', `${green.uri}${firstTask}/stats`);
     assert.equal(stats.json.entries.processedServiceCount.latestValue, 1000);
     assert.equal(stats.json.entries.fetchedDocumentCount.latestValue, 1000);
+    // Xenon's count and retrieval stats: -1 without ESTIMATE_COUNT; page timings keyed by source node.
+    assert.equal(stats.json.entries.countQueryTimeDurationMicros.latestValue, -1);
+    assert.ok(stats.json.entries.retrievalOperationsDurationMicros.latestValue > 0);
+    const perNode = Object.keys(stats.json.entries).filter((k) => k.startsWith('retrievalQueryTimeDurationMicros-'));
+    assert.deepEqual(perNode, [`retrievalQueryTimeDurationMicros-${new URL(blue.uri).host}`]);
   });
 
   it('migrates nothing twice when the same task is posted again, and only what changed', async () => {

@@ -1,3 +1,5 @@
+import { fail } from './errors.js';
+
 /** Xenon's ServiceDocument built-in fields, in the order Gson emits them after a document's own fields. */
 export const BUILTIN_FIELDS = [
   'documentVersion',
@@ -67,10 +69,22 @@ export function composeDocument(state: Doc, b: Builtins): Doc {
   return doc;
 }
 
-/** Reads an integer field leniently (Gson accepts "5" for 5); undefined when absent or not integral. */
+/**
+ * Reads an integer field leniently, as Gson reads a Java long: an integral number (5 or 5.0) or an
+ * integer string ("5"); undefined when absent or anything else (5.5, "abc").
+ */
 export function longField(doc: Doc | undefined, name: string): number | undefined {
   const v = doc?.[name];
-  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
+  if (typeof v === 'number' && Number.isInteger(v)) return v;
   if (typeof v === 'string' && /^-?\d+$/.test(v.trim())) return Number(v);
   return undefined;
+}
+
+/** A request body's integer field: as longField, but a present value that is not an integer is a 400 (Gson's NumberFormatException). */
+export function requestLong(body: Doc, name: string): number | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  const n = longField(body, name);
+  if (n === undefined) fail('VALIDATION', `${name} must be an integer: ${JSON.stringify(v)}`);
+  return n;
 }

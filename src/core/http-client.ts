@@ -7,6 +7,8 @@ export interface ClientRequest {
   body?: unknown;
   /** Milliseconds until the request is abandoned with 408. */
   timeoutMs?: number;
+  /** Abandons the request (queued or in flight) when aborted: a 409 `… cancelled`. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface ClientResponse<T = unknown> {
@@ -59,9 +61,11 @@ export class HttpClient {
         ...(body === undefined ? {} : { body }),
         headersTimeout: timeout,
         bodyTimeout: timeout,
+        ...(req.signal ? { signal: req.signal } : {}),
       });
     } catch (cause) {
       const e = cause as Error & { code?: string };
+      if (req.signal?.aborted) throw kryptonError('CONFLICT', `${req.method} ${url} cancelled`, { cause });
       if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {
         throw kryptonError('TIMEOUT', `${req.method} ${url} timed out after ${timeout} ms`, { cause });
       }

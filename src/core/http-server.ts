@@ -14,6 +14,7 @@ export interface HttpServerOptions {
 /** node:http adapter: request → Operation → dispatcher → Reply → response, Xenon's header rules. */
 export function createHttpServer(dispatch: Dispatcher, options: HttpServerOptions): Server {
   const server = createServer((req, res) => {
+    res.sendDate = false; // Xenon's responses carry no date (spec §1.3)
     handle(req, res, dispatch, options).catch((err) => {
       options.onError(err, undefined);
       if (!res.headersSent) writeReply(req, res, errorReply(err));

@@ -6,7 +6,7 @@ import { fail } from './errors.js';
  * `;` as a separator and `#`, `//`, `/* *\/` comments (the workshop scripts rely on these).
  */
 export function parseJsonBody(text: string): unknown {
-  if (tooDeep(text)) fail('INVALID_JSON', `Invalid JSON body: nested deeper than ${MAX_JSON_DEPTH} levels`);
+  if (tooDeep(text)) fail('INVALID_JSON', `Unparseable JSON body: nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     return JSON.parse(text);
   } catch {
@@ -50,7 +50,7 @@ class LenientParser {
   }
 
   private error(what: string): never {
-    fail('INVALID_JSON', `Invalid JSON body: ${what} at position ${this.i}`);
+    fail('INVALID_JSON', `Unparseable JSON body: ${what} at position ${this.i}`);
   }
 
   private ws(): void {

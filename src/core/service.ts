@@ -1,7 +1,31 @@
+import { fail } from './errors.js';
 import type { Operation, Reply } from './operation.js';
 
 /** Xenon's utility suffixes: every service path P also answers P/<suffix>. */
 export const UTILITY_SUFFIXES = new Set(['stats', 'template', 'config', 'available', 'subscriptions', 'ui', 'synchronization']);
+
+/** Child ids a document cannot take: they name a utility service of the factory (Xenon §6.2). */
+export const RESERVED_IDS: ReadonlySet<string> = new Set([...UTILITY_SUFFIXES, 'replication']);
+
+/** Xenon's id rule: A–Z a–z 0–9 and - _ . ~ ? # [ ] @ ! $ & ' ( ) * + , ; = : */
+const VALID_ID = /^[A-Za-z0-9\-_.~?#[\]@!$&'()*+,;=:]+$/;
+
+/**
+ * The child id a client's `documentSelfLink` names under `parentLink`: a bare id, `/id`, or the full
+ * child path (Xenon §5.1). 400 for an id outside Xenon's characters or one naming a utility service
+ * (Xenon fails that start with a 500; the document could never be addressed).
+ */
+export function childId(parentLink: string, selfLink: unknown): string {
+  if (typeof selfLink !== 'string') return fail('VALIDATION', 'documentSelfLink must be a string');
+  const id = selfLink.startsWith(`${parentLink}/`) ? selfLink.slice(parentLink.length + 1) : selfLink.startsWith('/') ? selfLink.slice(1) : selfLink;
+  if (!VALID_ID.test(id)) fail('VALIDATION', `${selfLink} is an invalid id`);
+  checkNotReserved(parentLink, selfLink, id);
+  return id;
+}
+
+export function checkNotReserved(parentLink: string, selfLink: string, id: string): void {
+  if (RESERVED_IDS.has(id)) fail('VALIDATION', `${selfLink} is an invalid id: ${id} names a utility service of ${parentLink}`);
+}
 
 /** Anything the router can dispatch to. Factories also take requests for their children. */
 export interface Service {
@@ -41,11 +65,13 @@ export class ServiceStats {
   }
 
   /** The ServiceStats document (entries sorted by name, as Xenon emits them). */
-  toDocument(selfLink: string, owner: string): Record<string, unknown> {
+  /** The stats as Xenon's ServiceStats document; `keep` selects entries (`$filter`). */
+  toDocument(selfLink: string, owner: string, keep?: (name: string, latestValue: number) => boolean): Record<string, unknown> {
     const kind = 'com:vmware:xenon:common:ServiceStats';
     const entries: Record<string, unknown> = {};
     for (const name of [...this.entries.keys()].sort()) {
       const e = this.entries.get(name)!;
+      if (keep && !keep(name, e.latestValue)) continue;
       entries[name] = { name, ...e, kind: `${kind}:ServiceStat` };
     }
     if (this.entries.size === 0) return { kind, entries, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0 };

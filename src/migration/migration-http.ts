@@ -23,9 +23,10 @@ export async function call<T>(client: HttpClient, url: string, req: ClientReques
   for (let attempt = 1; attempt <= retry.attempts; attempt++) {
     if (signal.aborted) throw kryptonError('CONFLICT', 'migration task cancelled');
     try {
-      return (await client.send<T>(url, req)).body;
+      return (await client.send<T>(url, { ...req, signal })).body;
     } catch (err) {
       last = err;
+      if (signal.aborted) throw kryptonError('CONFLICT', 'migration task cancelled');
       if (!retriable(err) || attempt === retry.attempts) break;
       const delay = retry.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
       await new Promise((r) => setTimeout(r, delay));

@@ -120,8 +120,9 @@ async function checkFactory(ctx: RunContext, nodes: string[], factoryLink: strin
 async function estimate(ctx: RunContext, node: string): Promise<void> {
   const spec: QuerySpecification = { query: prefixClause(ctx.state.sourceFactoryLink), options: ['COUNT'] };
   const task = await postQuery(ctx, node, spec);
-  const count = longField((task['results'] ?? {}) as Doc, 'documentCount') ?? 0;
-  ctx.state.progress.estimatedTotalServiceCount = count;
+  const results = (task['results'] ?? {}) as Doc;
+  ctx.state.progress.estimatedTotalServiceCount = longField(results, 'documentCount') ?? 0;
+  ctx.state.progress.countQueryTimeDurationMicros = longField(results, 'queryTimeMicros') ?? 0;
   ctx.save();
 }
 
@@ -179,8 +180,14 @@ async function postQuery(ctx: RunContext, node: string, spec: QuerySpecification
 }
 
 async function fetchPage(ctx: RunContext, node: string, link: string): Promise<PageResult> {
+  const started = performance.now();
   const task = await call<Doc>(ctx.host.client, `${node}${link}`, { method: 'GET', headers: ctx.headers(), timeoutMs: 300_000 }, `GET source page ${node}${link}`, ctx.signal);
   const r = (task['results'] ?? {}) as Doc;
+  // Xenon's retrieval stats: the page GET's wall time, and the source's query time per node.
+  const progress = ctx.state.progress;
+  progress.retrievalOperationsDurationMicros = Math.round((performance.now() - started) * 1000);
+  progress.retrievalQueryTimeDurationMicros ??= {};
+  progress.retrievalQueryTimeDurationMicros[new URL(node).host] = longField(r, 'queryTimeMicros') ?? 0;
   return { links: (r['documentLinks'] as string[]) ?? [], documents: (r['documents'] as Record<string, Doc>) ?? {}, nextPageLink: r['nextPageLink'] as string | undefined };
 }
 

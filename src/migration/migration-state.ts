@@ -1,6 +1,7 @@
 import { fail } from '../core/errors.js';
-import { longField, type Doc } from '../core/document.js';
+import { requestLong, type Doc } from '../core/document.js';
 import type { QuerySpecification } from '../query/query-types.js';
+import { normalizeQuerySpec } from '../query/query-validator.js';
 import type { ServiceErrorResponse } from '../core/errors.js';
 
 export const MIGRATION_TASK_KIND = 'com:vmware:xenon:services:common:MigrationTaskService:State';
@@ -28,6 +29,12 @@ export interface MigrationProgress {
   runCount: number;
   lastRunDurationMicros: number;
   documentsPerSecond: number;
+  /** The ESTIMATE_COUNT query's time (its `queryTimeMicros`); -1 without ESTIMATE_COUNT. */
+  countQueryTimeDurationMicros: number;
+  /** Wall time of the latest page GET. */
+  retrievalOperationsDurationMicros: number;
+  /** Per source node (`host:port`), the `queryTimeMicros` of the latest page it served. */
+  retrievalQueryTimeDurationMicros: Record<string, number>;
 }
 
 /** MigrationTaskService.State, plus krypton's progress and checkpoints. */
@@ -51,27 +58,44 @@ export interface MigrationTaskState extends Doc {
   checkpoints: Record<string, Checkpoint>;
 }
 
-export const EMPTY_PROGRESS: MigrationProgress = Object.freeze({
-  processedServiceCount: 0,
-  skippedServiceCount: 0,
-  deletedDocumentCount: 0,
-  fetchedDocumentCount: 0,
-  estimatedTotalServiceCount: -1,
-  beforeTransformDocumentCount: 0,
-  afterTransformDocumentCount: 0,
-  runCount: 0,
-  lastRunDurationMicros: 0,
-  documentsPerSecond: 0,
-});
-
-function bool(v: unknown): boolean {
-  return v === true || (typeof v === 'string' && v.toLowerCase() === 'true');
+/** A new task's progress. */
+export function emptyProgress(): MigrationProgress {
+  return {
+    processedServiceCount: 0,
+    skippedServiceCount: 0,
+    deletedDocumentCount: 0,
+    fetchedDocumentCount: 0,
+    estimatedTotalServiceCount: -1,
+    beforeTransformDocumentCount: 0,
+    afterTransformDocumentCount: 0,
+    runCount: 0,
+    lastRunDurationMicros: 0,
+    documentsPerSecond: 0,
+    countQueryTimeDurationMicros: -1,
+    retrievalOperationsDurationMicros: 0,
+    retrievalQueryTimeDurationMicros: {},
+  };
 }
 
-function stringList(v: unknown, name: string): string[] {
+/** A Boolean as Gson reads one: true/false, or the strings "true"/"false" (the seeds send "false"). */
+function bool(v: unknown, name: string): boolean {
+  if (v === undefined || v === null || v === false) return false;
+  if (v === true) return true;
+  if (typeof v === 'string' && ['true', 'false'].includes(v.toLowerCase())) return v.toLowerCase() === 'true';
+  return fail('VALIDATION', `${name} must be a boolean: ${JSON.stringify(v)}`);
+}
+
+function stringList(v: unknown, name: string, what: string): string[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) fail('VALIDATION', `${name} must be an array of URI strings`);
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) fail('VALIDATION', `${name} must be an array of ${what}`);
   return v as string[];
+}
+
+/** A non-negative integer field (400 for anything else); `fallback` when absent. */
+function count(body: Doc, name: string, fallback: number): number {
+  const n = requestLong(body, name) ?? fallback;
+  if (n < 0) fail('VALIDATION', `${name} must not be negative: ${n}`);
+  return n;
 }
 
 function optString(body: Doc, name: string): string | undefined {
@@ -96,37 +120,41 @@ function checkUri(v: string | undefined, name: string): void {
  * joined with spaces in Xenon's order. `continuousMigration` accepts the seeds' string "false".
  */
 export function initialState(body: Doc, defaultIntervalMicros: number): MigrationTaskState {
-  const options = stringList(body['migrationOptions'], 'migrationOptions');
+  const options = stringList(body['migrationOptions'], 'migrationOptions', `option names (${MIGRATION_OPTIONS.join(', ')})`);
   for (const o of options) if (!MIGRATION_OPTIONS.includes(o as MigrationOption)) fail('VALIDATION', `unknown migrationOption: ${o}`);
-  const continuous = bool(body['continuousMigration']);
+  const continuous = bool(body['continuousMigration'], 'continuousMigration');
   if (continuous && !options.includes('CONTINUOUS')) options.push('CONTINUOUS');
   const taskInfo = (body['taskInfo'] ?? {}) as Doc;
   const stage = (taskInfo['stage'] as TaskStage | undefined) ?? 'CREATED';
   if (!['CREATED', 'STARTED', 'FINISHED', 'FAILED', 'CANCELLED'].includes(stage)) fail('VALIDATION', `unknown taskInfo.stage: ${String(stage)}`);
   const state: MigrationTaskState = {
-    sourceReferences: stringList(body['sourceReferences'], 'sourceReferences'),
+    sourceReferences: stringList(body['sourceReferences'], 'sourceReferences', 'URI strings'),
     sourceFactoryLink: optString(body, 'sourceFactoryLink') as string,
-    destinationReferences: stringList(body['destinationReferences'], 'destinationReferences'),
+    destinationReferences: stringList(body['destinationReferences'], 'destinationReferences', 'URI strings'),
     destinationFactoryLink: optString(body, 'destinationFactoryLink') as string,
     querySpec: (body['querySpec'] ?? {}) as QuerySpecification,
     taskInfo: { stage: stage === 'STARTED' ? 'CREATED' : stage, isDirect: false },
-    maintenanceIntervalMicros: longField(body, 'maintenanceIntervalMicros') ?? defaultIntervalMicros,
-    maximumConvergenceChecks: longField(body, 'maximumConvergenceChecks') ?? 10,
+    maintenanceIntervalMicros: count(body, 'maintenanceIntervalMicros', defaultIntervalMicros),
+    maximumConvergenceChecks: count(body, 'maximumConvergenceChecks', 10),
     continuousMigration: continuous,
     migrationOptions: options as MigrationOption[],
-    latestSourceUpdateTimeMicros: longField(body, 'latestSourceUpdateTimeMicros') ?? 0,
-    progress: { ...EMPTY_PROGRESS },
+    latestSourceUpdateTimeMicros: count(body, 'latestSourceUpdateTimeMicros', 0),
+    progress: emptyProgress(),
     checkpoints: {},
   };
   const src = optString(body, 'sourceNodeGroupReference');
   const dst = optString(body, 'destinationNodeGroupReference');
   const transform = optString(body, 'transformationServiceLink');
-  const timeout = longField(body, 'operationTimeoutMicros');
+  const timeout = requestLong(body, 'operationTimeoutMicros');
+  if (timeout !== undefined && timeout <= 0) fail('VALIDATION', `operationTimeoutMicros must be positive: ${timeout}`);
   if (src !== undefined) state.sourceNodeGroupReference = src;
   if (dst !== undefined) state.destinationNodeGroupReference = dst;
   if (transform !== undefined) state.transformationServiceLink = transform;
   if (timeout !== undefined) state.operationTimeoutMicros = timeout;
   if (typeof state.querySpec !== 'object' || state.querySpec === null || Array.isArray(state.querySpec)) fail('VALIDATION', 'querySpec must be a JSON object');
+  // The query's own rules (options, match types, ranges…): a 400 now rather than a failed run later.
+  // Without a query the task selects the whole factory, so a stand-in query is checked with the rest.
+  normalizeQuerySpec({ ...state.querySpec, query: state.querySpec.query ?? { term: { propertyName: 'documentSelfLink', matchValue: '/', matchType: 'PREFIX' } } });
   if (stage !== 'FINISHED') validateState(state);
   // The page size, filled in as Xenon does (its default: 10,000). Every page is held in memory on
   // both hosts (see migration-runner.ts), so a larger value is lowered to the ceiling.

@@ -209,10 +209,13 @@ export class MigrationTaskService extends FactoryService {
     if (p.processedServiceCount > 0) stats.set('processedServiceCount', p.processedServiceCount, now);
     if (p.runCount > 0) {
       stats.set('estimatedTotalServiceCount', p.estimatedTotalServiceCount, now);
+      stats.set('countQueryTimeDurationMicros', p.countQueryTimeDurationMicros ?? -1, now);
       stats.set('fetchedDocumentCount', p.fetchedDocumentCount, now);
       stats.set('skippedServiceCount', p.skippedServiceCount, now);
     }
     if (p.deletedDocumentCount > 0) stats.set('deletedDocumentCount', p.deletedDocumentCount, now);
+    if (p.retrievalOperationsDurationMicros > 0) stats.set('retrievalOperationsDurationMicros', p.retrievalOperationsDurationMicros, now);
+    for (const [node, micros] of Object.entries(p.retrievalQueryTimeDurationMicros ?? {})) stats.set(`retrievalQueryTimeDurationMicros-${node}`, micros, now);
     if (state.transformationServiceLink) {
       stats.set('beforeTransformDocumentCount', p.beforeTransformDocumentCount, now);
       stats.set('afterTransformDocumentCount', p.afterTransformDocumentCount, now);

@@ -3,7 +3,11 @@ import type { Doc } from '../core/document.js';
 import { call, mapLimit } from './migration-http.js';
 import { timeout, type RunContext } from './migration-runner.js';
 
-const TRANSFORM_CONCURRENCY = 32;
+/**
+ * Calls in flight at once: half the client's connections to one host (16), so a slow or hung
+ * transformation service leaves connections to that host for every other task's calls.
+ */
+const TRANSFORM_CONCURRENCY = 8;
 
 /**
  * Calls the transformation service once per document (or per version, with ALL_VERSIONS) on a

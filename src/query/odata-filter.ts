@@ -135,6 +135,9 @@ function wordAt(expr: string, pos: number): Token {
 
 // ---- parser ----
 
+/** Parenthesized groups inside one another, at most (as query nesting: see query-validator.ts). */
+const MAX_GROUP_DEPTH = 100;
+
 class Parser {
   private i = 0;
 
@@ -145,26 +148,35 @@ class Parser {
   ) {}
 
   parseAll(): Query {
-    const q = this.expression();
+    const q = this.expression(0);
     const extra = this.tokens[this.i];
     if (extra) this.mismatch(extra);
     return q;
   }
 
-  /** expression := operand [ (and|or) expression ] — right-grouping, no precedence (as Xenon). */
-  private expression(): Query {
-    const left = this.operand();
-    const op = this.tokens[this.i];
-    if (op?.kind !== 'op') return left;
-    this.i++;
-    return combine(left, op.text as 'and' | 'or', this.expression());
+  /**
+   * expression := operand [ (and|or) expression ] — right-grouping, no precedence (as Xenon). Read
+   * as a list and folded from the right, so a long chain does not recurse once per operand.
+   */
+  private expression(depth: number): Query {
+    const operands = [this.operand(depth)];
+    const ops: Array<'and' | 'or'> = [];
+    for (let op = this.tokens[this.i]; op?.kind === 'op'; op = this.tokens[this.i]) {
+      this.i++;
+      ops.push(op.text as 'and' | 'or');
+      operands.push(this.operand(depth));
+    }
+    let q = operands.pop()!;
+    while (operands.length > 0) q = combine(operands.pop()!, ops.pop()!, q);
+    return q;
   }
 
-  private operand(): Query {
+  private operand(depth: number): Query {
     const t = this.tokens[this.i];
     if (t?.kind !== 'open') return this.comparison();
+    if (depth >= MAX_GROUP_DEPTH) fail('INVALID_QUERY', `$filter nests parentheses deeper than ${MAX_GROUP_DEPTH} levels`);
     this.i++;
-    const inner = this.expression();
+    const inner = this.expression(depth + 1);
     const close = this.tokens[this.i];
     if (close?.kind === 'close') this.i++;
     // Xenon accepts a group left open at the end of the expression.

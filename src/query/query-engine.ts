@@ -1,3 +1,4 @@
+import { fail } from '../core/errors.js';
 import type { Doc } from '../core/document.js';
 import type { Host } from '../core/host.js';
 import type { ReadScope } from '../core/operation.js';
@@ -36,6 +37,8 @@ export const DEFAULT_ORDER: readonly SortKey[] = Object.freeze([
   { expr: 'd.id', params: [], desc: false, name: '' },
 ]);
 
+const MAX_QUERY_PARAMS = 32_000;
+
 export function hasOption(spec: QuerySpecification, option: string): boolean {
   return spec.options?.includes(option as never) ?? false;
 }
@@ -44,6 +47,8 @@ export function hasOption(spec: QuerySpecification, option: string): boolean {
 export function planQuery(spec: QuerySpecification, extra?: Query): QueryPlan {
   const query: Query = extra ? { occurance: 'MUST_OCCUR', booleanClauses: [spec.query!, extra] } : spec.query!;
   const where = compileWhere(query);
+  // SQLite binds at most 32,766 parameters per statement; a page adds a few of its own.
+  if (where.params.length > MAX_QUERY_PARAMS) fail('INVALID_QUERY', `the query is too large (${where.params.length} values to compare; at most ${MAX_QUERY_PARAMS}): split it into several queries`);
   const keys = spec.sortTerm ? compileSort(spec) : [...DEFAULT_ORDER];
   return { spec, where, keys };
 }

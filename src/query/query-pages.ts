@@ -1,11 +1,13 @@
 import type { Host } from '../core/host.js';
 import { fail } from '../core/errors.js';
-import { runPage, type QueryPage, type QueryPlan } from './query-engine.js';
+import { hasOption, runPage, type QueryPage, type QueryPlan } from './query-engine.js';
 
 export interface PageEntry {
   plan: QueryPlan;
   limit: number;
   after: unknown[] | undefined;
+  /** Rows the first page skips (`querySpec.offset`); later pages start at their cursor. */
+  offset: number;
   prevPageId: string | undefined;
   expiresAtMicros: number;
   /** Task JSON fields echoed on a page GET (querySpec etc.). */
@@ -32,9 +34,9 @@ export class QueryPages {
 
   constructor(private readonly host: Host) {}
 
-  /** Registers the first page of a query; returns its id. */
-  open(plan: QueryPlan, limit: number, expiresAtMicros: number, spec: unknown): string {
-    return this.add({ plan, limit, after: undefined, prevPageId: undefined, expiresAtMicros, spec });
+  /** Registers the first page of a query (skipping `offset` rows); returns its id. */
+  open(plan: QueryPlan, limit: number, expiresAtMicros: number, spec: unknown, offset = plan.spec.offset ?? 0): string {
+    return this.add({ plan, limit, after: undefined, offset, prevPageId: undefined, expiresAtMicros, spec });
   }
 
   private add(e: PageEntry): string {
@@ -53,16 +55,19 @@ export class QueryPages {
     return e;
   }
 
-  /** Registers the page that follows `pageId`'s rows, from the keyset cursor `after`; returns its id. */
+  /**
+   * Registers the page that follows `pageId`'s rows, from the keyset cursor `after`; returns its id.
+   * FORWARD_ONLY pages have no way back (no `prevPageLink`), as in Xenon.
+   */
   follow(pageId: string, e: PageEntry, after: unknown[]): string {
-    return this.add({ ...e, after, prevPageId: pageId });
+    return this.add({ ...e, after, offset: 0, prevPageId: hasOption(e.plan.spec, 'FORWARD_ONLY') ? undefined : pageId });
   }
 
   /** Runs a page whole; registers the next page when more rows follow. 404 for unknown/expired ids. */
   serve(pageId: string, limitOverride?: number): ServedPage {
     const e = this.entry(pageId);
     const limit = limitOverride && limitOverride > 0 ? limitOverride : e.limit;
-    const page = runPage(this.host, e.plan, limit, e.after);
+    const page = runPage(this.host, e.plan, limit, e.after, e.offset);
     const nextPageId = page.after ? this.follow(pageId, e, page.after) : undefined;
     return { pageId, page, nextPageId, prevPageId: e.prevPageId, expiresAtMicros: e.expiresAtMicros, spec: e.spec };
   }
@@ -70,12 +75,6 @@ export class QueryPages {
   /** The read scope a page was opened with (auth: pages stay with their principal). */
   scopeOf(pageId: string): QueryPlan['readScope'] {
     return this.pages.get(pageId)?.plan.readScope;
-  }
-
-  /** Moves a freshly opened page's cursor (the first page was served inline). */
-  seek(pageId: string, after: unknown[]): void {
-    const e = this.pages.get(pageId);
-    if (e) e.after = after;
   }
 
   /** Drops expired pages (host maintenance). */

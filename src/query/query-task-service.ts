@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail, toServiceErrorResponse } from '../core/errors.js';
 import type { Host } from '../core/host.js';
-import { longField, type Doc } from '../core/document.js';
+import { requestLong, type Doc } from '../core/document.js';
 import { JsonStream, RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
-import type { Service } from '../core/service.js';
+import { childId, type Service } from '../core/service.js';
 import { elapsedMicros, hasOption, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage, type QueryPlan } from './query-engine.js';
 import type { Snapshot } from '../store/snapshots.js';
 import type { QueryPages } from './query-pages.js';
@@ -68,14 +68,15 @@ export class QueryTaskService implements Service {
     if (op.action === 'GET') return this.list(op);
     if (op.action !== 'POST') fail('VALIDATION', 'Action not supported');
     const body = op.bodyObject() ?? {};
-    if (body['querySpec'] === undefined) fail('INVALID_QUERY', 'querySpec is required');
-    const spec = normalizeQuerySpec(body['querySpec']);
-    const taskInfo = (body['taskInfo'] ?? {}) as Doc;
-    const isDirect = taskInfo['isDirect'] === true || taskInfo['isDirect'] === 'true';
+    // A clone (Xenon §8.7): the source task's querySpec runs again under a new task.
+    const querySpec = body['querySpec'] === undefined && body['documentSourceLink'] != null ? this.cloneSource(body['documentSourceLink'], op).doc['querySpec'] : body['querySpec'];
+    if (querySpec === undefined) fail('INVALID_QUERY', 'querySpec is required');
+    const spec = normalizeQuerySpec(querySpec);
+    const isDirect = directFlag(body['taskInfo']);
     if (isDirect && (hasOption(spec, 'CONTINUOUS') || hasOption(spec, 'CONTINUOUS_STOP_MATCH'))) fail('INVALID_QUERY', 'CONTINUOUS option is not allowed on direct tasks');
     const now = this.host.clock.nowMicros();
-    const id = typeof body['documentSelfLink'] === 'string' ? String(body['documentSelfLink']).split('/').pop()! : this.host.newId();
-    const expiresAt = longField(body, 'documentExpirationTimeMicros') || now + this.host.options.queryTaskExpirationMicros;
+    const id = body['documentSelfLink'] == null ? this.host.newId() : childId(this.link, body['documentSelfLink']);
+    const expiresAt = requestLong(body, 'documentExpirationTimeMicros') || now + this.host.options.queryTaskExpirationMicros;
     const selfLink = `${this.link}/${id}`;
     if (this.tasks.has(selfLink)) fail('ALREADY_EXISTS', `Service already started: ${selfLink} stage: AVAILABLE`);
     if (spec.resultLimit === undefined) spec.resultLimit = MAX_UNPAGED;
@@ -261,7 +262,7 @@ export class QueryTaskService implements Service {
       const page = runPage(this.host, plan, limit, undefined, spec.offset ?? 0);
       return { json: resultJson(page, { owner: this.host.id }), micros: page.queryTimeMicros };
     }
-    const probe = runPage(this.host, { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => o !== 'EXPAND_CONTENT') } }, 1, undefined);
+    const probe = runPage(this.host, { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => o !== 'EXPAND_CONTENT') } }, 1, undefined, spec.offset ?? 0);
     const empty = { links: [], documents: hasOption(spec, 'EXPAND_CONTENT') ? new Map<string, string>() : undefined, count: 0, after: undefined, queryTimeMicros: probe.queryTimeMicros };
     const next = probe.links.length > 0 ? this.pageLink(this.pages.open(plan, limit, expiresAt, spec)) : undefined;
     return { json: resultJson(empty, { owner: this.host.id, nextPageLink: next }), micros: Math.round((performance.now() - started) * 1000) };
@@ -269,6 +270,15 @@ export class QueryTaskService implements Service {
 
   pageLink(pageId: string): string {
     return `/core/query-page-forwarding?peer=${encodeURIComponent(this.host.id)}&path=${pageId}`;
+  }
+
+  /** The live task a clone request names (its link, or its id). */
+  private cloneSource(sourceLink: unknown, op: Operation): TaskRecord {
+    const link = typeof sourceLink === 'string' ? `${this.link}/${childId(this.link, sourceLink)}` : undefined;
+    const record = link === undefined ? undefined : this.tasks.get(link);
+    if (!record || record.expiresAtMicros <= this.host.clock.nowMicros()) fail('VALIDATION', `documentSourceLink ${String(sourceLink)} is not a live task of ${this.link}`);
+    op.authz?.check('GET', record.doc);
+    return record;
   }
 
   async handleChild(op: Operation, childLink: string): Promise<Reply> {
@@ -324,4 +334,14 @@ export function withResults(doc: Doc, resultsJson: string | undefined): string {
   const { querySpec, ...rest } = doc;
   const ordered: Doc = { taskInfo: rest['taskInfo'], querySpec, results: RESULTS_TOKEN, ...rest };
   return JSON.stringify(ordered).replace(`"${RESULTS_TOKEN}"`, () => resultsJson);
+}
+
+/** `taskInfo.isDirect` as Gson reads a Boolean (true, or the string "true"); a malformed taskInfo is a 400. */
+function directFlag(taskInfo: unknown): boolean {
+  if (taskInfo === undefined || taskInfo === null) return false;
+  if (typeof taskInfo !== 'object' || Array.isArray(taskInfo)) fail('INVALID_QUERY', 'taskInfo must be an object');
+  const v = (taskInfo as Doc)['isDirect'];
+  if (v === undefined || v === null || v === false || v === 'false') return false;
+  if (v === true || v === 'true') return true;
+  return fail('INVALID_QUERY', `taskInfo.isDirect must be a boolean: ${JSON.stringify(v)}`);
 }

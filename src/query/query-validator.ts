@@ -55,6 +55,9 @@ export function normalizeQuerySpec(raw: unknown, context: NormalizeContext = {})
   // Gson's field order: options come before timeSnapshotBoundaryMicros.
   if (timeSnapshotBoundaryMicros !== undefined) spec.timeSnapshotBoundaryMicros = timeSnapshotBoundaryMicros;
   checkSorting(spec, options);
+  // After Xenon's own checks (TOP_RESULTS has its message): Lucene would fail on these later.
+  if (spec.resultLimit !== undefined && spec.resultLimit <= 0) fail('INVALID_QUERY', `querySpec.resultLimit must be a positive integer: ${spec.resultLimit}`);
+  if (spec.offset !== undefined && spec.offset < 0) fail('INVALID_QUERY', `querySpec.offset must not be negative: ${spec.offset}`);
   return spec;
 }
 
@@ -142,7 +145,13 @@ function checkOptionCombinations(options: QueryOption[], terms: SpecTerms, numbe
       'Either enable TIME_SNAPSHOT for retreiving latest versions of documents, for the given querySpec.timeSnapshotBoundaryMicros or do not provide querySpec.timeSnapshotBoundaryMicros',
     );
   }
+  // Valid in Xenon, not implemented here: a 400 rather than an answer that ignores them.
+  for (const o of UNSUPPORTED_OPTIONS) if (has(o)) fail('INVALID_QUERY', `${o} is not supported by krypton`);
+  if (numbers.expectedResultCount !== undefined) fail('INVALID_QUERY', 'querySpec.expectedResultCount is not supported by krypton');
 }
+
+/** Xenon options krypton does not implement (see README, Queries). */
+const UNSUPPORTED_OPTIONS: readonly QueryOption[] = ['CONTINUOUS', 'CONTINUOUS_STOP_MATCH', 'SELECT_LINKS', 'EXPAND_LINKS', 'GROUP_BY', 'TIME_SNAPSHOT', 'SINGLE_USE'];
 
 function checkSorting(spec: QuerySpecification, options: QueryOption[]): void {
   if (options.includes('SORT') && !spec.sortTerm) fail('INVALID_QUERY', 'querySpec.sortTerm is required with SORT');

@@ -2,7 +2,8 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { RawJson } from '../core/operation.js';
 import { fail, kryptonError, KryptonError } from '../core/errors.js';
-import { composeDocument, hasOnlyUserFields, longField, userFields, type Doc } from '../core/document.js';
+import { composeDocument, hasOnlyUserFields, longField, requestLong, userFields, type Doc } from '../core/document.js';
+import { checkNotReserved, childId } from '../core/service.js';
 import type { Host } from '../core/host.js';
 import type { Operation } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
@@ -10,12 +11,17 @@ import type { StoredVersion } from '../store/sqlite-store.js';
 import type { WireVersion, WriteOp } from '../store/write-ops.js';
 import type { Durability } from '../store/commit-queue.js';
 
-/** Xenon's id rule: A–Z a–z 0–9 and - _ . ~ ? # [ ] @ ! $ & ' ( ) * + , ; = : */
-const VALID_ID = /^[A-Za-z0-9\-_.~?#[\]@!$&'()*+,;=:]+$/;
 const DEFAULT_RETENTION = { limit: 1000, floor: 500 };
 const IMPORT_CHUNK = 1000;
 /** Documents prepared between two event-loop turns of an import. */
 const IMPORT_YIELD_EVERY = 250;
+
+/** Built-in integer fields a request body may carry: anything but an integer there is a 400, not a silent 0. */
+const BUILTIN_LONGS = ['documentVersion', 'documentEpoch', 'documentUpdateTimeMicros', 'documentExpirationTimeMicros'] as const;
+
+function checkBuiltinNumbers(body: Doc): void {
+  for (const name of BUILTIN_LONGS) requestLong(body, name);
+}
 
 export interface WriteInput {
   body: Doc;
@@ -98,10 +104,12 @@ export class DocumentWriter {
     const f = this.def.factoryLink;
     // An empty link is an invalid id (Xenon); a migrated document without one gets a new id.
     if (selfLink === undefined || selfLink === null || (selfLink === '' && skipValidation)) return `${f}/${this.host.newId()}`;
+    if (!skipValidation) return `${f}/${childId(f, selfLink)}`;
     if (typeof selfLink !== 'string') fail('VALIDATION', 'documentSelfLink must be a string');
     let id = selfLink.startsWith(`${f}/`) ? selfLink.slice(f.length + 1) : selfLink.startsWith('/') ? selfLink.slice(1) : selfLink;
-    if (!skipValidation && !VALID_ID.test(id)) fail('VALIDATION', `${selfLink} is an invalid id`);
-    if (skipValidation && (id === '' || id.includes('/'))) id = id.replace(/\//g, '-') || this.host.newId();
+    // A migrated id keeps every character, but a path of several segments could not be addressed here.
+    if (id === '' || id.includes('/')) id = id.replace(/\//g, '-') || this.host.newId();
+    checkNotReserved(f, selfLink, id);
     return `${f}/${id}`;
   }
 
@@ -117,6 +125,7 @@ export class DocumentWriter {
   /** May throw at once (bad input): retrying runs it inside its try. */
   private createOnce(input: WriteInput): Promise<Doc> {
     if (input.body['documentSourceLink'] != null) fail('VALIDATION', 'clone request not supported');
+    checkBuiltinNumbers(input.body);
     const generated = input.body['documentSelfLink'] === undefined || input.body['documentSelfLink'] === null || input.body['documentSelfLink'] === '';
     const link = this.childLinkFor(input.body['documentSelfLink'], input.fromMigration);
     // A generated id is unique per host (strictly increasing clock): there is nothing to look up,
@@ -152,6 +161,7 @@ export class DocumentWriter {
   }
 
   private async updateOnce(link: string, action: 'PUT' | 'PATCH' | 'DELETE', input: WriteInput): Promise<Doc | undefined> {
+    checkBuiltinNumbers(input.body);
     return this.host.locks.with(link, async () => {
       const existing = this.host.store.getLatest(link);
       if (!this.isLive(existing, this.host.clock.nowMicros()) || existing.action === 'DELETE') {

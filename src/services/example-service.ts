@@ -35,6 +35,8 @@ function numberish(body: Doc, name: string): number | undefined {
   if (body[name] === undefined || body[name] === null) return undefined;
   const n = longField(body, name);
   if (n === undefined) fail('VALIDATION', `${name} must be an integer`);
+  // A Java long beyond 2^53 would be stored rounded (JavaScript numbers): refused instead.
+  if (!Number.isSafeInteger(n)) fail('VALIDATION', `${name} must be an integer between -(2^53 - 1) and 2^53 - 1 (krypton stores JavaScript numbers)`);
   return n;
 }
 

@@ -1,3 +1,4 @@
+import { isBuiltinField } from '../core/document.js';
 import { fail } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import type { Operation, Reply } from '../core/operation.js';
@@ -16,10 +17,14 @@ function intParam(op: Operation, name: string): number | undefined {
   return n;
 }
 
-/** Xenon sorts by the property's declared type; ours comes from the service's schema. */
+/**
+ * Xenon sorts by the property's declared type; ours comes from the service's schema. A service with
+ * a schema refuses a name that is neither one of its properties nor a built-in field (Xenon's 400).
+ */
 function sortType(def: StatefulServiceDefinition, name: string, requested: string | undefined): 'STRING' | 'LONG' | 'DOUBLE' {
   if (['documentVersion', 'documentUpdateTimeMicros', 'documentExpirationTimeMicros'].includes(name)) return 'LONG';
   const props = (def.schema as { properties?: Record<string, { type?: string }> } | undefined)?.properties;
+  if (props && !isBuiltinField(name) && !Object.hasOwn(props, name.split('.')[0]!)) fail('INVALID_QUERY', `Sort term is not a valid property: ${name}`);
   const t = props?.[name]?.type;
   if (t === 'integer') return 'LONG';
   if (t === 'number') return 'DOUBLE';
@@ -39,8 +44,10 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
     { occurance: 'MUST_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: `${def.factoryLink}/`, matchType: 'PREFIX' } },
   ];
   const filter = op.query.get('$filter');
-  if (filter) clauses.push({ ...parseODataFilter(filter), occurance: 'MUST_OCCUR' });
-  const limit = intParam(op, '$limit');
+  // The filter keeps its own occurance: `name ne x` is a MUST_NOT clause (Xenon's FactoryService).
+  if (filter) clauses.push(parseODataFilter(filter));
+  // `$limit=0` does not page (Xenon pages only for a limit above 0).
+  const limit = intParam(op, '$limit') || undefined;
   const top = intParam(op, '$top');
   const skip = intParam(op, '$skip') ?? 0;
   if (limit !== undefined && top !== undefined) fail('INVALID_QUERY', '$top cannot be used together with $limit');
@@ -71,12 +78,13 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
     const pageSize = limit ?? top ?? 2147483646;
     const first = await readOn(host, snapshot, (reader) => runPage(host, plan, Math.min(pageSize, STREAM_BATCH), undefined, skip, reader));
     const total = count ? (await countAll()).count : undefined;
-    // The rest of a `$limit` query: a page link in the factory's form (`?path=…&peer=…`).
+    // The rest of a `$limit` query: a page link in the factory's form (`?path=…&peer=…`). The page
+    // answered here is registered too, so the second page has a `prevPageLink` as in Xenon.
     const nextLink = (after: unknown[] | undefined): string | undefined => {
       if (limit === undefined || !after) return undefined;
       const pages = host.queryPages;
-      const id = pages.open({ ...plan }, limit, host.clock.nowMicros() + host.options.queryTaskExpirationMicros, spec);
-      pages.seek(id, after);
+      const firstId = pages.open({ ...plan }, limit, host.clock.nowMicros() + host.options.queryTaskExpirationMicros, spec, skip);
+      const id = pages.follow(firstId, pages.entry(firstId), after);
       return `${def.factoryLink}?path=${id}&peer=${host.id}`;
     };
     if (!first.after || pageSize <= STREAM_BATCH) {

@@ -58,7 +58,7 @@ export async function genericUtility(host: Host, link: string, op: Operation, su
   const now = host.clock.nowMicros();
   switch (suffix) {
     case 'stats':
-      if (op.action === 'GET') return { status: 200, body: stats.toDocument(`${link}/stats`, host.id) };
+      if (op.action === 'GET') return { status: 200, body: stats.toDocument(`${link}/stats`, host.id, statsFilter(op)) };
       if (op.action === 'POST' || op.action === 'PATCH' || op.action === 'PUT') return setStat(op, stats, now, false);
       // Xenon answered 500 (an internal error) here; this is a client error.
       return fail('METHOD_NOT_ALLOWED', `Action not supported on stats: ${op.action}`);
@@ -115,4 +115,36 @@ function setStat(op: Operation, stats: ReturnType<Host['statsFor']>, now: number
     stats.adjust(name, value, now);
   } else stats.set(name, value, now);
   return { status: 200 };
+}
+
+const STAT_COMPARISONS: Record<string, (a: number, b: number) => boolean> = {
+  eq: (a, b) => a === b,
+  ne: (a, b) => a !== b,
+  lt: (a, b) => a < b,
+  le: (a, b) => a <= b,
+  gt: (a, b) => a > b,
+  ge: (a, b) => a >= b,
+};
+
+/**
+ * `P/stats?$filter=…` (Xenon §10.1): `name eq <v>` (`prefix*`, `*suffix` too) and
+ * `latestValue <op> <number>`, joined by `and`. Other OData parameters are a 400, as in Xenon.
+ */
+function statsFilter(op: Operation): ((name: string, latestValue: number) => boolean) | undefined {
+  for (const p of ['$count', '$orderby', '$top', '$skipto', '$limit']) if (op.query.has(p)) fail('INVALID_QUERY', `${p} is not supported on stats`);
+  const text = op.query.get('$filter');
+  if (text === undefined) return undefined;
+  const tests = text.split(/\s+and\s+/).map((clause): ((name: string, latestValue: number) => boolean) => {
+    const m = /^\s*(\w+)\s+(eq|ne|lt|le|gt|ge)\s+(.+?)\s*$/.exec(clause);
+    if (m?.[1] === 'name' && m[2] === 'eq') {
+      const v = m[3]!.replace(/^'(.*)'$/, '$1');
+      if (v.endsWith('*')) return (name) => name.startsWith(v.slice(0, -1));
+      if (v.startsWith('*')) return (name) => name.endsWith(v.slice(1));
+      return (name) => name === v;
+    }
+    const bound = Number(m?.[3]);
+    if (m?.[1] === 'latestValue' && Number.isFinite(bound)) return (_, latest) => STAT_COMPARISONS[m[2]!]!(latest, bound);
+    return fail('INVALID_QUERY', `stats $filter supports name eq <value> and latestValue <op> <number>, joined by and: ${clause}`);
+  });
+  return (name, latestValue) => tests.every((t) => t(name, latestValue));
 }

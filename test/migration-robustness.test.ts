@@ -1,0 +1,70 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createExamples, migrate, migrationTask, waitForStage } from './support/data.js';
+import { http, ROOT, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+
+/** A transformation service that never answers (a bug in a user's upgrade code). */
+function hangingTransformModule(): string {
+  const file = join(tempDir(), 'hanging-transform.mjs');
+  const api = pathToFileURL(join(ROOT, 'dist', 'index.js')).href;
+  writeFileSync(file, `import { defineStatelessService } from '${api}';\nexport const Hang = defineStatelessService({ link: '/test/hang', handlers: { POST: () => new Promise(() => {}) } });\n`);
+  return file;
+}
+
+describe('migration task: bad specs and a hung transformation service', () => {
+  let blue: RunningHost;
+  let green: RunningHost;
+  before(async () => {
+    [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green', `--services=${hangingTransformModule()}`])]);
+    await createExamples(blue.uri, 200, 'rb');
+  });
+  after(async () => {
+    await Promise.all([blue.stop(), green.stop()]);
+  });
+
+  it('refuses wrong field types and invalid queries with a 400, creating no task', async () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ continuousMigration: 1 }, /continuousMigration must be a boolean/],
+      [{ continuousMigration: 'yes' }, /continuousMigration must be a boolean/],
+      [{ maintenanceIntervalMicros: 'abc' }, /maintenanceIntervalMicros must be an integer/],
+      [{ operationTimeoutMicros: 'x' }, /operationTimeoutMicros must be an integer/],
+      [{ operationTimeoutMicros: 0 }, /operationTimeoutMicros must be positive/],
+      [{ latestSourceUpdateTimeMicros: 'x' }, /latestSourceUpdateTimeMicros must be an integer/],
+      [{ maximumConvergenceChecks: -1 }, /maximumConvergenceChecks must not be negative/],
+      [{ querySpec: { options: ['BOGUS'] } }, /Unknown query option: BOGUS/],
+      [{ querySpec: { query: { term: { propertyName: 'name', matchValue: 'x', matchType: 'FUZZY' } } } }, /matchType/],
+      [{ migrationOptions: 'ALL_VERSIONS' }, /migrationOptions must be an array of option names/],
+    ];
+    const tasks = async () => (await http('GET', `${green.uri}/management/migration-tasks`)).json.documentLinks.length;
+    const before = await tasks();
+    for (const [extra, message] of cases) {
+      const r = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green, extra));
+      assert.equal(r.status, 400, JSON.stringify(extra));
+      assert.match(r.json.message, message);
+    }
+    assert.equal(await tasks(), before);
+    // The seeds' string form still works.
+    const ok = await migrate(green, migrationTask(blue, green, { continuousMigration: 'false' }));
+    assert.equal(ok.taskInfo.stage, 'FINISHED');
+  });
+
+  it('keeps other tasks moving while a transformation hangs, and cancelling the hung task frees it', async () => {
+    const hung = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green, { destinationFactoryLink: '/core/examples', transformationServiceLink: '/test/hang' }));
+    assert.equal(hung.status, 200);
+    const link = hung.json.documentSelfLink as string;
+    await waitFor(async () => (await http('GET', `${green.uri}/test/hang/stats`)).json.entries?.POSTrequestCount?.latestValue >= 8, 'the hung task to call its transformation');
+    // A plain task on the same destination: its calls to green must not queue behind the hung ones.
+    const started = performance.now();
+    const plain = await migrate(green, migrationTask(blue, green));
+    assert.equal(plain.taskInfo.stage, 'FINISHED', JSON.stringify(plain.taskInfo));
+    assert.ok(performance.now() - started < 30_000, 'the plain task did not wait for the hung one');
+    assert.equal((await http('PATCH', `${green.uri}${link}`, { taskInfo: { stage: 'CANCELLED' } })).status, 200);
+    const cancelled = await waitForStage(green.uri, link, ['CANCELLED', 'FAILED']);
+    assert.equal(cancelled.taskInfo.stage, 'CANCELLED');
+    const again = await migrate(green, migrationTask(blue, green));
+    assert.equal(again.taskInfo.stage, 'FINISHED');
+  });
+});
