@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { importExamples, localCount } from './support/cluster.js';
 import { createExamples, migrate, migrationTask, waitForStage } from './support/data.js';
 import { http, ROOT, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 
@@ -66,5 +67,34 @@ describe('migration task: bad specs and a hung transformation service', () => {
     assert.equal(cancelled.taskInfo.stage, 'CANCELLED');
     const again = await migrate(green, migrationTask(blue, green));
     assert.equal(again.taskInfo.stage, 'FINISHED');
+  });
+});
+
+describe('migration task: a cancelled run reports what it wrote', () => {
+  let blue: RunningHost;
+  let green: RunningHost;
+  const total = 20_000;
+  before(async () => {
+    [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
+    await importExamples(blue.uri, total, 'cx');
+  });
+  after(async () => {
+    await Promise.all([blue.stop(), green.stop()]);
+  });
+
+  it('counts every document written before the cancel, pages in motion included', async () => {
+    const r = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green, { querySpec: { resultLimit: 100 } }));
+    assert.equal(r.status, 200);
+    const link = r.json.documentSelfLink as string;
+    await waitFor(async () => (await localCount(green)) > 0, 'the first documents on green', 30_000, 5);
+    assert.equal((await http('PATCH', `${green.uri}${link}`, { taskInfo: { stage: 'CANCELLED' } })).status, 200);
+    const task = await waitForStage(green.uri, link, ['CANCELLED']);
+    const onGreen = await localCount(green);
+    assert.ok(onGreen > 0 && onGreen < total, `cancelled mid-run (${onGreen} of ${total} on green)`);
+    assert.equal(task.progress.processedServiceCount, onGreen);
+    // The checkpoint covers what was written: a re-run migrates the rest and skips nothing it need not.
+    const again = await migrate(green, migrationTask(blue, green, { querySpec: { resultLimit: 100 } }));
+    assert.equal(again.progress.processedServiceCount, total - onGreen);
+    assert.equal(await localCount(green), total);
   });
 });

@@ -203,31 +203,51 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
   const overlap = pageSize(ctx.state.querySpec ?? {}) < OVERLAP_BELOW;
   let maxSeen = 0;
   let previous: Promise<void> | undefined;
-  while (pending) {
-    checkExpiry(ctx);
-    const page = await pending;
-    nextLink = page.nextPageLink;
-    pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
-    pending?.catch(() => undefined);
-    const docs = page.links.map((l) => page.documents[l]).filter((d): d is Doc => d !== undefined);
-    if (docs.length === 0) continue;
-    ctx.state.progress.fetchedDocumentCount += docs.length;
-    for (const d of docs) maxSeen = Math.max(maxSeen, longField(d, 'documentUpdateTimeMicros') ?? 0);
-    const last = docs[docs.length - 1]!;
-    const checkpoint = { updateTimeMicros: longField(last, 'documentUpdateTimeMicros') ?? 0, link: last['documentSelfLink'] as string };
-    if (!overlap && previous) await previous;
-    const prior = previous;
-    const done = Promise.all([writePage(ctx, node, docs, destinations), prior]).then(() => {
-      ctx.state.checkpoints[node] = checkpoint;
-      ctx.save();
-    });
-    done.catch(() => undefined); // awaited below (or its failure surfaces through the next page's)
-    if (prior) await prior;
-    previous = done;
+  /** Page writes in flight (at most two). */
+  const writing = new Set<Promise<void>>();
+  try {
+    await pageLoop();
+  } catch (err) {
+    // Pages already being written finish first, so they are counted and checkpointed (a cancel or
+    // a failure does not leave written documents out of the task's progress).
+    await Promise.allSettled([...writing]);
+    await previous?.catch(() => undefined);
+    throw err;
   }
   if (previous) await previous;
   if (!ctx.state.checkpoints[node]) ctx.state.checkpoints[node] = { updateTimeMicros: from, link: '' };
   return maxSeen;
+
+  async function pageLoop(): Promise<void> {
+    while (pending) {
+      checkExpiry(ctx);
+      const page = await pending;
+      nextLink = page.nextPageLink;
+      pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
+      pending?.catch(() => undefined);
+      const docs = page.links.map((l) => page.documents[l]).filter((d): d is Doc => d !== undefined);
+      if (docs.length === 0) continue;
+      ctx.state.progress.fetchedDocumentCount += docs.length;
+      for (const d of docs) maxSeen = Math.max(maxSeen, longField(d, 'documentUpdateTimeMicros') ?? 0);
+      const last = docs[docs.length - 1]!;
+      const checkpoint = { updateTimeMicros: longField(last, 'documentUpdateTimeMicros') ?? 0, link: last['documentSelfLink'] as string };
+      if (!overlap && previous) await previous;
+      const prior = previous;
+      const write = writePage(ctx, node, docs, destinations);
+      writing.add(write);
+      write.then(
+        () => writing.delete(write),
+        () => writing.delete(write),
+      );
+      const done = Promise.all([write, prior]).then(() => {
+        ctx.state.checkpoints[node] = checkpoint;
+        ctx.save();
+      });
+      done.catch(() => undefined); // awaited below (or its failure surfaces through the next page's)
+      previous = done;
+      if (prior) await prior;
+    }
+  }
 }
 
 /** Scrubs self links to ids (Xenon §2.7, without the regex bug), transforms, writes, counts. */

@@ -141,11 +141,11 @@ export class MigrationTaskService extends FactoryService {
         save: () => void this.save(link, state, false).catch((err) => this.taskHost.log.warn({ err, link }, 'saving migration progress failed')),
         ...(this.importLocally ? { importLocally: (f: string, d: Doc[], h: boolean, o: boolean) => this.importLocally!(f, d, h, o, principal, this.identity(principal, state)) } : {}),
       });
-      if (abort.signal.aborted) return;
+      if (abort.signal.aborted) return await this.saveCancelled(link, state);
       state.taskInfo = { stage: 'FINISHED', isDirect: false, durationMicros: Math.round((performance.now() - started) * 1000) };
       this.taskHost.log.info({ link, progress: state.progress }, 'migration run finished');
     } catch (err) {
-      if (abort.signal.aborted) return;
+      if (abort.signal.aborted) return await this.saveCancelled(link, state);
       const failure = toServiceErrorResponse(err);
       state.taskInfo = { stage: 'FAILED', isDirect: false, failure, durationMicros: Math.round((performance.now() - started) * 1000) };
       this.taskHost.log.warn({ link, message: failure.message }, 'migration run failed');
@@ -158,6 +158,11 @@ export class MigrationTaskService extends FactoryService {
       if ((err as { statusCode?: number }).statusCode === 404) return;
     }
     if (state.continuousMigration) this.schedule(link, state.maintenanceIntervalMicros);
+  }
+
+  /** A cancelled run's progress and checkpoints (what it wrote until it stopped); the canceller records the stage. */
+  private async saveCancelled(link: string, state: MigrationTaskState): Promise<void> {
+    await this.save(link, state, true).catch((err) => this.taskHost.log.warn({ link, message: (err as Error).message }, 'progress of the cancelled run not saved'));
   }
 
   /** The outcome must be recorded (a node group may refuse writes for a moment): retried with backoff. */
