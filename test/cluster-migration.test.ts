@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { http, startHost, waitFor } from './support/hosts.js';
 import { assertSameDocuments, createExamples, snapshot, waitForStage } from './support/data.js';
-import { importExamples, localCopy, localCount, restart, setQuorum, startGroup, waitConverged, type GroupMember } from './support/cluster.js';
+import { importExamples, localCopy, localCount, ownerOf, restart, setQuorum, startGroup, waitConverged, type GroupMember } from './support/cluster.js';
 
 const LOADED = 30_000;
 const RESTORED = 300;
@@ -90,5 +90,44 @@ describe('migration between two 3-node groups (blue → green)', () => {
     assert.equal(done.progress.skippedServiceCount, TOTAL);
     assert.equal(done.progress.processedServiceCount, 0);
     assert.deepEqual(Object.keys(done.checkpoints).sort(), blue.map((b) => b.uri).sort());
+  });
+});
+
+describe('migration from a group member that owns none of the first documents', () => {
+  let blue: GroupMember[];
+  let green: Awaited<ReturnType<typeof startHost>>;
+  before(async () => {
+    [blue, green] = await Promise.all([startGroup(3, 'ob'), startHost(['--id=green'])]);
+  });
+  after(async () => {
+    await Promise.all([...blue, green].map((h) => h.stop()));
+  });
+
+  it('pages the share of every member: the first documents in update order all belong to one member', async () => {
+    // Ids by owner; the first member's documents are written first, so they lead the update-time order.
+    const byOwner = new Map<string, string[]>(blue.map((m) => [m.id, []]));
+    for (let i = 0; [...byOwner.values()].some((ids) => ids.length < 6); i++) {
+      const id = `own-${i}`;
+      const ids = byOwner.get(await ownerOf(blue[0]!, `/core/examples/${id}`))!;
+      if (ids.length < 6) ids.push(id);
+    }
+    for (const m of blue) for (const id of byOwner.get(m.id)!) assert.equal((await http('POST', `${blue[0]!.uri}/core/examples`, { name: id, documentSelfLink: id })).status, 200);
+    await waitFor(async () => (await Promise.all(blue.map((m) => localCount(m)))).every((c) => c === 18), 'every member to hold 18 documents');
+    const done = await waitForStage(
+      green.uri,
+      (
+        await http('POST', `${green.uri}/management/migration-tasks`, {
+          sourceNodeGroupReference: `${blue[0]!.uri}/core/node-groups/default`,
+          destinationReferences: [green.uri],
+          sourceFactoryLink: '/core/examples',
+          destinationFactoryLink: '/core/examples',
+          querySpec: { resultLimit: 2 },
+        })
+      ).json.documentSelfLink,
+      ['FINISHED', 'FAILED'],
+    );
+    assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
+    assert.equal(done.progress.processedServiceCount, 18);
+    assert.equal(await localCount(green), 18);
   });
 });

@@ -25,6 +25,20 @@ describe('krypton host CLI', () => {
     assert.equal(r.status, 2);
   });
 
+  it('prints the flags of each command for --help, and every flag for krypton help (exit 0)', () => {
+    const host = cli(['host', '--help']);
+    assert.equal(host.status, 0);
+    assert.match(host.stdout, /--peerNodes=<list>/);
+    const migrate = cli(['migrate', '--help']);
+    assert.equal(migrate.status, 0);
+    assert.match(migrate.stdout, /--destination=<string>/);
+    assert.doesNotMatch(migrate.stdout, /--peerNodes/);
+    const all = cli(['help']);
+    assert.equal(all.status, 0);
+    assert.match(all.stdout, /--peerNodes=<list>/);
+    assert.match(all.stdout, /--all-versions|--allVersions/);
+  });
+
   it('prints one ready line, keeps its id in the sandbox, and stops gracefully on SIGTERM with exit 0', async () => {
     const sandbox = tempDir();
     const h = await startHost(['--id=blueNodeAtPort8000', '--adminPassword=changeme'], { sandbox });

@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, waitForStage } from './support/data.js';
+import { importExamples } from './support/cluster.js';
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -111,5 +112,39 @@ describe('transformation failures and empty results', () => {
     } finally {
       await Promise.all([blue.stop(), green.stop()]);
     }
+  });
+});
+
+describe('krypton migrate while the destination restarts', () => {
+  let blue: RunningHost;
+  let green: RunningHost;
+  before(async () => {
+    [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green'])]);
+    await importExamples(blue.uri, 20_000, 'rs');
+  });
+  after(async () => {
+    await Promise.all([blue.stop(), green.stop()]);
+  });
+
+  it('keeps following the task across a kill -9 and restart of the destination, and exits 0 when it finishes', async () => {
+    const dir = tempDir();
+    const q = join(dir, 'q.json');
+    writeFileSync(q, JSON.stringify({ resultLimit: 500 }));
+    const p = spawn(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--query=${q}`, '--pollMillis=50'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
+    await waitFor(async () => /processed=[1-9]/.test(stdout), 'the first migrated documents', 30_000, 10);
+    await green.kill();
+    await waitFor(async () => stdout.includes('destination unreachable'), 'the CLI to notice', 10_000, 10);
+    green = await startHost(['--id=green'], { port: green.port, sandbox: green.sandbox });
+    assert.equal(await exited, 0, stderr);
+    assert.match(stdout, /destination reachable again/);
+    assert.match(stdout, /FINISHED: migrated/);
+    assert.equal((await http('GET', `${green.uri}/core/examples?$count=true`)).json.totalCount, 20_000);
   });
 });

@@ -73,6 +73,9 @@ describe('migration task: state, validation, selection, options', () => {
     assert.equal(done.progress.processedServiceCount, 29);
     assert.equal(done.progress.skippedServiceCount, 11);
     await assertSameDocuments(blue.uri, green.uri);
+    // The estimate counts what the task selects, not the whole factory (the progress bar's total).
+    const one = await migrate(green, { ...task(blue, green, { querySpec: { query: { term: { propertyName: 'name', matchValue: 'sel-5' } } } }), migrationOptions: ['ESTIMATE_COUNT'] });
+    assert.equal(one.progress.estimatedTotalServiceCount, 1);
   });
 
   it('replays every version with ALL_VERSIONS', async () => {

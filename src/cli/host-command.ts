@@ -108,6 +108,9 @@ export async function runHost(args: readonly string[]): Promise<number> {
   // A bug must not take the whole host down with it: log it loudly and keep serving.
   process.on('unhandledRejection', (err) => host.log.error({ err }, 'unhandled rejection'));
   await host.start((h) => installCoreServices(h, () => void stop('DELETE /core/management').then(() => process.exit(0))));
+  if (host.options.bindAddress === '0.0.0.0' && !host.options.publicUri && host.options.peerNodes.length > 0) {
+    host.log.warn({ uri: host.uri }, 'bound to 0.0.0.0 without --publicUri: peers are told this host is at 127.0.0.1, which only works on one machine');
+  }
   process.stdout.write(`krypton host ready id=${host.id} uri=${host.uri} sandbox=${resolve(host.options.sandbox)}\n`);
   await new Promise<void>((resolveDone) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop(sig).then(resolveDone));

@@ -2,23 +2,30 @@
 import { KryptonError } from '../core/errors.js';
 import { UsageError } from './flags.js';
 import { hostUsage, runHost } from './host-command.js';
+import { migrateUsage } from './migrate-command.js';
 
 const HELP = `krypton — Xenon-compatible document host built for side-by-side upgrades
 
 usage:
-  krypton host [--port=8000] [--id=ID] [--sandbox=DIR] [...]   start a host
-  krypton migrate --source=URI --destination=URI --factory=LINK  migrate a factory (see --help)
+  krypton host [--port=8000] [--id=ID] [--sandbox=DIR] [...]   start a host (krypton host --help)
+  krypton migrate --source=URI --destination=URI --factory=LINK  migrate a factory (krypton migrate --help)
   krypton help
 
 ${hostUsage()}
+
+${migrateUsage()}
 `;
+
+const wantsHelp = (args: readonly string[]): boolean => args.includes('--help') || args.includes('-h');
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'host':
+      if (wantsHelp(rest)) return print(`${hostUsage()}\n`);
       return runHost(rest);
     case 'migrate': {
+      if (wantsHelp(rest)) return print(`${migrateUsage()}\n`);
       const { runMigrate } = await import('./migrate-command.js');
       return runMigrate(rest);
     }
@@ -30,6 +37,11 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command: ${command}`);
   }
+}
+
+function print(text: string): number {
+  process.stdout.write(text);
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

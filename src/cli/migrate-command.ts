@@ -21,6 +21,10 @@ export const MIGRATE_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   pollMillis: { type: 'int', help: 'progress poll period in ms (default 500)' },
 });
 
+export function migrateUsage(): string {
+  return `usage: krypton migrate --source=URI --destination=URI --factory=LINK [--name=value ...]\n\n${usage(MIGRATE_FLAGS)}`;
+}
+
 interface TaskDoc extends Doc {
   taskInfo: { stage: string; failure?: { message?: string } };
   progress?: { processedServiceCount: number; skippedServiceCount: number; estimatedTotalServiceCount: number; fetchedDocumentCount: number; runCount: number };
@@ -59,7 +63,7 @@ function buildTask(f: Record<string, unknown>): Doc {
  */
 export async function runMigrate(args: readonly string[]): Promise<number> {
   const f = parseFlags(args, MIGRATE_FLAGS);
-  for (const req of ['source', 'destination', 'factory']) if (!f[req]) throw new UsageError(`--${req} is required\n\n${usage(MIGRATE_FLAGS)}`);
+  for (const req of ['source', 'destination', 'factory']) if (!f[req]) throw new UsageError(`--${req} is required\n\n${migrateUsage()}`);
   const destination = String(f['destination']).replace(/\/$/, '');
   const client = new HttpClient(2);
   const headers: Record<string, string> = f['token'] ? { 'x-xenon-auth-token': String(f['token']) } : {};
@@ -82,24 +86,31 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
   const out = process.stdout;
   out.write(`migration task ${destination}${link}\n`);
   const tty = process.stdout.isTTY === true;
-  const bar = tty
-    ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} docs | {rate} docs/s | ETA {eta_formatted} | {stage}' }, cliProgress.Presets.shades_classic)
-    : undefined;
+  // Totals and ETA are shown only once the estimate is known ('?' before): the bar's own ETA is
+  // 'NFs' at a zero rate and its total a placeholder.
+  const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{totalText} docs | {rate} docs/s | ETA {etaText} | {stage}' }, cliProgress.Presets.shades_classic) : undefined;
   const started = Date.now();
   let barStarted = false;
   let lastLine = 0;
   try {
+    const reachable = new Reachability(out);
     for (;;) {
-      const task = (await client.send<TaskDoc>(`${destination}${link}`, { method: 'GET', headers })).body;
+      const task = await reachable.poll(() => client.send<TaskDoc>(`${destination}${link}`, { method: 'GET', headers }));
+      if (!task) {
+        await new Promise((r) => setTimeout(r, Number(f['pollMillis'] ?? 500)));
+        continue;
+      }
       const p = task.progress;
       const done = (p?.processedServiceCount ?? 0) + (p?.skippedServiceCount ?? 0);
-      const total = p && p.estimatedTotalServiceCount > 0 ? p.estimatedTotalServiceCount : Math.max(done, 1);
+      const known = p !== undefined && p.estimatedTotalServiceCount > 0;
+      const total = known ? Math.max(p.estimatedTotalServiceCount, done) : Math.max(done, 1);
       const rate = Math.round(done / Math.max((Date.now() - started) / 1000, 0.001));
+      const payload = { rate, stage: task.taskInfo.stage, totalText: known ? String(total) : '?', etaText: known && rate > 0 ? formatSeconds((total - done) / rate) : '?' };
       if (bar) {
-        if (!barStarted) bar.start(total, done, { rate, stage: task.taskInfo.stage });
+        if (!barStarted) bar.start(total, done, payload);
         barStarted = true;
-        bar.setTotal(Math.max(total, done));
-        bar.update(done, { rate, stage: task.taskInfo.stage });
+        bar.setTotal(total);
+        bar.update(done, payload);
       } else if (Date.now() - lastLine > 1000 || ['FINISHED', 'FAILED'].includes(task.taskInfo.stage)) {
         lastLine = Date.now();
         out.write(`stage=${task.taskInfo.stage} processed=${p?.processedServiceCount ?? 0} skipped=${p?.skippedServiceCount ?? 0} total=${p?.estimatedTotalServiceCount ?? -1} rate=${rate}/s\n`);
@@ -125,5 +136,42 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
     await client.close();
+  }
+}
+
+function formatSeconds(s: number): string {
+  const t = Math.max(0, Math.round(s));
+  return t >= 3600 ? `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m` : t >= 60 ? `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s` : `${t}s`;
+}
+
+/** How long the destination may be unreachable (restarting: the task resumes there) before the CLI gives up. */
+const UNREACHABLE_LIMIT_MS = 120_000;
+
+/**
+ * Polls the task through a destination that may restart: an unreachable host or a 5xx is retried
+ * (one line says so) for up to UNREACHABLE_LIMIT_MS; a 4xx, or a longer outage, ends the CLI.
+ */
+class Reachability {
+  private since: number | undefined;
+
+  constructor(private readonly out: NodeJS.WritableStream) {}
+
+  async poll(get: () => Promise<ClientResponse<TaskDoc>>): Promise<TaskDoc | undefined> {
+    try {
+      const task = (await get()).body;
+      if (this.since !== undefined) this.out.write('destination reachable again\n');
+      this.since = undefined;
+      return task;
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode ?? 500;
+      if (status < 500 && status !== 408) throw err;
+      const now = Date.now();
+      if (this.since === undefined) {
+        this.since = now;
+        this.out.write(`destination unreachable (${(err as Error).message}); retrying for up to ${UNREACHABLE_LIMIT_MS / 1000} s\n`);
+      }
+      if (now - this.since > UNREACHABLE_LIMIT_MS) throw err;
+      return undefined;
+    }
   }
 }

@@ -47,8 +47,8 @@ export async function runMigration(ctx: RunContext): Promise<void> {
   const destinations = await resolveNodes(ctx, state.destinationReferences, state.destinationNodeGroupReference, 'destination');
   await checkFactory(ctx, sources, state.sourceFactoryLink, 'source');
   await checkFactory(ctx, destinations.slice(0, 1), state.destinationFactoryLink, 'destination');
-  if (state.migrationOptions.includes('ESTIMATE_COUNT')) await estimate(ctx, sources[0]!);
   const from = startTime(state);
+  if (state.migrationOptions.includes('ESTIMATE_COUNT')) await estimate(ctx, sources[0]!, from);
   let maxSeen = state.latestSourceUpdateTimeMicros;
   await Promise.all(
     sources.map(async (node) => {
@@ -117,11 +117,16 @@ async function checkFactory(ctx: RunContext, nodes: string[], factoryLink: strin
   );
 }
 
-async function estimate(ctx: RunContext, node: string): Promise<void> {
-  const spec: QuerySpecification = { query: prefixClause(ctx.state.sourceFactoryLink), options: ['COUNT'] };
+/** ESTIMATE_COUNT: the documents this run selects (the task's query, factory and time bound), counted on one source node. */
+async function estimate(ctx: RunContext, node: string, from: number): Promise<void> {
+  const retrieval = retrievalSpec(ctx.state, from);
+  const spec: QuerySpecification = { query: retrieval.query!, options: ['COUNT', ...(retrieval.options ?? []).filter((o) => o === 'INCLUDE_DELETED')] };
   const task = await postQuery(ctx, node, spec);
   const results = (task['results'] ?? {}) as Doc;
-  ctx.state.progress.estimatedTotalServiceCount = longField(results, 'documentCount') ?? 0;
+  // Done so far plus what this run selects: a resumed or continuous run's total stays comparable
+  // with the cumulative processed + skipped counts (a progress bar's position).
+  const p = ctx.state.progress;
+  p.estimatedTotalServiceCount = p.processedServiceCount + p.skippedServiceCount + (longField(results, 'documentCount') ?? 0);
   ctx.state.progress.countQueryTimeDurationMicros = longField(results, 'queryTimeMicros') ?? 0;
   ctx.save();
 }

@@ -264,7 +264,9 @@ export class QueryTaskService implements Service {
     }
     const probe = runPage(this.host, { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => o !== 'EXPAND_CONTENT') } }, 1, undefined, spec.offset ?? 0);
     const empty = { links: [], documents: hasOption(spec, 'EXPAND_CONTENT') ? new Map<string, string>() : undefined, count: 0, after: undefined, queryTimeMicros: probe.queryTimeMicros };
-    const next = probe.links.length > 0 ? this.pageLink(this.pages.open(plan, limit, expiresAt, spec)) : undefined;
+    // With an owner filter the probe may find none of its rows owned here while later ones are:
+    // rows that follow (a cursor) open the pages too, or this member's share would be dropped.
+    const next = probe.links.length > 0 || probe.after !== undefined ? this.pageLink(this.pages.open(plan, limit, expiresAt, spec)) : undefined;
     return { json: resultJson(empty, { owner: this.host.id, nextPageLink: next }), micros: Math.round((performance.now() - started) * 1000) };
   }
 

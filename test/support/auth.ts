@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, http, startHost, waitFor, type RunningHost } from './hosts.js';
+import { comparable } from './data.js';
 import { FAST_GROUP } from './cluster.js';
 
 export const ADMIN = 'admin@localhost';
@@ -100,16 +101,7 @@ export async function createAs(base: string, token: string, n: number, prefix: s
 /** The user's fields and update time of every document `token` sees in `factory`, by link. */
 export async function comparableAs(base: string, token: string, factory = '/core/examples'): Promise<Map<string, unknown>> {
   const out = new Map<string, unknown>();
-  for (const [link, doc] of await snapshotAs(base, token, factory)) {
-    const { documentVersion, documentOwner, documentEpoch, documentAuthPrincipalLink, documentUpdateAction, isFromMigration, ...rest } = doc;
-    void documentVersion;
-    void documentOwner;
-    void documentEpoch;
-    void documentAuthPrincipalLink;
-    void documentUpdateAction;
-    void isFromMigration;
-    out.set(link, rest);
-  }
+  for (const [link, doc] of await snapshotAs(base, token, factory)) out.set(link, comparable(doc));
   return out;
 }
 
