@@ -23,6 +23,38 @@ describe('krypton host CLI', () => {
     assert.match(r.stderr, /--port must be an integer/);
     r = cli(['frobnicate']);
     assert.equal(r.status, 2);
+    const refused: Array<[string, RegExp]> = [
+      ['--port=99999', /--port must be at most 65535/],
+      ['--port=-5', /--port must not be negative/],
+      ['--port=', /--port must be an integer/],
+      ['--publicUri=notauri', /--publicUri must be an http\(s\) URI/],
+      ['--logLevel=bogus', /--logLevel must be one of/],
+      ['--services=', /--services must not be empty/],
+      ['--requestPayloadSizeLimit=0', /--requestPayloadSizeLimit must be positive/],
+      ['--services=/no/such/module.mjs', /--services=\/no\/such\/module\.mjs: cannot load .*: no such file/],
+    ];
+    for (const [flag, message] of refused) {
+      r = cli(['host', `--sandbox=${tempDir()}`, flag]);
+      assert.equal(r.status, 2, flag);
+      assert.match(r.stderr, message, flag);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, `${flag}: no stack trace`);
+    }
+    const bad = join(tempDir(), 'syntax.mjs');
+    writeFileSync(bad, 'export const x = ;\n');
+    r = cli(['host', `--sandbox=${tempDir()}`, `--services=${bad}`]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /cannot load .*syntax\.mjs: SyntaxError/);
+  });
+
+  it('listens on an IPv6 address and advertises it in brackets', async () => {
+    const h = await startHost(['--bindAddress=::1']);
+    try {
+      assert.match(h.output(), new RegExp(`uri=http://\\[::1\\]:${h.port}`));
+      const r = await fetch(`http://[::1]:${h.port}/core/node-groups/default`);
+      assert.equal(r.status, 200);
+    } finally {
+      await h.stop();
+    }
   });
 
   it('prints the flags of each command for --help, and every flag for krypton help (exit 0)', () => {

@@ -305,3 +305,48 @@ describe('bad input never crashes the host nor half-writes', () => {
     }
   });
 });
+
+describe('the largest bodies and shutdown during an upload', () => {
+  it('stores a document near the 64 MB body limit and keeps taking writes after it', async () => {
+    const h = await startHost();
+    try {
+      const big = JSON.stringify({ name: 'big', counter: 1, documentSelfLink: 'big', pad: 'x'.repeat(60 * 1024 * 1024) });
+      assert.equal((await http('POST', `${h.uri}/core/examples`, big)).status, 200);
+      assert.equal((await http('PATCH', `${h.uri}/core/examples/big`, { counter: 2 })).status, 200);
+      const small = await http('POST', `${h.uri}/core/examples`, { name: 'after', documentSelfLink: 'after' });
+      assert.equal(small.status, 200, small.text.slice(0, 300));
+      const listed = await http('GET', `${h.uri}/core/examples`);
+      assert.deepEqual([...listed.json.documentLinks].sort(), ['/core/examples/after', '/core/examples/big']);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it('answers a request whose body is still uploading when SIGTERM arrives, then exits 0', async () => {
+    const h = await startHost();
+    const body = JSON.stringify({ name: 'slow', documentSelfLink: 'slow', pad: 'y'.repeat(200_000) });
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: h.port, method: 'POST', path: '/core/examples', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.write(body.slice(0, 1000));
+      // The rest arrives after the host was told to stop.
+      setTimeout(() => req.end(body.slice(1000)), 500);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const stopped = h.stop();
+    assert.equal(await answered, 200);
+    assert.equal(await stopped, 0);
+    const again = await startHost([], { sandbox: h.sandbox });
+    try {
+      assert.equal((await http('GET', `${again.uri}/core/examples/slow`)).json.name, 'slow');
+    } finally {
+      await again.stop();
+    }
+  });
+});

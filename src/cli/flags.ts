@@ -34,8 +34,9 @@ export function parseFlags(args: readonly string[], specs: Readonly<Record<strin
 function convert(name: string, raw: string, spec: FlagSpec, previous: FlagValues[string] | undefined): string | number | boolean | string[] {
   switch (spec.type) {
     case 'int': {
-      const n = /^0x[0-9a-f]+$/i.test(raw) ? parseInt(raw, 16) : Number(raw);
+      const n = /^0x[0-9a-f]+$/i.test(raw) ? parseInt(raw, 16) : raw.trim() === '' ? Number.NaN : Number(raw);
       if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer: ${raw}`);
+      if (n < 0) throw new UsageError(`--${name} must not be negative: ${raw}`);
       return n;
     }
     case 'bool':
@@ -46,6 +47,7 @@ function convert(name: string, raw: string, spec: FlagSpec, previous: FlagValues
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean);
+      if (items.length === 0) throw new UsageError(`--${name} must not be empty`);
       return spec.repeatable && Array.isArray(previous) ? [...previous, ...items] : items;
     }
     default:

@@ -50,11 +50,24 @@ export function hostUsage(): string {
   return `usage: krypton host [--name=value ...]\n\n${usage(HOST_FLAGS)}`;
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function isHttpUri(v: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+}
+
 /** Turns parsed flags into host options (flags absent keep the defaults). */
 export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
   const o: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(flags)) if (!HOST_FLAGS[k]?.ignored && k !== 'services') o[k] = v;
-  if (typeof o['bindAddress'] === 'string' && o['bindAddress'] === '') throw new UsageError('--bindAddress must not be empty');
+  if (typeof o['port'] === 'number' && o['port'] > 65535) throw new UsageError(`--port must be at most 65535: ${o['port']}`);
+  if (o['requestPayloadSizeLimit'] === 0) throw new UsageError('--requestPayloadSizeLimit must be positive');
+  if (typeof o['publicUri'] === 'string' && !isHttpUri(o['publicUri'])) throw new UsageError(`--publicUri must be an http(s) URI: ${o['publicUri']}`);
+  if (typeof o['logLevel'] === 'string' && !LOG_LEVELS.includes(o['logLevel'])) throw new UsageError(`--logLevel must be one of ${LOG_LEVELS.join(', ')}: ${o['logLevel']}`);
   const reason = Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0 ? missingPeerKeyReason(o as Partial<HostOptions>) : undefined;
   if (reason) throw new UsageError(`--peerNodes: ${reason}`);
   // A group member: it names peers, or holds the group secret (the first member names none).
@@ -71,7 +84,15 @@ export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
 export async function loadServiceModules(paths: readonly string[]): Promise<ServiceDefinition[]> {
   const out: ServiceDefinition[] = [];
   for (const p of paths) {
-    const mod = (await import(pathToFileURL(resolve(p)).href)) as Record<string, unknown>;
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(resolve(p)).href)) as Record<string, unknown>;
+    } catch (err) {
+      // Node's message alone often names neither the module nor the flag (a syntax error).
+      const e = err as Error & { code?: string };
+      const where = e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(resolve(p)) ? 'no such file' : `${e.name}: ${e.message}`;
+      throw new UsageError(`--services=${p}: cannot load ${resolve(p)}: ${where}`);
+    }
     const candidates = Array.isArray(mod['services']) ? (mod['services'] as unknown[]) : Object.values(mod);
     const defs = candidates.filter((v): v is ServiceDefinition => !!v && typeof v === 'object' && ['stateful', 'stateless'].includes((v as { type?: string }).type ?? ''));
     if (defs.length === 0) throw new UsageError(`--services=${p}: the module exports no service definitions`);

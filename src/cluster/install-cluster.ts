@@ -1,4 +1,4 @@
-import type { Host } from '../core/host.js';
+import { defaultUri, type Host } from '../core/host.js';
 import type { Operation } from '../core/operation.js';
 import { RawJson } from '../core/operation.js';
 import { FactoryService } from '../services/factory-service.js';
@@ -41,7 +41,7 @@ export interface Cluster {
  */
 export function installCluster(host: Host): Cluster {
   const o = host.options;
-  const self = new URL(o.publicUri ?? `http://${o.bindAddress === '0.0.0.0' ? '127.0.0.1' : o.bindAddress}:${o.port}`);
+  const self = new URL(o.publicUri ?? defaultUri(o.bindAddress, o.port));
   const settings = clusterSettings(o, self.href, Number(self.port || 80));
   const auth = new PeerAuth(settings.peerKey, host.id);
   const group = new NodeGroup(host, settings, auth.protocolVersion);

@@ -70,6 +70,15 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   logLevel: 'info',
 }) as HostOptions;
 
+/**
+ * The URI a host advertises without `--publicUri`: its bind address, loopback for the wildcard
+ * addresses (`0.0.0.0`, `::`), IPv6 in brackets.
+ */
+export function defaultUri(bindAddress: string, port: number): string {
+  const h = bindAddress === '0.0.0.0' ? '127.0.0.1' : bindAddress === '::' ? '::1' : bindAddress;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
 /** A filter runs before routing; returning a Reply ends the request (auth, forwarding). */
 /** A request phase before routing: a reply ends the request; undefined (sync or async) passes it on. */
 export type RequestFilter = (op: Operation) => Promise<Reply | undefined> | Reply | undefined;
@@ -115,8 +124,7 @@ export class Host {
   /** Base URI peers and clients use for this host. */
   get uri(): string {
     if (this.options.publicUri) return this.options.publicUri.replace(/\/$/, '');
-    const h = this.options.bindAddress === '0.0.0.0' ? '127.0.0.1' : this.options.bindAddress;
-    return `http://${h.includes(':') ? `[${h}]` : h}:${this.port}`;
+    return defaultUri(this.options.bindAddress, this.port);
   }
 
   /** A new document id in Xenon's format: hex(hash(hostId)) + hex(nowMicros); unique per host. */
@@ -163,7 +171,7 @@ export class Host {
   async start(install: (host: Host) => Promise<void> | void): Promise<void> {
     if (this.options.sandbox !== ':memory:') this.sandboxLock = SandboxLock.acquire(this.options.sandbox);
     try {
-      this.store = SqliteStore.open(this.options.sandbox, { flushDelayMs: this.options.indexFlushDelayMs });
+      this.store = SqliteStore.open(this.options.sandbox, { flushDelayMs: this.options.indexFlushDelayMs, largestDocumentBytes: this.options.requestPayloadSizeLimit });
       const { writes, failed } = this.store.replayed;
       if (writes > 0) this.log.info({ writes, failed: failed.length }, 'replayed acknowledged writes from the commit log into the index');
       for (const error of failed.slice(0, 10)) this.log.error({ error }, 'a logged write could not be replayed');
@@ -176,6 +184,11 @@ export class Host {
       this.server = createHttpServer((op) => this.dispatch(op), {
         requestPayloadSizeLimit: this.options.requestPayloadSizeLimit,
         onError: (err, op) => this.logError(err, op),
+        // From its first byte: a request still uploading its body is in flight too (stop waits).
+        track: () => {
+          this.inFlight++;
+          return () => this.inFlight--;
+        },
       });
       await new Promise<void>((resolve, reject) => {
         this.server!.once('error', (err: NodeJS.ErrnoException) => {

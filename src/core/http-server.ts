@@ -9,12 +9,16 @@ export type Dispatcher = (op: Operation) => Promise<Reply>;
 export interface HttpServerOptions {
   requestPayloadSizeLimit: number;
   onError: (err: unknown, op: Operation | undefined) => void;
+  /** Called when a request arrives (its body may still be uploading); the result when its response is done or cut. */
+  track?: () => () => void;
 }
 
 /** node:http adapter: request → Operation → dispatcher → Reply → response, Xenon's header rules. */
 export function createHttpServer(dispatch: Dispatcher, options: HttpServerOptions): Server {
   const server = createServer((req, res) => {
     res.sendDate = false; // Xenon's responses carry no date (spec §1.3)
+    const done = options.track?.();
+    if (done) res.once('close', done);
     handle(req, res, dispatch, options).catch((err) => {
       options.onError(err, undefined);
       if (!res.headersSent) writeReply(req, res, errorReply(err));

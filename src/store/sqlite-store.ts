@@ -20,6 +20,8 @@ export interface OpenOptions {
   flushDelayMs?: number;
   /** How long a snapshot may stay open (default MAX_SNAPSHOT_AGE_MS; see snapshots.ts). */
   snapshotMaxAgeMs?: number;
+  /** The largest document the writer thread must hold (its heap is sized for it): the request body limit. */
+  largestDocumentBytes?: number;
 }
 
 const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
@@ -109,7 +111,7 @@ export class SqliteStore implements IndexReader {
     const logDir = join(dir, 'commit-log');
     const lastSeq = this.replay(logDir);
     this.log = CommitLog.open(logDir, lastSeq);
-    this.commits = new CommitQueue(this.startWriter(dir), this.log, lastSeq, options.flushDelayMs);
+    this.commits = new CommitQueue(this.startWriter(dir, writerHeapMb(options.largestDocumentBytes)), this.log, lastSeq, options.flushDelayMs);
   }
 
   /** Applies the commit log's records the index does not have yet (a crash came first); returns the last sequence number. */
@@ -151,10 +153,10 @@ export class SqliteStore implements IndexReader {
   }
 
   /** Starts the writer thread: batches go by message; `applied` (shared memory) lets a reader wait for one. */
-  private startWriter(dir: string): WriterBackend {
+  private startWriter(dir: string, heapMb: number): WriterBackend {
     const applied = new Int32Array(new SharedArrayBuffer(4));
     // The writer holds at most two bounded batches (see commit-queue.ts): a small heap keeps memory flat.
-    const worker = new Worker(WORKER_FILE, { workerData: { dir, applied: applied.buffer }, resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 } });
+    const worker = new Worker(WORKER_FILE, { workerData: { dir, applied: applied.buffer }, resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: 16 } });
     this.writer = worker;
     let stopped: Error | undefined;
     worker.on('message', (m: { id: number; results?: Array<string | undefined> }) => this.commits.onApplied(m.id, m.results ?? []));
@@ -373,4 +375,14 @@ function readFormat(db: Database.Database): number | undefined {
   if (!hasMeta) return undefined;
   const row = db.prepare("SELECT value FROM meta WHERE key = 'formatVersion'").get() as { value: string } | undefined;
   return row ? Number(row.value) : undefined;
+}
+
+/**
+ * The writer thread's heap ceiling. It holds at most two bounded batches (commit-queue.ts), so 64 MB
+ * keeps memory flat; but one document as large as the body limit is held about three times at
+ * once (the record text, the document text, its parsed fields), so the ceiling leaves room for
+ * that. A ceiling is not a reservation: V8 only grows the heap to it when it must.
+ */
+function writerHeapMb(largestDocumentBytes = 64 * 1024 * 1024): number {
+  return Math.max(64, 64 + Math.ceil((4 * largestDocumentBytes) / (1024 * 1024)));
 }
