@@ -179,6 +179,21 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     const put = await http('PUT', `${h.uri}/core/examples/carol-b`, { name: 'b', tags: ['red'] }, as(carol));
     assert.equal(put.status, 403, 'moving a document out of her resource group is refused');
     assert.match(put.json.message, /resulting state/);
+    // A history import replays every version: each one is a state she writes, not only the last.
+    const version = (name: string, tags: string[], n: number, action: string) => ({
+      documentSelfLink: 'carol-h',
+      name,
+      tags,
+      documentVersion: n,
+      documentUpdateAction: action,
+      documentUpdateTimeMicros: 1_700_000_000_000_000 + n,
+    });
+    const history = { destinationFactoryLink: '/core/examples', history: true, documents: [{ versions: [version('hidden', ['red'], 0, 'POST'), version('h', ['blue'], 1, 'PUT')] }] };
+    assert.equal((await http('POST', `${h.uri}/management/migration-import`, history, as(carol))).status, 403);
+    assert.equal((await http('GET', `${h.uri}/core/examples/carol-h`, undefined, as(admin))).status, 404);
+    const malformed = await http('POST', `${h.uri}/management/migration-import`, { destinationFactoryLink: '/core/examples', history: true, documents: [{ versions: {} }] }, as(carol));
+    assert.equal(malformed.status, 400);
+    assert.match(malformed.json.message, /versions/);
   });
 
   it('shows query tasks and result pages only to their creator', async () => {
@@ -347,6 +362,17 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     const after = await timed('alice-pw');
     assert.equal(after.status, 200);
     assert.ok(after.ms < right.ms - 400, `a success clears the record (${after.ms} ms after ${right.ms} ms)`);
+    // A burst of parallel guesses, before any failure was recorded, queues too (it ran at once).
+    const t0 = performance.now();
+    const burst = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const r = await http('POST', `${h.uri}${LOGIN}`, { requestType: 'LOGIN' }, basic('burst@example.com', `guess-${i}`));
+        return { status: r.status, ms: performance.now() - t0 };
+      }),
+    );
+    assert.ok(burst.every((b) => b.status === 403));
+    const slowest = Math.max(...burst.map((b) => b.ms));
+    assert.ok(slowest >= 1700, `the sixth parallel guess waited for the five before it (${Math.round(slowest)} ms)`);
   });
 });
 

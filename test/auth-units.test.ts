@@ -83,12 +83,12 @@ describe('login throttle', () => {
     const t = new LoginThrottle(() => now);
     for (let i = 0; i < DEFAULT_THROTTLE.freeFailures; i++) {
       assert.equal(t.reserve('a@b', '1.1.1.1').waitMs, 0);
-      t.failed('a@b', '1.1.1.1');
+      t.settle('a@b', '1.1.1.1', false);
     }
     assert.equal(t.reserve('a@b', '1.1.1.1').waitMs, 250, 'fourth attempt waits');
-    assert.equal(t.reserve('a@b', '1.1.1.1').waitMs, 500, 'a parallel fifth attempt queues behind it');
+    assert.equal(t.reserve('a@b', '1.1.1.1').waitMs, 750, 'a parallel fifth attempt queues behind it, counted as a failure until it succeeds');
     assert.equal(t.reserve('other@b', '2.2.2.2').waitMs, 0, 'other users are not slowed');
-    for (let i = 0; i < 6; i++) t.failed('a@b', '1.1.1.1');
+    for (let i = 0; i < 6; i++) t.settle('a@b', '1.1.1.1', false);
     let r = t.reserve('a@b', '1.1.1.1');
     while (!r.refused) r = t.reserve('a@b', '1.1.1.1');
     assert.ok(r.waitMs > DEFAULT_THROTTLE.maxWaitMs);
@@ -96,15 +96,26 @@ describe('login throttle', () => {
     assert.equal(t.reserve('a@b', '1.1.1.1').waitMs, 0, 'forgotten after a quiet period');
   });
 
+  it('spaces out a burst of parallel guesses made before any failure was recorded', () => {
+    const t = new LoginThrottle(() => 0);
+    const burst = Array.from({ length: 60 }, () => t.reserve('a@b', '1.1.1.1'));
+    assert.deepEqual(
+      burst.slice(0, 6).map((r) => r.waitMs),
+      [0, 0, 0, 250, 750, 1750],
+    );
+    assert.ok(burst.filter((r) => !r.refused).length <= 12, 'most of the burst is refused with 429');
+    assert.ok(burst.at(-1)!.refused);
+  });
+
   it('clears an email after a successful login', () => {
     let now = 0;
     const t = new LoginThrottle(() => now);
     for (let i = 0; i < 5; i++) {
       now += t.reserve('a@b', 'x').waitMs;
-      t.failed('a@b', 'x');
+      t.settle('a@b', 'x', false);
     }
     assert.ok(t.reserve('a@b', 'x').waitMs > 0);
-    t.succeeded('a@b');
+    t.settle('a@b', 'x', true);
     now += 60_000;
     assert.equal(t.reserve('a@b', 'x').waitMs, 0);
   });

@@ -129,7 +129,7 @@ describe('krypton migrate while the destination restarts', () => {
   it('keeps following the task across a kill -9 and restart of the destination, and exits 0 when it finishes', async () => {
     const dir = tempDir();
     const q = join(dir, 'q.json');
-    writeFileSync(q, JSON.stringify({ resultLimit: 500 }));
+    writeFileSync(q, JSON.stringify({ resultLimit: 100 }));
     const p = spawn(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--query=${q}`, '--pollMillis=50'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -138,7 +138,8 @@ describe('krypton migrate while the destination restarts', () => {
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
-    await waitFor(async () => /processed=[1-9]/.test(stdout), 'the first migrated documents', 30_000, 10);
+    const link = await waitFor(async () => /^migration task (\S+)$/m.exec(stdout)?.[1], 'the task link', 30_000, 10);
+    await waitFor(async () => (await http('GET', link)).json?.progress?.processedServiceCount > 0, 'the first migrated documents', 30_000, 10);
     await green.kill();
     await waitFor(async () => stdout.includes('destination unreachable'), 'the CLI to notice', 10_000, 10);
     green = await startHost(['--id=green'], { port: green.port, sandbox: green.sandbox });

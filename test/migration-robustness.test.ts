@@ -50,6 +50,13 @@ describe('migration task: bad specs and a hung transformation service', () => {
     // The seeds' string form still works.
     const ok = await migrate(green, migrationTask(blue, green, { continuousMigration: 'false' }));
     assert.equal(ok.taskInfo.stage, 'FINISHED');
+    // Settings and identity are fixed at POST (where rights are checked): a PUT cannot swap them.
+    const put = await http('PUT', `${green.uri}${ok.documentSelfLink}`, { ...ok, sourceFactoryLink: '/core/auth/credentials', ownerPrincipal: '/core/authz/users/admin@localhost' });
+    assert.equal(put.status, 405);
+    assert.match(put.json.message, /cannot be replaced/);
+    const after = (await http('GET', `${green.uri}${ok.documentSelfLink}`)).json;
+    assert.equal(after.sourceFactoryLink, '/core/examples');
+    assert.equal(after.ownerPrincipal, undefined);
   });
 
   it('keeps other tasks moving while a transformation hangs, and cancelling the hung task frees it', async () => {

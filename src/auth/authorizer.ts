@@ -1,4 +1,4 @@
-import { kryptonError, type KryptonError } from '../core/errors.js';
+import { fail, kryptonError, type KryptonError } from '../core/errors.js';
 import { userFields, type Doc } from '../core/document.js';
 import type { Action, Operation } from '../core/operation.js';
 import { MIGRATION_IMPORT_LINK } from '../migration/migration-import-service.js';
@@ -170,15 +170,19 @@ export class Authorizer {
   refusedImport(ctx: AuthContext, factory: FactoryService, docs: readonly unknown[], history: boolean): string | undefined {
     if (ctx.isSystem) return undefined;
     for (const raw of docs) {
-      const doc = history ? ((raw as Doc)?.['versions'] as Doc[] | undefined)?.at(-1) : (raw as Doc);
-      if (!doc || typeof doc !== 'object') continue;
-      let link: string;
-      try {
-        link = factory.writer.childLinkFor(doc['documentSelfLink'], true);
-      } catch {
-        continue;
+      // ALL_VERSIONS: every version replayed is a state the caller writes, not only the last one.
+      const versions = history ? (raw as Doc | null)?.['versions'] : [raw];
+      if (!Array.isArray(versions)) fail('VALIDATION', 'a history import needs documents of the form {"versions": [ … ]}');
+      for (const doc of versions as unknown[]) {
+        if (!doc || typeof doc !== 'object') continue;
+        let link: string;
+        try {
+          link = factory.writer.childLinkFor((doc as Doc)['documentSelfLink'], true);
+        } catch {
+          continue;
+        }
+        if (!this.allowsWrite(ctx, factory, link, doc as Doc, true)) return link;
       }
-      if (!this.allowsWrite(ctx, factory, link, doc, true)) return link;
     }
     return undefined;
   }

@@ -55,13 +55,14 @@ export class BasicAuthService implements Service {
       const retry = Math.ceil(slot.waitMs / 1000);
       return { status: 429, body: toServiceErrorResponse(kryptonError('TOO_MANY_REQUESTS', `too many failed logins for ${email}: retry in ${retry} s`)), headers: { 'retry-after': String(retry) } };
     }
-    if (slot.waitMs > 0) await new Promise((r) => setTimeout(r, slot.waitMs));
-    const userLink = await this.check(email, password);
-    if (!userLink) {
-      this.throttle.failed(email, address);
-      fail('FORBIDDEN', 'forbidden: unknown user or wrong password');
+    let userLink: string | undefined;
+    try {
+      if (slot.waitMs > 0) await new Promise((r) => setTimeout(r, slot.waitMs));
+      userLink = await this.check(email, password);
+    } finally {
+      this.throttle.settle(email, address, userLink !== undefined);
     }
-    this.throttle.succeeded(email);
+    if (!userLink) fail('FORBIDDEN', 'forbidden: unknown user or wrong password');
     const exp = Math.floor((this.rt.host.clock.nowMicros() + seconds * 1e6) / 1e6);
     const token = this.rt.signer.sign(userLink, exp, { issuedAt: true });
     const maxAge = Math.max(0, exp - Math.floor(this.rt.host.clock.nowMicros() / 1e6));

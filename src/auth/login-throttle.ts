@@ -23,6 +23,8 @@ export const DEFAULT_THROTTLE: ThrottleSettings = Object.freeze({
 
 interface Entry {
   failures: number;
+  /** Attempts reserved and not yet settled: they count as failures until they succeed (a burst of parallel guesses queues too). */
+  pending: number;
   /** When the last attempt was (or is scheduled to be) made. */
   last: number;
   free: number;
@@ -54,30 +56,34 @@ export class LoginThrottle {
     const slot = Math.max(now, ...keys.map((e) => e.last + this.delay(e)));
     const waitMs = slot - now;
     if (waitMs > this.settings.maxWaitMs) return { waitMs, refused: true };
-    for (const e of keys) e.last = slot;
+    for (const e of keys) {
+      e.last = slot;
+      e.pending++;
+    }
     return { waitMs, refused: false };
   }
 
-  failed(email: string, address: string): void {
+  /** The outcome of a reserved attempt: a success clears the email's record, a failure counts. */
+  settle(email: string, address: string, ok: boolean): void {
     for (const k of [`e:${email.toLowerCase()}`, `a:${address}`]) {
       const e = this.entries.get(k);
-      if (e) e.failures++;
+      if (!e) continue;
+      e.pending = Math.max(0, e.pending - 1);
+      if (!ok) e.failures++;
     }
-  }
-
-  succeeded(email: string): void {
-    this.entries.delete(`e:${email.toLowerCase()}`);
+    if (ok) this.entries.delete(`e:${email.toLowerCase()}`);
   }
 
   private delay(e: Entry): number {
-    if (e.failures < e.free) return 0;
-    return Math.min(this.settings.baseDelayMs * 2 ** (e.failures - e.free), this.settings.maxDelayMs);
+    const attempts = e.failures + e.pending;
+    if (attempts < e.free) return 0;
+    return Math.min(this.settings.baseDelayMs * 2 ** (attempts - e.free), this.settings.maxDelayMs);
   }
 
   private entry(key: string, free: number, now: number): Entry {
     let e = this.entries.get(key);
     if (e && now - e.last > this.settings.forgetAfterMs) e = undefined;
-    if (!e) e = { failures: 0, last: -Infinity, free };
+    if (!e) e = { failures: 0, pending: 0, last: -Infinity, free };
     this.entries.delete(key); // re-insert: the Map's order is least recently used first
     this.entries.set(key, e);
     if (this.entries.size > MAX_KEYS) this.entries.delete(this.entries.keys().next().value!);

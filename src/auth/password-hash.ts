@@ -36,9 +36,12 @@ export async function hashPassword(password: string, params: Params = DEFAULT_PA
 
 /** Constant-time comparison of a password with a stored hash; false for anything malformed. */
 export async function verifyPassword(password: string, stored: unknown): Promise<boolean> {
-  if (typeof stored !== 'string') return false;
-  const parsed = parseHash(stored);
-  if (!parsed) return false;
+  const parsed = typeof stored === 'string' ? parseHash(stored) : undefined;
+  if (!parsed) {
+    // No usable hash: spend the same time as a real check, so timing does not tell such users apart.
+    await dummyVerify(password);
+    return false;
+  }
   const key = await derive(password, parsed.salt, parsed.params);
   return key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
 }

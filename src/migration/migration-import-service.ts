@@ -39,6 +39,10 @@ export class MigrationImportService implements Service {
     if (typeof factory !== 'string') fail('VALIDATION', 'destinationFactoryLink is required');
     if (!Array.isArray(docs) || docs.some((d) => !d || typeof d !== 'object' || Array.isArray(d))) fail('VALIDATION', 'documents must be an array of JSON objects');
     if (docs.length > MAX_BATCH) fail('VALIDATION', `at most ${MAX_BATCH} documents per import`);
+    const isObject = (v: unknown) => !!v && typeof v === 'object' && !Array.isArray(v);
+    if (body['history'] === true && docs.some((d) => !Array.isArray(d['versions']) || d['versions'].length === 0 || !d['versions'].every(isObject))) {
+      fail('VALIDATION', 'a history import needs documents of the form {"versions": [ … ]}, each version a JSON object');
+    }
     const outcomes = await this.importer(factory, docs as Doc[], body['history'] === true, body['overwrite'] === true, op.principal, op);
     return { status: 200, body: { outcomes } };
   }

@@ -77,6 +77,9 @@ export class MigrationTaskService extends FactoryService {
   override async handleChild(op: Operation, childLink: string, suffix: string | undefined): Promise<Reply> {
     if (suffix === 'stats' && op.action === 'GET') return { status: 200, body: this.statsDocument(childLink, op) };
     if (!suffix && op.action === 'PATCH') return this.patch(op, childLink);
+    // A task's settings and identity are fixed at POST, where its rights are checked: a PUT could
+    // swap its source, factories or ownerPrincipal (the identity it runs as) after that check.
+    if (!suffix && op.action === 'PUT') fail('METHOD_NOT_ALLOWED', 'a migration task cannot be replaced: PATCH taskInfo.stage (CANCELLED or STARTED), or POST a new task');
     if (!suffix && op.action === 'DELETE') await this.cancel(childLink);
     return super.handleChild(op, childLink, suffix);
   }
