@@ -124,3 +124,44 @@ describe('node group: failure and recovery', () => {
     await assertSameEverywhere(g);
   });
 });
+
+describe('node group: a frozen owner (SIGSTOP)', () => {
+  let g: GroupMember[];
+  before(async () => {
+    g = await startGroup(3, 'frz', ['--operationTimeoutMicros=3000000', '--nodeUnavailableTimeoutMicros=2000000', '--peerRequestTimeoutMicros=1000000']);
+    await importExamples(g[0]!.uri, 20, 'f', 20);
+  });
+  after(async () => {
+    for (const m of g) m.proc.kill('SIGCONT');
+    await Promise.all(g.map((h) => h.stop()));
+  });
+
+  it('a read moves to the next owner; a write the client was told failed is not applied when the owner resumes', async () => {
+    const link = '/core/examples/f-3';
+    const ownerId = await ownerOf(g[0]!, link);
+    const frozen = g.find((m) => m.id === ownerId)!;
+    const [entry, other] = g.filter((m) => m !== frozen) as [GroupMember, GroupMember];
+    assert.equal((await http('PATCH', `${entry.uri}${link}`, { name: 'before' })).status, 200);
+    frozen.proc.kill('SIGSTOP');
+    try {
+      // Forwarded to the frozen owner: the client is told it failed when the operation deadline passes.
+      const told = await http('PATCH', `${entry.uri}${link}`, { name: 'told-failed' });
+      assert.equal(told.status, 408, told.text);
+      // Meanwhile the owner was marked UNAVAILABLE: a read and a write go to the next owner.
+      const read = await http('GET', `${other.uri}${link}`);
+      assert.equal(read.status, 200, read.text);
+      assert.equal(read.json.name, 'before');
+      const acked = await http('PATCH', `${other.uri}${link}`, { name: 'acked' });
+      assert.equal(acked.status, 200, acked.text);
+    } finally {
+      frozen.proc.kill('SIGCONT');
+    }
+    await waitConverged(g, 2);
+    // The resumed owner reads the stale request from its socket: past its deadline, it refuses it.
+    await new Promise((r) => setTimeout(r, 1500));
+    await waitFor(async () => {
+      const copies = await Promise.all(g.map((m) => localCopy(m, link)));
+      return copies.every((c) => c.name === 'acked');
+    }, 'every member to hold the acknowledged write');
+  });
+});

@@ -118,7 +118,7 @@ export class Gossip {
       const status = err instanceof KryptonError ? err.statusCode : 0;
       if (status >= 400 && status < 500 && this.refusals.get(peer.id) !== (err as Error).message) {
         this.refusals.set(peer.id, (err as Error).message);
-        this.host.log.error({ peer: peer.id, msg: (err as Error).message }, 'peer refused gossip');
+        this.host.log.error({ peer: peer.id, reason: (err as Error).message }, 'peer refused gossip');
       }
     } finally {
       this.probing.delete(peer.id);
@@ -168,7 +168,7 @@ export class Gossip {
       this.joins.delete(base);
     } catch (err) {
       const msg = (err as Error).message;
-      if (msg !== j.lastError) this.host.log[err instanceof KryptonError && err.statusCode < 500 ? 'error' : 'info']({ peer: base, msg }, 'join attempt failed');
+      if (msg !== j.lastError) this.host.log[err instanceof KryptonError && err.statusCode < 500 ? 'error' : 'info']({ peer: base, reason: msg }, 'join attempt failed');
       j.lastError = msg;
     } finally {
       j.attempting = false;

@@ -35,6 +35,8 @@ export const PeerHeaders = Object.freeze({
   ID: 'x-krypton-peer-id',
   AUTH: 'x-krypton-peer-auth',
   PROTOCOL: 'x-krypton-group-protocol',
+  /** A forwarded request's deadline (epoch micros): past it the sender has answered its client, so the owner must not apply it. */
+  DEADLINE: 'x-krypton-deadline-micros',
 });
 
 /** `NodeState.customProperties` keys krypton adds (Xenon keeps string values there). */

@@ -1,4 +1,4 @@
-import { KryptonError } from '../core/errors.js';
+import { KryptonError, kryptonError, toServiceErrorResponse } from '../core/errors.js';
 import type { Host, RequestFilter } from '../core/host.js';
 import { Pragma, RawJson, type Operation, type Reply } from '../core/operation.js';
 import { UTILITY_SUFFIXES } from '../core/service.js';
@@ -8,7 +8,19 @@ import type { NodeGroup } from './node-group.js';
 import { wasNotSent, type PeerClient } from './peer-client.js';
 
 /** Headers that belong to one hop (or are re-signed) and are not forwarded. */
-const HOP_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'accept-encoding', 'pragma', PeerHeaders.ID, PeerHeaders.AUTH, PeerHeaders.PROTOCOL]);
+const HOP_HEADERS = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+  'accept-encoding',
+  'pragma',
+  PeerHeaders.ID,
+  PeerHeaders.AUTH,
+  PeerHeaders.PROTOCOL,
+  PeerHeaders.DEADLINE,
+]);
 
 interface Route {
   /** The document link that selects the owner. */
@@ -30,8 +42,19 @@ interface Route {
  */
 export function ownerForwardingFilter(host: Host, group: NodeGroup, client: PeerClient): RequestFilter {
   return (op) => {
-    // Already forwarded by a member (peerFilter verified it): this node handles it.
-    if (op.hasPragma(Pragma.FORWARDED)) return undefined;
+    // Already forwarded by a member (peerFilter verified it): this node handles it, unless the member
+    // has given up on it (this node was frozen or slow): applying it now would let a write its client
+    // was told failed overwrite later, acknowledged ones (DECISIONS.md).
+    if (op.hasPragma(Pragma.FORWARDED)) {
+      const deadline = Number(op.headers[PeerHeaders.DEADLINE] ?? 0);
+      if (deadline > 0 && host.clock.nowMicros() > deadline) {
+        return {
+          status: 408,
+          body: toServiceErrorResponse(kryptonError('TIMEOUT', `${op.action} ${op.path} arrived after its deadline: the forwarding member has already answered its client; not applied`)),
+        };
+      }
+      return undefined;
+    }
     // A group of one (or only observers besides this node): every link is owned here.
     if (group.ownerCandidateCount() <= 1 && group.isLocalOwner('/')) return undefined;
     const route = routeOf(host, group, op);
@@ -82,9 +105,14 @@ async function forward(group: NodeGroup, client: PeerClient, op: Operation, rout
     const owner = group.owner(route.key);
     if (owner.isLocal && !(route.sendEvenIfLocal && group.ownerCandidateCount() > 1)) return undefined;
     const url = `${nodeBaseUri(owner)}${op.path.split('/').map(encodeURIComponent).join('/')}${op.rawQuery ? `?${op.rawQuery}` : ''}`;
+    // A read is retried (so it moves to the next owner once this one is marked UNAVAILABLE) after a
+    // peer request timeout; a write waits for its one owner until the operation deadline, because a
+    // write that timed out may still have been applied there.
     const remaining = deadline - Date.now();
+    const attempt = Math.max(1, op.action === 'GET' ? Math.min(remaining, settings.peerRequestTimeoutMicros / 1000) : remaining);
+    headers[PeerHeaders.DEADLINE] = String(Math.round((Date.now() + attempt) * 1000));
     try {
-      const res = await client.send(url, { method: op.action as 'GET', body, headers, timeoutMs: Math.max(1, remaining) });
+      const res = await client.send(url, { method: op.action as 'GET', body, headers, timeoutMs: attempt });
       if (res.status === 409 && res.text.includes('SHOULD_RETRY') && Date.now() < deadline) {
         await sleep(settings.gossipIntervalMicros / 2000);
         continue;
@@ -94,8 +122,10 @@ async function forward(group: NodeGroup, client: PeerClient, op: Operation, rout
       if (typeof res.headers['retry-after'] === 'string') relayed.headers = { 'retry-after': res.headers['retry-after'] };
       return relayed;
     } catch (err) {
-      // Nothing reached the owner: wait for the group to notice it is gone, then ask the new owner.
-      if (wasNotSent(err) && Date.now() + settings.gossipIntervalMicros / 1000 < deadline) {
+      // Nothing reached the owner (or a read timed out): wait for the group to notice it is gone,
+      // then ask the new owner.
+      const readTimedOut = op.action === 'GET' && err instanceof KryptonError && err.statusCode === 408;
+      if ((wasNotSent(err) || readTimedOut) && Date.now() + settings.gossipIntervalMicros / 1000 < deadline) {
         await sleep(settings.gossipIntervalMicros / 2000);
         continue;
       }

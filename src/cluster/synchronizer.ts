@@ -122,7 +122,7 @@ export class Synchronizer {
       peers.map((peer) =>
         this.scanPeer(factory, peer, best).catch((err) => {
           failed.add(peer.id);
-          this.host.log.info({ peer: peer.id, factory: factory.link, msg: (err as Error).message }, 'synchronization with a peer failed');
+          this.host.log.info({ peer: peer.id, factory: factory.link, reason: (err as Error).message }, 'synchronization with a peer failed');
         }),
       ),
     );
@@ -162,7 +162,7 @@ export class Synchronizer {
             if (r.status === 'ok') stored += res.documents.length;
           } catch (err) {
             failed.add(peer.id);
-            this.host.log.info({ peer: peer.id, factory: factory.link, msg: (err as Error).message }, 'fetching documents from a peer failed');
+            this.host.log.info({ peer: peer.id, factory: factory.link, reason: (err as Error).message }, 'fetching documents from a peer failed');
           }
         }
       }),

@@ -285,7 +285,7 @@ export class Host {
     const status = (err as { statusCode?: number }).statusCode ?? 500;
     const ctx = op ? { action: op.action, path: op.path } : {};
     if (status >= 500) this.log.error({ err, ...ctx }, 'request failed');
-    else this.log.debug({ status, msg: (err as Error).message, ...ctx }, 'request rejected');
+    else this.log.debug({ status, reason: (err as Error).message, ...ctx }, 'request rejected');
   }
 
   /** Graceful stop: stop accepting, finish in-flight requests, stop components, close the index. */

@@ -176,7 +176,7 @@ export class MigrationTaskService extends FactoryService {
         return;
       } catch (err) {
         if (attempt >= 8 || (err as { statusCode?: number }).statusCode === 404) throw err;
-        this.taskHost.log.warn({ link, attempt, msg: (err as Error).message }, 'recording the migration outcome failed; retrying');
+        this.taskHost.log.warn({ link, attempt, reason: (err as Error).message }, 'recording the migration outcome failed; retrying');
         await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
       }
     }
