@@ -176,6 +176,10 @@ describe('node group: membership, ownership, replication, queries', () => {
     await setQuorum(g, 3);
     const r = await http('PATCH', `${g[2]!.uri}/core/examples/w-1`, { counter: 1 });
     assert.equal(r.status, 200, 'all three members are up: a quorum of 3 is met');
+    // Xenon sets max(1, value): a quorum of 0 means 1.
+    const zero = await http('PATCH', `${g[0]!.uri}/core/node-groups/default`, { kind: QUORUM_KIND, isGroupUpdate: false, membershipQuorum: 0 });
+    assert.equal(zero.status, 200, zero.text);
+    assert.equal(Object.values(zero.json.nodes as Record<string, any>).find((n) => n.id === g[0]!.id).membershipQuorum, 1);
     await setQuorum(g, 2);
   });
 });

@@ -92,7 +92,11 @@ export class NodeGroupService implements Service {
 
   /** A.8: set the quorum here, then (isGroupUpdate) on every other AVAILABLE member. */
   private async updateQuorum(op: Operation, req: UpdateQuorumRequest): Promise<Reply> {
-    if (req.membershipQuorum != null && (!Number.isInteger(req.membershipQuorum) || req.membershipQuorum < 1)) fail('VALIDATION', 'membershipQuorum must be a positive integer');
+    if (req.membershipQuorum != null && !Number.isInteger(req.membershipQuorum)) fail('VALIDATION', 'membershipQuorum must be an integer');
+    if (req.locationQuorum != null && !Number.isInteger(req.locationQuorum)) fail('VALIDATION', 'locationQuorum must be an integer');
+    // Xenon: max(1, value), so 0 or a negative quorum means 1.
+    if (req.membershipQuorum != null) req.membershipQuorum = Math.max(1, req.membershipQuorum);
+    if (req.locationQuorum != null) req.locationQuorum = Math.max(1, req.locationQuorum);
     this.group.updateSelf({ membershipQuorum: req.membershipQuorum, locationQuorum: req.locationQuorum });
     if (!req.isGroupUpdate) return { status: 200, body: this.group.state() };
     const peers = this.group.peers().filter((n) => n.status === 'AVAILABLE');
