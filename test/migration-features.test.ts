@@ -7,6 +7,17 @@ import { importExamples } from './support/cluster.js';
 
 const task = migrationTask;
 
+/** Every version `host` holds of `link`, oldest first, as `ACTION:name`. */
+async function historyOf(host: RunningHost, link: string): Promise<string[]> {
+  const v = await http('POST', `${host.uri}/core/query-tasks`, {
+    taskInfo: { isDirect: true },
+    querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: link } }, options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT'] },
+  });
+  return Object.values(v.json.results.documents as Record<string, any>)
+    .sort((a, b) => a.documentVersion - b.documentVersion)
+    .map((d) => `${d.documentUpdateAction}:${d.name}`);
+}
+
 describe('migration task: page size', () => {
   const hosts = blueGreenSuite(5, 'ps', { before, after });
   const BIG = 12_000; // two default pages: the path where a page is not prepared during the previous commit
@@ -84,14 +95,7 @@ describe('migration task: state, validation, selection, options', () => {
     await http('PUT', `${blue.uri}/core/examples/history`, { name: 'h2' });
     const done = await migrate(green, task(blue, green, { migrationOptions: ['ALL_VERSIONS'], querySpec: { query: { term: { propertyName: 'name', matchValue: 'h2' } } } }));
     assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
-    const v = await http('POST', `${green.uri}/core/query-tasks`, {
-      taskInfo: { isDirect: true },
-      querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/history' } }, options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT'] },
-    });
-    const names = Object.values(v.json.results.documents as Record<string, any>)
-      .sort((a, b) => a.documentVersion - b.documentVersion)
-      .map((d) => `${d.documentUpdateAction}:${d.name}`);
-    assert.deepEqual(names, ['POST:h0', 'PATCH:h1', 'PUT:h2']);
+    assert.deepEqual(await historyOf(green, '/core/examples/history'), ['POST:h0', 'PATCH:h1', 'PUT:h2']);
   });
 
   it('replaces newer destination copies only with DELETE_AFTER, and replays delete + re-create histories', async () => {
@@ -110,14 +114,7 @@ describe('migration task: state, validation, selection, options', () => {
     await http('PATCH', `${blue.uri}/core/examples/reborn`, { name: 'r2' });
     const done = await migrate(green, task(blue, green, { migrationOptions: ['ALL_VERSIONS'], querySpec: { query: { term: { propertyName: 'name', matchValue: 'r2' } } } }));
     assert.equal(done.taskInfo.stage, 'FINISHED', JSON.stringify(done.taskInfo));
-    const v = await http('POST', `${green.uri}/core/query-tasks`, {
-      taskInfo: { isDirect: true },
-      querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/reborn' } }, options: ['INCLUDE_ALL_VERSIONS', 'EXPAND_CONTENT'] },
-    });
-    const history = Object.values(v.json.results.documents as Record<string, any>)
-      .sort((a, b) => a.documentVersion - b.documentVersion)
-      .map((d) => `${d.documentUpdateAction}:${d.name}`);
-    assert.deepEqual(history, ['POST:r1', 'PATCH:r2'], 'as in Xenon, a re-creation purges the history before it');
+    assert.deepEqual(await historyOf(green, '/core/examples/reborn'), ['POST:r1', 'PATCH:r2'], 'as in Xenon, a re-creation purges the history before it');
   });
 
   it('brings deletions across with INCLUDE_DELETED', async () => {

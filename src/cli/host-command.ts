@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Host, type HostOptions } from '../core/host.js';
+import { isHttpUri } from '../core/http-client.js';
 import type { ServiceDefinition } from '../core/service-definition.js';
 import { installCoreServices } from '../services/install.js';
 import { missingPeerKeyReason } from '../cluster/cluster-settings.js';
@@ -51,14 +52,6 @@ export function hostUsage(): string {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-function isHttpUri(v: string): boolean {
-  try {
-    return ['http:', 'https:'].includes(new URL(v).protocol);
-  } catch {
-    return false;
-  }
-}
 
 /** Turns parsed flags into host options (flags absent keep the defaults). */
 export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {

@@ -17,6 +17,15 @@ export interface ClientResponse<T = unknown> {
   body: T;
 }
 
+/** An absolute http(s) URI (what a host, peer or node reference must be). */
+export function isHttpUri(v: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Host-to-host HTTP with keep-alive connection pools (undici Pool per origin).
  * Non-2xx answers are rebuilt into KryptonErrors from their ServiceErrorResponse.

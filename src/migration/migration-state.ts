@@ -1,5 +1,6 @@
 import { fail } from '../core/errors.js';
 import { requestLong, type Doc } from '../core/document.js';
+import { isHttpUri } from '../core/http-client.js';
 import type { QuerySpecification } from '../query/query-types.js';
 import { normalizeQuerySpec } from '../query/query-validator.js';
 import type { ServiceErrorResponse } from '../core/errors.js';
@@ -106,13 +107,7 @@ function optString(body: Doc, name: string): string | undefined {
 }
 
 function checkUri(v: string | undefined, name: string): void {
-  if (v === undefined) return;
-  try {
-    const u = new URL(v);
-    if (!/^https?:$/.test(u.protocol)) throw new Error();
-  } catch {
-    fail('VALIDATION', `${name} is not an http(s) URI: ${v}`);
-  }
+  if (v !== undefined && !isHttpUri(v)) fail('VALIDATION', `${name} is not an http(s) URI: ${v}`);
 }
 
 /**
