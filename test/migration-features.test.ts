@@ -20,7 +20,7 @@ async function historyOf(host: RunningHost, link: string): Promise<string[]> {
 
 describe('migration task: page size', () => {
   const hosts = blueGreenSuite(5, 'ps', { before, after });
-  const BIG = 12_000; // two default pages: the path where a page is not prepared during the previous commit
+  const BIG = 12_000; // two default pages, each written in slices
   let blue: RunningHost;
   let green: RunningHost;
   before(async () => {

@@ -9,6 +9,8 @@ export interface ClientRequest {
   timeoutMs?: number;
   /** Abandons the request (queued or in flight) when aborted: a 409 `… cancelled`. */
   signal?: AbortSignal | undefined;
+  /** A 2xx body is returned as its text, unparsed (error bodies are still read as ServiceErrorResponses). */
+  rawBody?: boolean;
 }
 
 export interface ClientResponse<T = unknown> {
@@ -81,6 +83,7 @@ export class HttpClient {
       throw kryptonError('UNAVAILABLE', `${req.method} ${url} failed: ${e.code ?? ''} ${e.message}`.trim(), { cause });
     }
     const text = await res.body.text();
+    if (req.rawBody && res.statusCode < 400) return { status: res.statusCode, headers: res.headers, body: text };
     let parsed: unknown;
     if (text.length > 0) {
       try {

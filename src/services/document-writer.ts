@@ -5,6 +5,7 @@ import { fail, kryptonError, KryptonError } from '../core/errors.js';
 import { composeDocument, hasOnlyUserFields, longField, requestLong, userFields, type Doc } from '../core/document.js';
 import { checkNotReserved, childId } from '../core/service.js';
 import type { Host } from '../core/host.js';
+import { LinkLocks } from '../core/link-locks.js';
 import type { Operation } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import type { StoredVersion } from '../store/sqlite-store.js';
@@ -78,6 +79,13 @@ export class DocumentWriter {
   private readonly texts = new WeakMap<Doc, string>();
   /** Set on every host by src/cluster (a host alone is a group of one). */
   replication: ReplicationHook | undefined;
+  /**
+   * Imports prepare their batches one at a time (one key, the factory link). Two prepared side by
+   * side reach the index writer together, and it idles while both are prepared; one at a time, a
+   * batch is committed while the next is prepared. Measured: a migration's slices paired up and
+   * the writer idled a third of the time.
+   */
+  private readonly importTurns = new LinkLocks();
 
   constructor(
     private readonly host: Host,
@@ -214,9 +222,12 @@ export class DocumentWriter {
     const head = (d: Doc): Doc => (mode.history ? ((d['versions'] as Doc[]).at(-1) ?? {}) : d);
     const links = docs.map((d) => this.childLinkFor(head(d)['documentSelfLink'], true));
     const unique = [...new Set(links)].sort();
+    // The turn is taken before the link locks and given back before the commits are awaited, so a
+    // batch waiting for a link another one holds never blocks that one's completion.
+    let endTurn: (() => void) | undefined = await this.importTurns.acquire(this.def.factoryLink);
     const releases: Array<() => void> = [];
-    for (const l of unique) releases.push(await this.host.locks.acquire(l));
     try {
+      for (const l of unique) releases.push(await this.host.locks.acquire(l));
       const outcomes: ImportOutcome[] = [];
       let pending: Pending[] = [];
       let firstOutcome = 0;
@@ -261,9 +272,12 @@ export class DocumentWriter {
         if ((i + 1) % IMPORT_YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       }
       flush();
+      endTurn();
+      endTurn = undefined;
       await Promise.all(commits);
       return outcomes;
     } finally {
+      endTurn?.();
       for (const r of releases) r();
     }
   }

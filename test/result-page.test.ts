@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { KryptonError } from '../src/core/errors.js';
+import { ResultPage } from '../src/migration/result-page.js';
+
+/** A QueryTask as a source answers a page GET (members in Xenon's order unless reordered). */
+function queryTask(documents: Record<string, unknown> | undefined, links = Object.keys(documents ?? {}), extra: Record<string, unknown> = {}) {
+  return {
+    taskInfo: { stage: 'FINISHED', isDirect: true },
+    querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/*', matchType: 'WILDCARD' } }, resultLimit: 3 },
+    results: { documentLinks: links, ...(documents ? { documents } : {}), nextPageLink: '/core/query-page/17', queryTimeMicros: 812, ...extra },
+    documentSelfLink: '/core/query-page/16',
+  };
+}
+
+const tricky = {
+  '/core/examples/a': { name: 'braces } { ] [ and "quotes"', counter: -1.5e3, tags: ['x', '\\', '\\"'], keyValues: { '}': '{' }, isFromMigration: false, nothing: null },
+  '/core/examples/b"q': { name: 'escaped key', nested: { deeper: [{ a: [1, [2, [3]]] }, {}] }, emptyArr: [], unicode: 'é\u2028\n\t\u0000' },
+  '/core/examples/c': { name: 'ends with a backslash \\', last: true },
+};
+
+describe('ResultPage: a source page read a slice at a time', () => {
+  for (const [layout, indent] of [
+    ['compact (krypton)', undefined],
+    ['pretty-printed', 2],
+    ['tab-indented', '\t'],
+  ] as const) {
+    it(`returns the documents JSON.parse would, in link order, from a ${layout} page`, () => {
+      const task = queryTask(tricky);
+      const page = ResultPage.parse(JSON.stringify(task, null, indent));
+      assert.deepEqual(page.links, Object.keys(tricky));
+      assert.equal(page.nextPageLink, '/core/query-page/17');
+      assert.equal(page.queryTimeMicros, 812);
+      assert.deepEqual(page.documents(page.links), Object.values(tricky));
+      assert.deepEqual(page.documents(['/core/examples/c', '/core/examples/a']), [tricky['/core/examples/c'], tricky['/core/examples/a']]);
+    });
+  }
+
+  it('skips links without a document, and documents that are not objects', () => {
+    const page = ResultPage.parse(
+      JSON.stringify(
+        queryTask({ '/core/examples/a': { name: 'a' }, '/core/examples/n': null, '/core/examples/s': 'text' }, ['/core/examples/a', '/core/examples/gone', '/core/examples/n', '/core/examples/s']),
+      ),
+    );
+    assert.deepEqual(page.documents(page.links), [{ name: 'a' }]);
+  });
+
+  it('reads pages whose members come in another order, and pages without documents (no EXPAND_CONTENT)', () => {
+    const reordered = { results: { documents: { '/x/1': { v: 1 } }, queryTimeMicros: 5, documentLinks: ['/x/1'] }, taskInfo: { stage: 'FINISHED' } };
+    const page = ResultPage.parse(JSON.stringify(reordered));
+    assert.deepEqual(page.documents(page.links), [{ v: 1 }]);
+    assert.equal(page.nextPageLink, undefined);
+    const bare = ResultPage.parse(JSON.stringify(queryTask(undefined, ['/x/1', '/x/2'])));
+    assert.deepEqual(bare.links, ['/x/1', '/x/2']);
+    assert.deepEqual(bare.documents(bare.links), []);
+    assert.deepEqual(ResultPage.parse('{"taskInfo":{}}').links, []);
+  });
+
+  it('agrees with JSON.parse on 300 random pages', () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const chars = ['a', 'Z', '"', '\\', '{', '}', '[', ']', ',', ':', ' ', '\n', 'é', '\u0001', '/'];
+    const str = () => Array.from({ length: rnd(8) }, () => chars[rnd(chars.length)]).join('');
+    const value = (depth: number): unknown => {
+      switch (rnd(depth > 2 ? 4 : 6)) {
+        case 0:
+          return str();
+        case 1:
+          return rnd(2) ? rnd(1e6) - 5e5 : (rnd(1e6) - 5e5) / 7;
+        case 2:
+          return [true, false, null][rnd(3)];
+        case 3:
+          return str();
+        case 4:
+          return Array.from({ length: rnd(4) }, () => value(depth + 1));
+        default:
+          return Object.fromEntries(Array.from({ length: rnd(4) }, () => [str(), value(depth + 1)]));
+      }
+    };
+    for (let p = 0; p < 300; p++) {
+      const documents: Record<string, unknown> = {};
+      for (let d = rnd(6); d > 0; d--) documents[`/core/examples/${str()}`] = Object.fromEntries(Array.from({ length: rnd(5) }, () => [str(), value(0)]));
+      const text = JSON.stringify(queryTask(documents), null, [undefined, 1, ' \n '][rnd(3)]);
+      const page = ResultPage.parse(text);
+      const expected = JSON.parse(text).results;
+      assert.deepEqual(page.links, expected.documentLinks);
+      assert.deepEqual(
+        page.documents(page.links),
+        expected.documentLinks.map((l: string) => expected.documents[l]),
+      );
+    }
+  });
+
+  it('refuses what is not a QueryTask with an error that names the source', () => {
+    for (const text of ['', 'not json', '{"results":{"documents":{"/a":{"x":1}', '{"results":{"documents":{"/a":{"x":"unterminated}}}', '[1,2]', '{"results":{"documents":{"/a" {}}}}']) {
+      assert.throws(
+        () => ResultPage.parse(text).documents(['/a']),
+        (err: unknown) => err instanceof KryptonError && /the source answered a query page/.test(err.message),
+        JSON.stringify(text),
+      );
+    }
+  });
+});
