@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { importExamples, localCount } from './support/cluster.js';
-import { createExamples, migrate, migrationTask, waitForStage } from './support/data.js';
+import { migrate, migrationTask, waitForStage } from './support/data.js';
 import { http, ROOT, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 
 /** A transformation service that never answers (a bug in a user's upgrade code). */
@@ -20,7 +20,8 @@ describe('migration task: bad specs and a hung transformation service', () => {
   let green: RunningHost;
   before(async () => {
     [blue, green] = await Promise.all([startHost(['--id=blue']), startHost(['--id=green', `--services=${hangingTransformModule()}`])]);
-    await createExamples(blue.uri, 200, 'rb');
+    // More than one slice (1,000 documents): slices in motion together share the run's 8 transformation calls.
+    await importExamples(blue.uri, 2_500, 'rb');
   });
   after(async () => {
     await Promise.all([blue.stop(), green.stop()]);
@@ -63,7 +64,11 @@ describe('migration task: bad specs and a hung transformation service', () => {
     const hung = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green, { destinationFactoryLink: '/core/examples', transformationServiceLink: '/test/hang' }));
     assert.equal(hung.status, 200);
     const link = hung.json.documentSelfLink as string;
-    await waitFor(async () => (await http('GET', `${green.uri}/test/hang/stats`)).json.entries?.POSTrequestCount?.latestValue >= 8, 'the hung task to call its transformation');
+    const calls = async () => (await http('GET', `${green.uri}/test/hang/stats`)).json.entries?.POSTrequestCount?.latestValue ?? 0;
+    await waitFor(async () => (await calls()) >= 8, 'the hung task to call its transformation');
+    // The next slice is prepared meanwhile: its calls wait for the run's 8, they do not add to them.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await calls(), 8);
     // A plain task on the same destination: its calls to green must not queue behind the hung ones.
     const started = performance.now();
     const plain = await migrate(green, migrationTask(blue, green));

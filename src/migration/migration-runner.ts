@@ -233,7 +233,7 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
     }
   }
 
-  /** Starts writing a slice once the one before the previous is acknowledged; its checkpoint follows every earlier one. */
+  /** Starts writing a slice and returns once the slice before it is acknowledged; its checkpoint follows every earlier one. */
   async function writeSlice(docs: Doc[]): Promise<void> {
     ctx.state.progress.fetchedDocumentCount += docs.length;
     for (const d of docs) maxSeen = Math.max(maxSeen, longField(d, 'documentUpdateTimeMicros') ?? 0);

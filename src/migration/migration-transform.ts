@@ -1,13 +1,15 @@
 import { fail } from '../core/errors.js';
 import type { Doc } from '../core/document.js';
-import { call, mapLimit } from './migration-http.js';
+import { call, mapLimit, Semaphore } from './migration-http.js';
 import { timeout, type RunContext } from './migration-runner.js';
 
 /**
- * Calls in flight at once: half the client's connections to one host (16), so a slow or hung
- * transformation service leaves connections to that host for every other task's calls.
+ * Calls in flight at once, per run (its slices and source nodes together): half the client's
+ * connections to one host (16), so a slow or hung transformation service leaves connections to
+ * that host for every other task's calls.
  */
 const TRANSFORM_CONCURRENCY = 8;
+const callSlots = new WeakMap<RunContext, Semaphore>();
 
 /**
  * Calls the transformation service once per document (or per version, with ALL_VERSIONS) on a
@@ -21,10 +23,12 @@ export async function transformDocuments(ctx: RunContext, versions: Doc[], desti
   const node = destinations[Math.floor(Math.random() * destinations.length)]!;
   const url = `${node}${state.transformationServiceLink}`;
   state.progress.beforeTransformDocumentCount += versions.length;
+  const slots = callSlots.get(ctx) ?? new Semaphore(TRANSFORM_CONCURRENCY);
+  callSlots.set(ctx, slots);
   const answers = await mapLimit(versions, TRANSFORM_CONCURRENCY, async (doc) => {
     const json = JSON.stringify(doc);
     const body = v2 ? { originalDocument: json, destinationLink: state.destinationFactoryLink } : { [json]: state.destinationFactoryLink };
-    const res = await call<Doc>(ctx.host.client, url, { method: 'POST', headers: ctx.headers(), body, ...timeout(ctx) }, `transformation ${url}`, ctx.signal);
+    const res = await slots.run(() => call<Doc>(ctx.host.client, url, { method: 'POST', headers: ctx.headers(), body, ...timeout(ctx) }, `transformation ${url}`, ctx.signal));
     const map = v2 ? (res?.['destinationLinks'] as Doc | undefined) : res;
     if (!map || typeof map !== 'object') fail('VALIDATION', `transformation ${url} returned no ${v2 ? 'destinationLinks' : 'map'}`);
     return Object.entries(map).map(([text, factory]) => {
