@@ -53,7 +53,7 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   return out;
 }
 
-/** At most `size` holders at once; the others wait, first come first served. */
+/** At most `free` (as constructed) holders at once; the others wait, first come first served. */
 export class Semaphore {
   private readonly waiting: Array<() => void> = [];
 
