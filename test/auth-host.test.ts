@@ -217,6 +217,20 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     assert.ok((await http('GET', `${h.uri}/core/query-tasks`, undefined, as(admin))).json.documentLinks.includes(async.json.documentSelfLink));
   });
 
+  it('expands selected links (EXPAND_LINKS) only as far as the caller may read', async () => {
+    const made = await http('POST', `${h.uri}/core/examples`, { name: 'pointer', documentSelfLink: 'pointer', tags: ['/core/examples/pub', '/core/examples/secret'] }, as(admin));
+    assert.equal(made.status, 200, made.text);
+    const spec = { query: { term: { propertyName: 'name', matchValue: 'pointer' } }, options: ['SELECT_LINKS', 'EXPAND_LINKS'], linkTerms: [{ propertyName: 'tags' }] };
+    const r = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: spec }, as(alice));
+    assert.equal(r.status, 200, r.text);
+    const selected = r.json.results.selectedDocuments;
+    assert.equal(selected['/core/examples/pub'].name, 'pub');
+    assert.equal(selected['/core/examples/secret'].statusCode, 403, 'alice may not read secret, so its GET answered 403');
+    assert.equal(selected['/core/examples/secret'].name, undefined);
+    const asAdmin = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: spec }, as(admin));
+    assert.equal(asAdmin.json.results.selectedDocuments['/core/examples/secret'].name, 'secret');
+  });
+
   it('refuses a role naming a missing group, keeps a used resource group, and fails closed on a dangling DENY', async () => {
     const missing = await http(
       'POST',

@@ -158,10 +158,10 @@ describe('Xenon conformance of listings, request validation and query tasks', ()
       [{ querySpec: spec, taskInfo: 'direct' }, /taskInfo must be an object/],
       [{ querySpec: spec, taskInfo: { isDirect: 1 } }, /taskInfo.isDirect must be a boolean/],
       [{ querySpec: spec, documentExpirationTimeMicros: 'abc' }, /documentExpirationTimeMicros must be an integer/],
-      [{ querySpec: { ...spec, options: ['SINGLE_USE'] } }, /SINGLE_USE is not supported by krypton/],
-      [{ querySpec: { ...spec, options: ['TIME_SNAPSHOT'], timeSnapshotBoundaryMicros: 1 } }, /TIME_SNAPSHOT is not supported by krypton/],
+      [{ querySpec: { ...spec, options: ['CONTINUOUS'] } }, /CONTINUOUS is not supported by krypton/],
+      [{ querySpec: { ...spec, options: ['TIME_SNAPSHOT'] } }, /timeSnapshotBoundaryMicros is provided/],
       [{ querySpec: { ...spec, resultLimit: 0 } }, /resultLimit must be a positive integer/],
-      [{ querySpec: { ...spec, expectedResultCount: 1 } }, /expectedResultCount is not supported/],
+      [{ querySpec: { ...spec, expectedResultCount: -2 } }, /expectedResultCount must not be negative/],
     ];
     for (const [body, message] of cases) {
       const r = await http('POST', `${base}/core/query-tasks`, body);

@@ -176,15 +176,19 @@ describe('normalizeQuerySpec: errors', () => {
     ok({ query: TERM, options: ['EXPAND_SELECTED_FIELDS'], selectTerms: [{ propertyName: 'name' }] });
     ok({ query: TERM, options: ['BROADCAST', 'SORT'], sortTerm: { propertyName: 'documentSelfLink', propertyType: 'STRING' }, sortOrder: 'DESC' });
     ok({ query: TERM, options: ['FORWARD_ONLY', 'READ_AFTER_WRITE_CONSISTENCY', 'DO_NOT_REFRESH', 'INDEXED_METADATA'], resultLimit: 5, offset: 2 });
+    ok({ query: TERM, options: ['SELECT_LINKS', 'EXPAND_LINKS'], linkTerms: [{ propertyName: 'ownerLink' }] });
+    ok({ query: TERM, options: ['SINGLE_USE'], resultLimit: 5, expectedResultCount: 3 });
+    const snap = normalizeQuerySpec({ query: TERM, options: ['TIME_SNAPSHOT'], timeSnapshotBoundaryMicros: '1546000000000000' });
+    assert.equal(snap.timeSnapshotBoundaryMicros, 1546000000000000);
   });
 
   it('refuses valid Xenon options krypton does not implement, instead of answering without them', () => {
     rejects({ query: TERM, options: ['CONTINUOUS'] }, 'CONTINUOUS is not supported by krypton');
-    rejects({ query: TERM, options: ['SELECT_LINKS', 'EXPAND_LINKS'], linkTerms: [{ propertyName: 'ownerLink' }] }, 'SELECT_LINKS is not supported by krypton');
-    rejects({ query: TERM, options: ['TIME_SNAPSHOT'], timeSnapshotBoundaryMicros: '1546000000000000' }, 'TIME_SNAPSHOT is not supported by krypton');
-    rejects({ query: TERM, options: ['GROUP_BY'], groupByTerm: { propertyName: 'g' }, sortTerm: { propertyName: 's', propertyType: 'STRING' } }, 'GROUP_BY is not supported by krypton');
-    rejects({ query: TERM, options: ['SINGLE_USE'] }, 'SINGLE_USE is not supported by krypton');
-    rejects({ query: TERM, expectedResultCount: 1 }, 'querySpec.expectedResultCount is not supported by krypton');
+    rejects(
+      { query: TERM, options: ['GROUP_BY'], groupByTerm: { propertyName: 'g' }, groupSortTerm: { propertyName: 'h', propertyType: 'STRING' }, sortTerm: { propertyName: 's', propertyType: 'STRING' } },
+      'krypton orders groups by their value: querySpec.groupSortTerm must name the groupByTerm (g), not h',
+    );
+    rejects({ query: TERM, expectedResultCount: -1 }, 'querySpec.expectedResultCount must not be negative');
     rejects({ query: TERM, resultLimit: 0 }, 'querySpec.resultLimit must be a positive integer: 0');
     rejects({ query: TERM, resultLimit: -5 }, 'querySpec.resultLimit must be a positive integer: -5');
     rejects({ query: TERM, offset: -1 }, 'querySpec.offset must not be negative: -1');

@@ -122,6 +122,11 @@ export class Host {
   }
 
   /** Base URI peers and clients use for this host. */
+  /** True once stop() began: long waits (a query's expectedResultCount) give up instead of holding the stop. */
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
   get uri(): string {
     if (this.options.publicUri) return this.options.publicUri.replace(/\/$/, '');
     return defaultUri(this.options.bindAddress, this.port);

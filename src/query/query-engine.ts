@@ -4,7 +4,9 @@ import type { Host } from '../core/host.js';
 import type { ReadScope } from '../core/operation.js';
 import { compileSort, compileWhere, keysetCondition, type SortKey } from './query-compiler.js';
 import type { Query, QuerySpecification } from './query-types.js';
+import { distinctSelected, selectLinks } from './selected-links.js';
 import type { IndexReader, Snapshot } from '../store/snapshots.js';
+import { BUILTIN_COLUMNS } from '../store/schema.js';
 
 /** One executed page of a query: links in order, and the stored JSON when expanding. */
 export interface QueryPage {
@@ -16,6 +18,10 @@ export interface QueryPage {
   /** Sort-key values of the last row, when more rows follow (keyset cursor). */
   after: unknown[] | undefined;
   queryTimeMicros: number;
+  /** SELECT_LINKS: per result link, the links its `linkTerms` fields hold (see selectLinks). */
+  selectedLinks?: Map<string, Record<string, string>>;
+  /** EXPAND_LINKS: each selected link's document, or the error its GET answered (set by the caller: it is async). */
+  selectedDocuments?: Map<string, string>;
 }
 
 export interface QueryPlan {
@@ -61,23 +67,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   const started = performance.now();
   const spec = plan.spec;
   const allVersions = hasOption(spec, 'INCLUDE_ALL_VERSIONS');
-  const conds: string[] = [];
-  const params: unknown[] = [];
-  if (!allVersions) conds.push(hasOption(spec, 'INCLUDE_DELETED') ? 'd.latest = 1' : "d.latest = 1 AND d.action != 'DELETE'");
-  conds.push('(d.expiration = 0 OR d.expiration > ?)');
-  params.push(host.clock.nowMicros());
-  const factory = factoryOf(spec.query) ?? factoryOfKind(host, spec.query);
-  if (factory !== undefined && host.service(factory)?.handleChild && !host.serviceLinks().some((l) => l.startsWith(`${factory}/`))) {
-    // Lets SQLite use the per-factory indexes (by update time, by version) for order and range.
-    conds.push('d.factory = ?');
-    params.push(factory);
-  }
-  conds.push(`(${plan.where.sql})`);
-  params.push(...plan.where.params);
-  if (plan.readScope) {
-    conds.push(plan.readScope.sql);
-    params.push(...plan.readScope.params);
-  }
+  const { conds, params } = matchConditions(host, plan);
   if (hasOption(spec, 'COUNT')) {
     const row = reader.get<{ n: number }>(`SELECT count(*) AS n FROM docs d WHERE ${conds.join(' AND ')}`, params);
     return { links: [], documents: undefined, count: row?.n ?? 0, after: undefined, queryTimeMicros: elapsedMicros(started) };
@@ -87,9 +77,10 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   const order = plan.keys.map((k) => `${k.expr} ${k.desc ? 'DESC' : 'ASC'}`).join(', ');
   const orderParams = plan.keys.flatMap((k) => k.params);
   const expand = hasOption(spec, 'EXPAND_CONTENT') || hasOption(spec, 'EXPAND_SELECTED_FIELDS') || hasOption(spec, 'EXPAND_BUILTIN_CONTENT_ONLY');
+  const selecting = hasOption(spec, 'SELECT_LINKS');
   const fetch = (cond: { sql: string; params: readonly unknown[] } | undefined, n: number) => {
     const where = cond ? [...conds, `(${cond.sql})`] : conds;
-    const sql = `SELECT d.link, d.version${expand || plan.ownerFilter ? ', d.json' : ''}, ${keyCols.join(', ')} FROM docs d
+    const sql = `SELECT d.link, d.version${expand || selecting || plan.ownerFilter ? ', d.json' : ''}, ${keyCols.join(', ')} FROM docs d
     WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`;
     return reader.all<Record<string, unknown>>(sql, [...keyParams, ...params, ...(cond?.params ?? []), ...orderParams, n, after ? 0 : offset]);
   };
@@ -105,6 +96,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   } else rows = fetch(keysetCondition(plan.keys, after), fetchLimit);
   const links: string[] = [];
   const documents = expand ? new Map<string, string>() : undefined;
+  const selectedLinks = selecting ? new Map<string, Record<string, string>>() : undefined;
   let last: Record<string, unknown> | undefined;
   let more = false;
   for (const row of rows) {
@@ -117,10 +109,107 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
     const link = allVersions ? `${row['link'] as string}?documentVersion=${row['version'] as number}` : (row['link'] as string);
     links.push(link);
     documents?.set(link, shapeDocument(spec, row['json'] as string));
+    selectedLinks?.set(link, selectLinks(spec, JSON.parse(row['json'] as string) as Doc));
   }
   if (!more && plan.ownerFilter && rows.length === fetchLimit) more = true;
   const cursor = more && last ? plan.keys.map((_, i) => last![`k${i}`]) : undefined;
-  return { links, documents, count: links.length, after: cursor, queryTimeMicros: elapsedMicros(started) };
+  const page: QueryPage = { links, documents, count: links.length, after: cursor, queryTimeMicros: elapsedMicros(started) };
+  if (selectedLinks) page.selectedLinks = selectedLinks;
+  return page;
+}
+
+/** GROUP_BY's group field: a built-in column, or a user field (string values, or numbers with a LONG / DOUBLE propertyType). */
+export interface GroupKey {
+  field: string;
+  numeric: boolean;
+  desc: boolean;
+}
+
+export function groupKeyOf(spec: QuerySpecification): GroupKey {
+  const term = spec.groupByTerm!;
+  const builtin = BUILTIN_COLUMNS[term.propertyName];
+  const numeric = builtin ? builtin.numeric : term.propertyType === 'LONG' || term.propertyType === 'DOUBLE';
+  return { field: term.propertyName, numeric, desc: spec.groupSortOrder === 'DESC' };
+}
+
+/**
+ * GROUP_BY: the distinct values of the group field among the plan's matches, in group order
+ * (the values', ascending unless `groupSortOrder` is DESC), strictly after `after`; at most
+ * `limit`, and whether more follow.
+ */
+export function runGroups(
+  host: Host,
+  plan: QueryPlan,
+  key: GroupKey,
+  limit: number,
+  after: string | number | undefined,
+  reader: IndexReader = host.store,
+): { values: Array<string | number>; more: boolean } {
+  const { conds, params } = matchConditions(host, plan);
+  const builtin = BUILTIN_COLUMNS[key.field];
+  let from = 'docs d';
+  let value: string;
+  if (builtin) value = builtin.column;
+  else {
+    value = key.numeric ? 'p.nval' : 'p.sval';
+    from = 'docs d JOIN props p ON p.doc_id = d.id AND p.name = ?';
+    params.unshift(key.field);
+  }
+  conds.push(`${value} IS NOT NULL`);
+  if (after !== undefined) {
+    conds.push(`${value} ${key.desc ? '<' : '>'} ?`);
+    params.push(after);
+  }
+  const rows = reader.all<{ g: string | number }>(`SELECT DISTINCT ${value} AS g FROM ${from} WHERE ${conds.join(' AND ')} ORDER BY g ${key.desc ? 'DESC' : 'ASC'} LIMIT ?`, [...params, limit + 1]);
+  return { values: rows.slice(0, limit).map((r) => r.g), more: rows.length > limit };
+}
+
+/** The clause confining a query to one group. */
+export function groupClause(key: GroupKey, value: string | number): Query {
+  if (key.numeric) {
+    const n = Number(value);
+    return {
+      occurance: 'MUST_OCCUR',
+      term: { propertyName: key.field, range: { type: Number.isInteger(n) ? 'LONG' : 'DOUBLE', min: n, max: n, isMinInclusive: true, isMaxInclusive: true, precisionStep: 16 } },
+    };
+  }
+  return { occurance: 'MUST_OCCUR', term: { propertyName: key.field, matchValue: String(value), matchType: 'TERM' } };
+}
+
+/** The SQL conditions (over `docs d`) a row must meet to be one of the plan's matches. */
+function matchConditions(host: Host, plan: QueryPlan): { conds: string[]; params: unknown[] } {
+  const spec = plan.spec;
+  const allVersions = hasOption(spec, 'INCLUDE_ALL_VERSIONS');
+  const conds: string[] = [];
+  const params: unknown[] = [];
+  const snapshotAt = hasOption(spec, 'TIME_SNAPSHOT') ? spec.timeSnapshotBoundaryMicros : undefined;
+  if (snapshotAt !== undefined) {
+    // The index as it was at the boundary: versions written by then, and (without
+    // INCLUDE_ALL_VERSIONS) only the newest of them per link. History the retention limit purged
+    // is gone, so is a snapshot of it.
+    conds.push('d.update_time <= ?');
+    params.push(snapshotAt);
+    if (!allVersions) {
+      conds.push('NOT EXISTS (SELECT 1 FROM docs n WHERE n.link = d.link AND n.version > d.version AND n.update_time <= ?)');
+      params.push(snapshotAt);
+      if (!hasOption(spec, 'INCLUDE_DELETED')) conds.push("d.action != 'DELETE'");
+    }
+  } else if (!allVersions) conds.push(hasOption(spec, 'INCLUDE_DELETED') ? 'd.latest = 1' : "d.latest = 1 AND d.action != 'DELETE'");
+  conds.push('(d.expiration = 0 OR d.expiration > ?)');
+  params.push(host.clock.nowMicros());
+  const factory = factoryOf(spec.query) ?? factoryOfKind(host, spec.query);
+  if (factory !== undefined && host.service(factory)?.handleChild && !host.serviceLinks().some((l) => l.startsWith(`${factory}/`))) {
+    // Lets SQLite use the per-factory indexes (by update time, by version) for order and range.
+    conds.push('d.factory = ?');
+    params.push(factory);
+  }
+  conds.push(`(${plan.where.sql})`);
+  params.push(...plan.where.params);
+  if (plan.readScope) {
+    conds.push(plan.readScope.sql);
+    params.push(...plan.readScope.params);
+  }
+  return { conds, params };
 }
 
 /** Two plain column keys with a non-null cursor: pages seek an index. */
@@ -285,8 +374,17 @@ export async function readOn<T>(host: Host, snapshot: Snapshot, fn: (reader: Ind
   return snapshot.open ? fn(snapshot) : host.store.read(() => fn(host.store));
 }
 
+/** What a ServiceDocumentQueryResult carries besides its rows. */
+export interface ResultExtra {
+  nextPageLink?: string | undefined;
+  prevPageLink?: string | undefined;
+  /** GROUP_BY: group value → the link of its first page of documents. */
+  groupPageLinks?: ReadonlyMap<string, string> | undefined;
+  owner: string;
+}
+
 /** Serializes a ServiceDocumentQueryResult without re-parsing stored documents. */
-export function resultJson(page: QueryPage, extra: { nextPageLink?: string | undefined; prevPageLink?: string | undefined; owner: string; totalCount?: number }): string {
+export function resultJson(page: QueryPage, extra: ResultExtra & { totalCount?: number }): string {
   const parts: string[] = [];
   if (extra.totalCount !== undefined) parts.push(`"totalCount":${extra.totalCount}`);
   parts.push(`"documentLinks":${JSON.stringify(page.links)}`);
@@ -295,14 +393,24 @@ export function resultJson(page: QueryPage, extra: { nextPageLink?: string | und
     for (const [link, json] of page.documents) docs.push(`${JSON.stringify(link)}:${json}`);
     parts.push(`"documents":{${docs.join(',')}}`);
   }
+  if (page.selectedLinks) {
+    parts.push(`"selectedLinks":${JSON.stringify(distinctSelected(page.selectedLinks))}`);
+    parts.push(`"selectedLinksPerDocument":${JSON.stringify(Object.fromEntries(page.selectedLinks))}`);
+  }
+  if (page.selectedDocuments) {
+    const docs: string[] = [];
+    for (const [link, json] of page.selectedDocuments) docs.push(`${JSON.stringify(link)}:${json}`);
+    parts.push(`"selectedDocuments":{${docs.join(',')}}`);
+  }
   parts.push(resultEnd(page.count, page.queryTimeMicros, extra));
   return `{${parts.join(',')}}`;
 }
 
 /** The fields of a ServiceDocumentQueryResult after its rows, from `documentCount` on (no closing brace). */
-export function resultEnd(count: number, queryTimeMicros: number, extra: { nextPageLink?: string | undefined; prevPageLink?: string | undefined; owner: string }): string {
+export function resultEnd(count: number, queryTimeMicros: number, extra: ResultExtra): string {
   let s = `"documentCount":${count}`;
   if (extra.prevPageLink) s += `,"prevPageLink":${JSON.stringify(extra.prevPageLink)}`;
   if (extra.nextPageLink) s += `,"nextPageLink":${JSON.stringify(extra.nextPageLink)}`;
+  if (extra.groupPageLinks) s += `,"nextPageLinksPerGroup":${JSON.stringify(Object.fromEntries(extra.groupPageLinks))}`;
   return `${s},"queryTimeMicros":${queryTimeMicros},"documentVersion":0,"documentUpdateTimeMicros":0,"documentExpirationTimeMicros":0,"documentOwner":${JSON.stringify(extra.owner)}`;
 }

@@ -3,9 +3,10 @@ import type { Host } from '../core/host.js';
 import type { Doc } from '../core/document.js';
 import { JsonStream, RawJson, type Operation, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
-import { elapsedMicros, resultEnd, resultJson, STREAM_BATCH, streamResultRows } from './query-engine.js';
+import { elapsedMicros, hasOption, resultEnd, resultJson, STREAM_BATCH, streamResultRows } from './query-engine.js';
 import type { PageEntry, QueryPages } from './query-pages.js';
-import { QUERY_TASK_KIND, withResults } from './query-task-service.js';
+import { QUERY_TASK_KIND, SELECT_LINKS_PAGED, withResults } from './query-task-service.js';
+import { distinctSelected, expandSelected } from './selected-links.js';
 
 /** Forwards a page GET to the node that holds the page (cluster); single node: always local. */
 export type PeerForwarder = (peerId: string, op: Operation, pagePath: string) => Promise<Reply | undefined>;
@@ -41,15 +42,25 @@ export class QueryPageService implements Service {
     op.authz?.check('GET', { documentSelfLink: `${this.link}/${pageId}`, documentKind: QUERY_TASK_KIND, documentAuthPrincipalLink: this.pages.scopeOf(pageId)?.principal });
     const given = Number(op.query.get('$limit') ?? 0);
     const override = Number.isFinite(given) && given > 0 ? given : 0;
-    const entry = this.pages.entry(pageId);
-    const limit = override || entry.limit;
+    const peek = this.pages.entry(pageId);
+    const limit = override || peek.limit;
+    const spec = peek.plan.spec;
+    if (!peek.groups && limit > STREAM_BATCH && hasOption(spec, 'SELECT_LINKS')) fail('INVALID_QUERY', SELECT_LINKS_PAGED);
+    const entry = this.pages.take(pageId);
     const linkTo = (id: string | undefined) => (id ? (factoryLink ?? this.pageLink)(id) : undefined);
+    if (entry.groups) {
+      const served = await this.host.store.read(() => this.pages.serveGroups(pageId, entry));
+      const page = { links: [], documents: undefined, count: 0, after: undefined, queryTimeMicros: served.queryTimeMicros };
+      const groupPageLinks = new Map([...served.groupPages].map(([value, id]) => [value, linkTo(id)!]));
+      const results = resultJson(page, { owner: this.host.id, nextPageLink: linkTo(served.nextPageId), prevPageLink: linkTo(entry.prevPageId), groupPageLinks });
+      return { status: 200, body: new RawJson(withResults(this.pageDoc(pageId, entry), results)) };
+    }
     if (limit > STREAM_BATCH) return { status: 200, body: new JsonStream(this.streamPage(pageId, entry, limit, linkTo, !factoryLink)) };
-    return this.host.store.read(() => {
-      const served = this.pages.serve(pageId, override);
-      const results = resultJson(served.page, { owner: this.host.id, nextPageLink: linkTo(served.nextPageId), prevPageLink: linkTo(served.prevPageId) });
-      return { status: 200, body: new RawJson(factoryLink ? results : withResults(this.pageDoc(pageId, entry), results)) };
-    });
+    const served = await this.host.store.read(() => this.pages.serve(pageId, entry, override));
+    const page = served.page;
+    if (page.selectedLinks && hasOption(spec, 'EXPAND_LINKS')) page.selectedDocuments = await expandSelected(this.host, distinctSelected(page.selectedLinks), op.headers);
+    const results = resultJson(page, { owner: this.host.id, nextPageLink: linkTo(served.nextPageId), prevPageLink: linkTo(served.prevPageId) });
+    return { status: 200, body: new RawJson(factoryLink ? results : withResults(this.pageDoc(pageId, entry), results)) };
   }
 
   private async *streamPage(pageId: string, entry: PageEntry, limit: number, linkTo: (id: string | undefined) => string | undefined, asTask: boolean): AsyncGenerator<string> {

@@ -1,6 +1,9 @@
 import type { Host } from '../core/host.js';
 import { fail } from '../core/errors.js';
-import { hasOption, runPage, type QueryPage, type QueryPlan } from './query-engine.js';
+import { groupClause, groupKeyOf, hasOption, planQuery, runGroups, runPage, type QueryPage, type QueryPlan } from './query-engine.js';
+
+/** Xenon's page size for groups when `groupResultLimit` is not given. */
+export const DEFAULT_GROUP_LIMIT = 10_000;
 
 export interface PageEntry {
   plan: QueryPlan;
@@ -12,6 +15,15 @@ export interface PageEntry {
   expiresAtMicros: number;
   /** Task JSON fields echoed on a page GET (querySpec etc.). */
   spec: unknown;
+  /** GROUP_BY: this is a page of groups (`limit` of them), starting after this group value. */
+  groups?: { after: string | number | undefined };
+}
+
+/** A page of groups: each group's first page of documents, by group value. */
+export interface ServedGroups {
+  groupPages: Map<string, string>;
+  nextPageId: string | undefined;
+  queryTimeMicros: number;
 }
 
 export interface ServedPage {
@@ -56,20 +68,62 @@ export class QueryPages {
   }
 
   /**
-   * Registers the page that follows `pageId`'s rows, from the keyset cursor `after`; returns its id.
-   * FORWARD_ONLY pages have no way back (no `prevPageLink`), as in Xenon.
+   * A live page, about to be served: a SINGLE_USE page is removed, so it is served once (a second
+   * GET is 404). 404 for unknown/expired ids.
    */
-  follow(pageId: string, e: PageEntry, after: unknown[]): string {
-    return this.add({ ...e, after, offset: 0, prevPageId: hasOption(e.plan.spec, 'FORWARD_ONLY') ? undefined : pageId });
+  take(pageId: string): PageEntry {
+    const e = this.entry(pageId);
+    if (hasOption(e.plan.spec, 'SINGLE_USE')) this.pages.delete(pageId);
+    return e;
   }
 
-  /** Runs a page whole; registers the next page when more rows follow. 404 for unknown/expired ids. */
-  serve(pageId: string, limitOverride?: number): ServedPage {
-    const e = this.entry(pageId);
+  /**
+   * Registers the page that follows `pageId`'s rows, from the keyset cursor `after`; returns its id.
+   * FORWARD_ONLY pages have no way back (no `prevPageLink`), as in Xenon; nor have SINGLE_USE pages
+   * (the page before is gone once served).
+   */
+  follow(pageId: string, e: PageEntry, after: unknown[]): string {
+    const backwards = !hasOption(e.plan.spec, 'FORWARD_ONLY') && !hasOption(e.plan.spec, 'SINGLE_USE');
+    return this.add({ ...e, after, offset: 0, prevPageId: backwards ? pageId : undefined });
+  }
+
+  /** Runs page `pageId` (its entry `e`, see take) whole; registers the next page when more rows follow. */
+  serve(pageId: string, e: PageEntry, limitOverride?: number): ServedPage {
     const limit = limitOverride && limitOverride > 0 ? limitOverride : e.limit;
     const page = runPage(this.host, e.plan, limit, e.after, e.offset);
     const nextPageId = page.after ? this.follow(pageId, e, page.after) : undefined;
     return { pageId, page, nextPageId, prevPageId: e.prevPageId, expiresAtMicros: e.expiresAtMicros, spec: e.spec };
+  }
+
+  /** GROUP_BY: registers the first page of groups of a query (see serveGroups); returns its id. */
+  openGroups(plan: QueryPlan, expiresAtMicros: number, spec: unknown): string {
+    return this.add(this.groupEntry(plan, expiresAtMicros, spec));
+  }
+
+  /** The entry of a query's first page of groups, not registered. */
+  groupEntry(plan: QueryPlan, expiresAtMicros: number, spec: unknown): PageEntry {
+    const limit = plan.spec.groupResultLimit ?? DEFAULT_GROUP_LIMIT;
+    return { plan, limit, after: undefined, offset: 0, prevPageId: undefined, expiresAtMicros, spec, groups: { after: undefined } };
+  }
+
+  /**
+   * Serves a page of groups (entry `e`, registered as `pageId` or not yet): for each group value,
+   * registers the first page of that group's documents (the query AND the group field equal to the
+   * value, sorted by `sortTerm`, `resultLimit` a page), and the next page of groups when more follow.
+   */
+  serveGroups(pageId: string | undefined, e: PageEntry): ServedGroups {
+    const started = performance.now();
+    const key = groupKeyOf(e.plan.spec);
+    const { values, more } = runGroups(this.host, e.plan, key, e.limit, e.groups?.after);
+    const docSpec = { ...e.plan.spec, options: (e.plan.spec.options ?? []).filter((o) => o !== 'GROUP_BY') };
+    const groupPages = new Map<string, string>();
+    for (const value of values) {
+      const plan: QueryPlan = { ...planQuery(docSpec, groupClause(key, value)), ownerFilter: e.plan.ownerFilter, readScope: e.plan.readScope };
+      groupPages.set(String(value), this.add({ plan, limit: docSpec.resultLimit ?? 2147483647, after: undefined, offset: 0, prevPageId: undefined, expiresAtMicros: e.expiresAtMicros, spec: e.spec }));
+    }
+    const backwards = pageId !== undefined && !hasOption(e.plan.spec, 'FORWARD_ONLY') && !hasOption(e.plan.spec, 'SINGLE_USE');
+    const nextPageId = more ? this.add({ ...e, groups: { after: values[values.length - 1] }, prevPageId: backwards ? pageId : undefined }) : undefined;
+    return { groupPages, nextPageId, queryTimeMicros: Math.max(1, Math.round((performance.now() - started) * 1000)) };
   }
 
   /** The read scope a page was opened with (auth: pages stay with their principal). */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, mkdirSync, rmSync } from 'node:fs';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail, toServiceErrorResponse } from '../core/errors.js';
@@ -13,6 +14,7 @@ import type { Snapshot } from '../store/snapshots.js';
 import type { QueryPages } from './query-pages.js';
 import type { QuerySpecification } from './query-types.js';
 import { normalizeQuerySpec } from './query-validator.js';
+import { distinctSelected, expandSelected } from './selected-links.js';
 
 export const QUERY_TASK_KIND = 'com:vmware:xenon:services:common:QueryTask';
 const RESULTS_TOKEN = `krypton-results-${randomUUID()}`;
@@ -37,6 +39,27 @@ interface TaskRecord {
   resultsFile?: string | undefined;
   expiresAtMicros: number;
 }
+
+/** Who runs a task: what they may read, and the headers EXPAND_LINKS' GETs carry as theirs. */
+interface RunScope {
+  readScope: ReadScope | undefined;
+  headers: IncomingHttpHeaders;
+}
+
+/** A query run, before serialization: its (first) page and, when paged, the link to the first page. */
+interface Executed {
+  page: QueryPage;
+  nextPageLink?: string | undefined;
+  /** GROUP_BY: group value → the link of its first page. */
+  groupPageLinks?: Map<string, string>;
+  /** Duration, when more than the page's own query time. */
+  micros?: number;
+}
+
+/** Options that do not change which documents match: left out when only counting them. */
+const NOT_FOR_COUNTING: readonly string[] = ['EXPAND_CONTENT', 'EXPAND_SELECTED_FIELDS', 'EXPAND_BUILTIN_CONTENT_ONLY', 'SELECT_LINKS', 'EXPAND_LINKS', 'TOP_RESULTS', 'SORT', 'COUNT'];
+
+export const SELECT_LINKS_PAGED = `SELECT_LINKS results of more than ${STREAM_BATCH} documents are answered in pages: set querySpec.resultLimit to at most ${STREAM_BATCH}`;
 
 /** Hook for cluster-wide execution (BROADCAST / OWNER_SELECTION); single node: local only. */
 export type OwnerFilterFactory = (spec: QuerySpecification) => ((link: string) => boolean) | undefined;
@@ -96,12 +119,12 @@ export class QueryTaskService implements Service {
     };
     // With auth on, the task belongs to its creator, as Xenon stamps documentAuthPrincipalLink.
     if (op.principal) doc['documentAuthPrincipalLink'] = op.principal;
-    const readScope = op.authz?.readScope;
-    if (isDirect) return this.runDirect(doc, spec, expiresAt, readScope);
+    const run: RunScope = { readScope: op.authz?.readScope, headers: op.headers };
+    if (isDirect) return this.runDirect(doc, spec, expiresAt, run);
     const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
     this.tasks.set(selfLink, record);
     const initial = JSON.stringify(doc);
-    setImmediate(() => void this.runAsync(record, spec, readScope));
+    setImmediate(() => void this.runAsync(record, spec, run));
     return { status: 202, body: new RawJson(initial) };
   }
 
@@ -110,11 +133,12 @@ export class QueryTaskService implements Service {
    * (streamResults). Reads wait for acknowledged writes still on their way to the index without
    * blocking the thread (SqliteStore.read).
    */
-  private async runDirect(doc: Doc, spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): Promise<Reply> {
+  private async runDirect(doc: Doc, spec: QuerySpecification, expiresAt: number, run: RunScope): Promise<Reply> {
     const started = performance.now();
-    const batch = await this.firstBatch(spec, readScope);
+    await this.awaitExpectedCount(spec, expiresAt, run.readScope);
+    const batch = await this.firstBatch(spec, run.readScope);
     if (batch?.first.after) return { status: 200, body: new JsonStream(this.streamResults(doc, batch, started)) };
-    const results = batch ? this.whole(batch.first) : await this.host.store.read(() => this.execute(spec, expiresAt, readScope));
+    const results = await this.render(batch ? { page: batch.first } : await this.host.store.read(() => this.execute(spec, expiresAt, run.readScope)), spec, run);
     doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
     return { status: 200, body: new RawJson(withResults(doc, results.json)) };
   }
@@ -126,11 +150,12 @@ export class QueryTaskService implements Service {
    * (execute answers it whole).
    */
   private async firstBatch(spec: QuerySpecification, readScope: ReadScope | undefined): Promise<FirstBatch | undefined> {
-    if (isPaged(spec) || hasOption(spec, 'COUNT') || (spec.resultLimit ?? MAX_UNPAGED) <= STREAM_BATCH) return undefined;
+    if (isPaged(spec) || hasOption(spec, 'COUNT') || hasOption(spec, 'GROUP_BY') || (spec.resultLimit ?? MAX_UNPAGED) <= STREAM_BATCH) return undefined;
     const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
     const snapshot = await this.host.store.snapshot();
     try {
       const first = await readOn(this.host, snapshot, (reader) => runPage(this.host, plan, STREAM_BATCH, undefined, spec.offset ?? 0, reader));
+      if (first.after && hasOption(spec, 'SELECT_LINKS')) fail('INVALID_QUERY', SELECT_LINKS_PAGED);
       if (!first.after) snapshot.release();
       return { plan, first, snapshot };
     } catch (err) {
@@ -139,9 +164,36 @@ export class QueryTaskService implements Service {
     }
   }
 
-  /** The results of a query whose first batch holds all of them. */
-  private whole(first: QueryPage): { json: string; micros: number } {
-    return { json: resultJson(first, { owner: this.host.id }), micros: first.queryTimeMicros };
+  /**
+   * Results answered whole, serialized: EXPAND_LINKS' documents are fetched first (by GETs as the
+   * caller, which is why this is async and outside the index read).
+   */
+  private async render(r: Executed, spec: QuerySpecification, run: RunScope): Promise<{ json: string; micros: number }> {
+    const page = r.page;
+    if (page.selectedLinks && hasOption(spec, 'EXPAND_LINKS')) page.selectedDocuments = await expandSelected(this.host, distinctSelected(page.selectedLinks), run.headers);
+    return { json: resultJson(page, { owner: this.host.id, nextPageLink: r.nextPageLink, groupPageLinks: r.groupPageLinks }), micros: r.micros ?? page.queryTimeMicros };
+  }
+
+  /**
+   * `expectedResultCount`: waits, re-counting the query's matches every maintenance interval, until
+   * at least that many match; 408 if the task would expire first. (Xenon compares the count of its
+   * result, which a TOP_RESULTS or paged query can never reach; krypton counts the matches.)
+   */
+  private async awaitExpectedCount(spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): Promise<void> {
+    const expected = spec.expectedResultCount ?? 0;
+    if (expected <= 0) return;
+    const counting: QuerySpecification = { ...spec, options: [...(spec.options ?? []).filter((o) => !NOT_FOR_COUNTING.includes(o)), 'COUNT'] };
+    const plan: QueryPlan = { ...planQuery(counting), ownerFilter: this.ownerFilter(spec), readScope };
+    const intervalMicros = Math.max(10_000, this.host.options.maintenanceIntervalMicros);
+    for (;;) {
+      const matched = await this.host.store.read(() => runPage(this.host, plan, 1, undefined).count);
+      if (matched >= expected) return;
+      if (this.host.isStopping) fail('UNAVAILABLE', 'the host is stopping');
+      if (this.host.clock.nowMicros() + intervalMicros >= expiresAt) {
+        fail('TIMEOUT', `Query task expired: ${matched} documents match, expectedResultCount is ${expected}`);
+      }
+      await new Promise((r) => setTimeout(r, intervalMicros / 1000));
+    }
   }
 
   /**
@@ -162,17 +214,18 @@ export class QueryTaskService implements Service {
    * Runs an asynchronous task. Its results are kept for GETs until it expires: in memory, or, above
    * STREAM_BATCH documents, written to a file batch by batch (streamResultRows) and streamed from it.
    */
-  private async runAsync(record: TaskRecord, spec: QuerySpecification, readScope: ReadScope | undefined): Promise<void> {
+  private async runAsync(record: TaskRecord, spec: QuerySpecification, run: RunScope): Promise<void> {
     const doc = record.doc;
     doc['taskInfo'] = { stage: 'STARTED', isDirect: false };
     const started = performance.now();
     try {
-      const batch = await this.firstBatch(spec, readScope);
+      await this.awaitExpectedCount(spec, record.expiresAtMicros, run.readScope);
+      const batch = await this.firstBatch(spec, run.readScope);
       if (batch?.first.after) {
         record.resultsFile = await this.spill(batch, started);
         doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: elapsedMicros(started) };
       } else {
-        const results = batch ? this.whole(batch.first) : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, readScope));
+        const results = await this.render(batch ? { page: batch.first } : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, run.readScope)), spec, run);
         if (this.resultsInMemory + results.json.length > MAX_RESULTS_IN_MEMORY) {
           record.resultsFile = await this.spillText(results.json);
         } else {
@@ -183,7 +236,8 @@ export class QueryTaskService implements Service {
       }
     } catch (err) {
       const failure = toServiceErrorResponse(err);
-      doc['taskInfo'] = { stage: 'FAILED', isDirect: false, failure: { ...failure, statusCode: 400 } };
+      // A query that failed is a bad request (Xenon answers 400); one that ran out of time keeps its 408.
+      doc['taskInfo'] = { stage: 'FAILED', isDirect: false, failure: { ...failure, statusCode: failure.statusCode === 408 ? 408 : 400 } };
     }
     doc['documentVersion'] = 2;
     doc['documentUpdateAction'] = 'PATCH';
@@ -254,20 +308,23 @@ export class QueryTaskService implements Service {
   }
 
   /** Runs a query: unpaged (or TOP_RESULTS) results inline, else a first-page link. */
-  private execute(spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): { json: string; micros: number } {
+  private execute(spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): Executed {
     const started = performance.now();
     const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
     const limit = spec.resultLimit ?? MAX_UNPAGED;
-    if (!isPaged(spec)) {
-      const page = runPage(this.host, plan, limit, undefined, spec.offset ?? 0);
-      return { json: resultJson(page, { owner: this.host.id }), micros: page.queryTimeMicros };
+    if (hasOption(spec, 'GROUP_BY')) {
+      const groups = this.pages.serveGroups(undefined, this.pages.groupEntry(plan, expiresAt, spec));
+      const page: QueryPage = { links: [], documents: undefined, count: 0, after: undefined, queryTimeMicros: groups.queryTimeMicros };
+      const groupPageLinks = new Map([...groups.groupPages].map(([value, id]) => [value, this.pageLink(id)]));
+      return { page, groupPageLinks, nextPageLink: groups.nextPageId ? this.pageLink(groups.nextPageId) : undefined };
     }
+    if (!isPaged(spec)) return { page: runPage(this.host, plan, limit, undefined, spec.offset ?? 0) };
     const probe = runPage(this.host, { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => o !== 'EXPAND_CONTENT') } }, 1, undefined, spec.offset ?? 0);
     const empty = { links: [], documents: hasOption(spec, 'EXPAND_CONTENT') ? new Map<string, string>() : undefined, count: 0, after: undefined, queryTimeMicros: probe.queryTimeMicros };
     // With an owner filter the probe may find none of its rows owned here while later ones are:
     // rows that follow (a cursor) open the pages too, or this member's share would be dropped.
     const next = probe.links.length > 0 || probe.after !== undefined ? this.pageLink(this.pages.open(plan, limit, expiresAt, spec)) : undefined;
-    return { json: resultJson(empty, { owner: this.host.id, nextPageLink: next }), micros: Math.round((performance.now() - started) * 1000) };
+    return { page: empty, nextPageLink: next, micros: Math.round((performance.now() - started) * 1000) };
   }
 
   pageLink(pageId: string): string {

@@ -119,6 +119,10 @@ function checkOptionCombinations(options: QueryOption[], terms: SpecTerms, numbe
     notWith('GROUP_BY', 'CONTINUOUS');
     if (!terms.groupByTerm) fail('INVALID_QUERY', 'querySpec.groupByTerm is required with GROUP_BY');
     if (!terms.sortTerm) fail('INVALID_QUERY', 'querySpec.sortTerm is required with GROUP_BY');
+    // krypton orders groups by their value (Xenon: by the group's first document under groupSortTerm).
+    if (terms.groupSortTerm && terms.groupSortTerm.propertyName !== terms.groupByTerm.propertyName) {
+      fail('INVALID_QUERY', `krypton orders groups by their value: querySpec.groupSortTerm must name the groupByTerm (${terms.groupByTerm.propertyName}), not ${terms.groupSortTerm.propertyName}`);
+    }
   }
   if (has('SELECT_LINKS')) {
     notWith('SELECT_LINKS', 'COUNT');
@@ -147,11 +151,11 @@ function checkOptionCombinations(options: QueryOption[], terms: SpecTerms, numbe
   }
   // Valid in Xenon, not implemented here: a 400 rather than an answer that ignores them.
   for (const o of UNSUPPORTED_OPTIONS) if (has(o)) fail('INVALID_QUERY', `${o} is not supported by krypton`);
-  if (numbers.expectedResultCount !== undefined) fail('INVALID_QUERY', 'querySpec.expectedResultCount is not supported by krypton');
+  if (numbers.expectedResultCount !== undefined && numbers.expectedResultCount < 0) fail('INVALID_QUERY', 'querySpec.expectedResultCount must not be negative');
 }
 
 /** Xenon options krypton does not implement (see README, Queries). */
-const UNSUPPORTED_OPTIONS: readonly QueryOption[] = ['CONTINUOUS', 'CONTINUOUS_STOP_MATCH', 'SELECT_LINKS', 'EXPAND_LINKS', 'GROUP_BY', 'TIME_SNAPSHOT', 'SINGLE_USE'];
+const UNSUPPORTED_OPTIONS: readonly QueryOption[] = ['CONTINUOUS', 'CONTINUOUS_STOP_MATCH'];
 
 function checkSorting(spec: QuerySpecification, options: QueryOption[]): void {
   if (options.includes('SORT') && !spec.sortTerm) fail('INVALID_QUERY', 'querySpec.sortTerm is required with SORT');
