@@ -257,6 +257,15 @@ describe('migration task: a failed continuous run', () => {
         return t.taskInfo.stage === 'FINISHED' && t.progress.processedServiceCount === 30 ? true : undefined;
       }, 'a run that completes once the source is back');
       await assertSameDocuments(blue.uri, green.uri);
+      // Later runs start at the checkpoint: nothing new, so nothing migrated and nothing skipped
+      // (the document at the checkpoint is not read as skipped again on every run).
+      const runs = (await http('GET', `${green.uri}${link}`)).json.progress.runCount;
+      const idle = await waitFor(async () => {
+        const t = (await http('GET', `${green.uri}${link}`)).json;
+        return t.progress.runCount >= runs + 2 && t.taskInfo.stage === 'FINISHED' ? t : undefined;
+      }, 'two more runs');
+      assert.equal(idle.progress.processedServiceCount, 30);
+      assert.equal(idle.progress.skippedServiceCount, 0);
       assert.equal((await http('PATCH', `${green.uri}${link}`, { taskInfo: { stage: 'CANCELLED' } })).status, 200);
     } finally {
       await Promise.all([blue?.stop(), green.stop()]);

@@ -4,7 +4,7 @@ import type { Host } from '../core/host.js';
 import type { Query, QuerySpecification } from '../query/query-types.js';
 import type { ImportOutcome } from '../services/document-writer.js';
 import { call, mapLimit } from './migration-http.js';
-import { nodeBase, pageSize, type MigrationTaskState } from './migration-state.js';
+import { nodeBase, pageSize, type Checkpoint, type MigrationTaskState } from './migration-state.js';
 import { transformDocuments } from './migration-transform.js';
 import { ResultPage } from './result-page.js';
 
@@ -47,9 +47,10 @@ export async function runMigration(ctx: RunContext): Promise<void> {
   const from = startTime(state);
   if (state.migrationOptions.includes('ESTIMATE_COUNT')) await estimate(ctx, sources[0]!, from);
   let maxSeen = state.latestSourceUpdateTimeMicros;
+  const passed = passedOver(state, sources, from);
   await Promise.all(
     sources.map(async (node) => {
-      const seen = await migrateNode(ctx, node, destinations, from);
+      const seen = await migrateNode(ctx, node, destinations, from, passed);
       maxSeen = Math.max(maxSeen, seen);
     }),
   );
@@ -138,6 +139,27 @@ export function startTime(state: Pick<MigrationTaskState, 'checkpoints' | 'lates
   return known.length > 0 ? Math.min(...known) : state.latestSourceUpdateTimeMicros;
 }
 
+/**
+ * The checkpoint a run starts exactly at, when its documents need not be read again: with one
+ * source node, recorded as the only checkpoint, the documents sorted up to it (its update time, a
+ * link not after its link) were acknowledged by an earlier run, and none can have moved onto that
+ * node from another since. They are passed over instead of being counted as skipped on every
+ * continuous run. With several nodes, a document that moved between them may sit behind a
+ * checkpoint without having been migrated, so every document from startTime is read again (the skip
+ * rule makes that harmless).
+ */
+export function passedOver(state: Pick<MigrationTaskState, 'checkpoints'>, sources: readonly string[], from: number): Checkpoint | undefined {
+  const nodes = Object.keys(state.checkpoints);
+  if (sources.length !== 1 || nodes.length !== 1 || nodes[0] !== sources[0]) return undefined;
+  const c = state.checkpoints[nodes[0]!]!;
+  return c.updateTimeMicros === from && c.link !== '' ? c : undefined;
+}
+
+/** Whether a source document sorts at or before a checkpoint with the same update time (links compare as the index does: UTF-8 bytes). */
+function atOrBefore(doc: Doc, c: Checkpoint): boolean {
+  return longField(doc, 'documentUpdateTimeMicros') === c.updateTimeMicros && Buffer.compare(Buffer.from(String(doc['documentSelfLink'])), Buffer.from(c.link)) <= 0;
+}
+
 /** After a complete run from startTime, checkpoints of nodes no longer in the source group are covered: dropped. */
 export function dropDepartedCheckpoints(state: Pick<MigrationTaskState, 'checkpoints'>, sources: readonly string[]): void {
   for (const node of Object.keys(state.checkpoints)) if (!sources.includes(node)) delete state.checkpoints[node];
@@ -198,7 +220,7 @@ async function fetchPage(ctx: RunContext, node: string, link: string): Promise<R
  * slice at a time (see SLICE). Checkpoints advance in order, each only after its slice (and every
  * slice before it) is acknowledged.
  */
-async function migrateNode(ctx: RunContext, node: string, destinations: string[], from: number): Promise<number> {
+async function migrateNode(ctx: RunContext, node: string, destinations: string[], from: number, passed: Checkpoint | undefined): Promise<number> {
   const first = await postQuery(ctx, node, retrievalSpec(ctx.state, from));
   let nextLink = ((first['results'] ?? {}) as Doc)['nextPageLink'] as string | undefined;
   let pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
@@ -227,7 +249,12 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
       pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
       pending?.catch(() => undefined);
       for (let at = 0; at < page.links.length; at += SLICE) {
-        const docs = page.documents(page.links.slice(at, at + SLICE));
+        let docs = page.documents(page.links.slice(at, at + SLICE));
+        if (passed && docs.length > 0 && atOrBefore(docs[0]!, passed)) {
+          const fetched = docs.length;
+          docs = docs.filter((d) => !atOrBefore(d, passed));
+          ctx.state.progress.fetchedDocumentCount += fetched - docs.length;
+        }
         if (docs.length > 0) await writeSlice(docs);
       }
     }
