@@ -184,7 +184,14 @@ describe('host REST API (Xenon core wire, spec §13 walk-through)', () => {
     const cfg = await http('GET', `${base}/core/examples/config`);
     assert.equal(cfg.json.versionRetentionLimit, 100);
     const tpl = await http('GET', `${base}/core/examples/template`);
-    assert.ok(tpl.json.documents['/core/examples/child-template']);
+    const described = tpl.json.documents['/core/examples/child-template'].documentDescription.propertyDescriptions;
+    assert.equal(described.counter.typeName, 'LONG');
+    assert.equal(described.name.typeName, 'STRING');
+    assert.equal(described.isFromMigration.typeName, 'BOOLEAN');
+    assert.deepEqual(described.tags.elementDescription, { typeName: 'STRING', indexingOptions: [], usageOptions: [] });
+    assert.equal(described.tags.typeName, 'COLLECTION');
+    assert.equal(described.keyValues.typeName, 'MAP');
+    assert.equal(described.keyValues.elementDescription.typeName, 'STRING');
     const stats = await http('GET', `${base}/core/examples/a/stats`);
     assert.equal(stats.status, 200);
     for (const method of ['DELETE', 'OPTIONS'] as const) {

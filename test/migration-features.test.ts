@@ -151,6 +151,13 @@ describe('migration task: transformation (Employee v1 → v2 sample)', () => {
     await Promise.all([blue.stop(), green.stop()]);
   });
 
+  it("describes v2's fields in its template, the required ones marked REQUIRED", async () => {
+    const tpl = await http('GET', `${green.uri}/quickstart/employees/template`);
+    const fields = tpl.json.documents['/quickstart/employees/child-template'].documentDescription.propertyDescriptions;
+    assert.deepEqual(fields.email, { typeName: 'STRING', indexingOptions: [], usageOptions: ['REQUIRED'] });
+    assert.deepEqual(fields.location.usageOptions, []);
+  });
+
   it('v2 refuses v1 documents without its transformation', async () => {
     const r = await http('POST', `${green.uri}/quickstart/employees`, { name: 'no email' });
     assert.equal(r.status, 400);

@@ -26,15 +26,11 @@ export function configDocument(host: Host, def: StatefulServiceDefinition, selfL
 
 /** `P/template` and OPTIONS (Xenon §10.2), derived from the service's TypeBox schema when it has one. */
 export function templateDocument(host: Host, def: StatefulServiceDefinition, isFactory: boolean): Doc {
-  const props = (def.schema as { properties?: Record<string, { type?: string; description?: string }> } | undefined)?.properties ?? {};
-  const propertyDescriptions: Doc = {};
-  for (const [name, p] of Object.entries(props)) {
-    const typeName = p.type === 'string' ? 'STRING' : p.type === 'integer' ? 'LONG' : p.type === 'number' ? 'DOUBLE' : p.type === 'boolean' ? 'BOOLEAN' : p.type === 'array' ? 'COLLECTION' : 'PODO';
-    propertyDescriptions[name] = { typeName, indexingOptions: [], usageOptions: [], ...(p.description ? { propertyDocumentation: p.description } : {}) };
-  }
+  const propertyDescriptions = describeFields(def.schema as JsonSchema | undefined) ?? {};
   const child: Doc = {
     documentDescription: {
       propertyDescriptions,
+      documentIndexingOptions: [],
       serviceCapabilities: CHILD_OPTIONS,
       versionRetentionLimit: def.versionRetentionLimit ?? 1000,
       versionRetentionFloor: def.versionRetentionFloor ?? 500,
@@ -50,6 +46,75 @@ export function templateDocument(host: Host, def: StatefulServiceDefinition, isF
   if (!isFactory) return child;
   const link = `${def.factoryLink}/child-template`;
   return { documentLinks: [link], documents: { [link]: child }, documentCount: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id };
+}
+
+/** The parts of a (TypeBox) JSON schema a template describes. */
+interface JsonSchema {
+  type?: string;
+  description?: string;
+  examples?: unknown[];
+  default?: unknown;
+  const?: unknown;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  patternProperties?: Record<string, JsonSchema>;
+  additionalProperties?: boolean | JsonSchema;
+  anyOf?: JsonSchema[];
+}
+
+/** Xenon PropertyDescriptions of an object schema's fields; undefined when it names none. */
+function describeFields(schema: JsonSchema | undefined): Doc | undefined {
+  if (!schema?.properties) return undefined;
+  const required = new Set(schema.required ?? []);
+  const out: Doc = {};
+  for (const [name, p] of Object.entries(schema.properties)) out[name] = describeProperty(p, required.has(name));
+  return out;
+}
+
+/**
+ * One field as Xenon's PropertyDescription: typeName (PODO with fieldDescriptions for an object of
+ * named fields, MAP for a record, COLLECTION with elementDescription for an array, ENUM with
+ * enumValues for a union of string literals), REQUIRED among usageOptions when the schema requires
+ * it, its documentation and example value when the schema gives them.
+ */
+function describeProperty(p: JsonSchema, required: boolean): Doc {
+  const d: Doc = { typeName: typeNameOf(p), indexingOptions: [], usageOptions: required ? ['REQUIRED'] : [] };
+  const example = p.examples?.[0] ?? p.default;
+  if (example !== undefined) d['exampleValue'] = example;
+  if (p.description) d['propertyDocumentation'] = p.description;
+  const literals = p.anyOf?.map((a) => a.const);
+  if (literals && literals.length > 0 && literals.every((v) => typeof v === 'string')) d['enumValues'] = literals;
+  const fields = describeFields(p);
+  if (fields) d['fieldDescriptions'] = fields;
+  const element =
+    p.type === 'array'
+      ? p.items
+      : p.type === 'object' && !p.properties
+        ? (Object.values(p.patternProperties ?? {})[0] ?? (typeof p.additionalProperties === 'object' ? p.additionalProperties : undefined))
+        : undefined;
+  if (element) d['elementDescription'] = describeProperty(element, false);
+  return d;
+}
+
+function typeNameOf(p: JsonSchema): string {
+  if (p.anyOf?.length && p.anyOf.every((a) => typeof a.const === 'string')) return 'ENUM';
+  switch (p.type) {
+    case 'string':
+      return 'STRING';
+    case 'integer':
+      return 'LONG';
+    case 'number':
+      return 'DOUBLE';
+    case 'boolean':
+      return 'BOOLEAN';
+    case 'array':
+      return 'COLLECTION';
+    case 'object':
+      return p.properties ? 'PODO' : 'MAP';
+    default:
+      return 'PODO';
+  }
 }
 
 /** The utility suffixes every service answers: stats, available, config, subscriptions, ui. */
