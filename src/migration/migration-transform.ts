@@ -1,6 +1,7 @@
 import { fail } from '../core/errors.js';
 import type { Doc } from '../core/document.js';
-import { call, mapLimit, Semaphore } from './migration-http.js';
+import { mapLimit } from '../core/map-limit.js';
+import { call, Semaphore } from './migration-http.js';
 import { timeout, type RunContext } from './migration-runner.js';
 
 /**

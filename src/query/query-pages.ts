@@ -2,6 +2,9 @@ import type { Host } from '../core/host.js';
 import { fail } from '../core/errors.js';
 import { groupClause, groupKeyOf, hasOption, planQuery, runGroups, runPage, type QueryPage, type QueryPlan } from './query-engine.js';
 
+/** `resultLimit` of a query that is not paged (Xenon writes Integer.MAX_VALUE into the spec). */
+export const MAX_UNPAGED = 2147483647;
+
 /** Xenon's page size for groups when `groupResultLimit` is not given. */
 export const DEFAULT_GROUP_LIMIT = 10_000;
 
@@ -77,14 +80,9 @@ export class QueryPages {
     return e;
   }
 
-  /**
-   * Registers the page that follows `pageId`'s rows, from the keyset cursor `after`; returns its id.
-   * FORWARD_ONLY pages have no way back (no `prevPageLink`), as in Xenon; nor have SINGLE_USE pages
-   * (the page before is gone once served).
-   */
+  /** Registers the page that follows `pageId`'s rows, from the keyset cursor `after`; returns its id (see wayBack). */
   follow(pageId: string, e: PageEntry, after: unknown[]): string {
-    const backwards = !hasOption(e.plan.spec, 'FORWARD_ONLY') && !hasOption(e.plan.spec, 'SINGLE_USE');
-    return this.add({ ...e, after, offset: 0, prevPageId: backwards ? pageId : undefined });
+    return this.add({ ...e, after, offset: 0, prevPageId: wayBack(e, pageId) });
   }
 
   /** Runs page `pageId` (its entry `e`, see take) whole; registers the next page when more rows follow. */
@@ -119,10 +117,12 @@ export class QueryPages {
     const groupPages = new Map<string, string>();
     for (const value of values) {
       const plan: QueryPlan = { ...planQuery(docSpec, groupClause(key, value)), ownerFilter: e.plan.ownerFilter, readScope: e.plan.readScope };
-      groupPages.set(String(value), this.add({ plan, limit: docSpec.resultLimit ?? 2147483647, after: undefined, offset: 0, prevPageId: undefined, expiresAtMicros: e.expiresAtMicros, spec: e.spec }));
+      groupPages.set(
+        String(value),
+        this.add({ plan, limit: docSpec.resultLimit ?? MAX_UNPAGED, after: undefined, offset: 0, prevPageId: undefined, expiresAtMicros: e.expiresAtMicros, spec: e.spec }),
+      );
     }
-    const backwards = pageId !== undefined && !hasOption(e.plan.spec, 'FORWARD_ONLY') && !hasOption(e.plan.spec, 'SINGLE_USE');
-    const nextPageId = more ? this.add({ ...e, groups: { after: values[values.length - 1] }, prevPageId: backwards ? pageId : undefined }) : undefined;
+    const nextPageId = more ? this.add({ ...e, groups: { after: values[values.length - 1] }, prevPageId: wayBack(e, pageId) }) : undefined;
     return { groupPages, nextPageId, queryTimeMicros: Math.max(1, Math.round((performance.now() - started) * 1000)) };
   }
 
@@ -139,4 +139,12 @@ export class QueryPages {
   get size(): number {
     return this.pages.size;
   }
+}
+
+/**
+ * The `prevPageLink` of the page that follows page `pageId` (undefined: none). FORWARD_ONLY pages
+ * have no way back, as in Xenon; nor have SINGLE_USE pages (the page before is gone once served).
+ */
+function wayBack(e: PageEntry, pageId: string | undefined): string | undefined {
+  return hasOption(e.plan.spec, 'FORWARD_ONLY') || hasOption(e.plan.spec, 'SINGLE_USE') ? undefined : pageId;
 }

@@ -11,14 +11,13 @@ import { JsonStream, RawJson, type Operation, type ReadScope, type Reply } from 
 import { childId, type Service } from '../core/service.js';
 import { elapsedMicros, hasOption, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage, type QueryPlan } from './query-engine.js';
 import type { Snapshot } from '../store/snapshots.js';
-import type { QueryPages } from './query-pages.js';
+import { MAX_UNPAGED, type QueryPages } from './query-pages.js';
 import type { QuerySpecification } from './query-types.js';
 import { normalizeQuerySpec } from './query-validator.js';
 import { distinctSelected, expandSelected } from './selected-links.js';
 
 export const QUERY_TASK_KIND = 'com:vmware:xenon:services:common:QueryTask';
 const RESULTS_TOKEN = `krypton-results-${randomUUID()}`;
-const MAX_UNPAGED = 2147483647;
 /**
  * Results of asynchronous tasks kept in memory, in all (bytes of JSON): beyond it a task's results
  * go to a file like large ones, so many tasks alive until they expire cannot exhaust memory.

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { toServiceErrorResponse } from '../core/errors.js';
+import { mapLimit } from '../core/map-limit.js';
 import type { Doc } from '../core/document.js';
 import type { Host } from '../core/host.js';
 import { JsonStream, Operation, RawJson } from '../core/operation.js';
@@ -49,17 +50,9 @@ export async function expandSelected(host: Host, links: readonly string[], calle
     const v = caller[h];
     if (typeof v === 'string') headers[h] = v;
   }
-  const out = new Map<string, string>();
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < links.length) {
-      const link = links[next++]!;
-      out.set(link, await getJson(host, link, headers));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(EXPAND_CONCURRENCY, links.length) }, worker));
-  // Answer in the order the links were selected, not the order the GETs finished.
-  return new Map(links.map((l) => [l, out.get(l)!]));
+  // getJson never rejects (a failed GET answers its error), so every link gets its answer.
+  const answers = await mapLimit(links, EXPAND_CONCURRENCY, (link) => getJson(host, link, headers));
+  return new Map(links.map((l, i) => [l, answers[i]!]));
 }
 
 async function getJson(host: Host, link: string, headers: Record<string, string>): Promise<string> {
