@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, ROOT, http, startHost, tempDir, type RunningHost } from './support/hosts.js';
+import { CLI, ROOT, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { ADMIN, ADMIN_PASSWORD, AUTH_ARGS, as, basic, createUser, grant, login, q, writeKeyFile } from './support/auth.js';
+import { startListener } from './support/listener.js';
 import { TokenSigner } from '../src/auth/auth-token.js';
 
 const ADMIN_LINK = '/core/authz/users/admin@localhost';
@@ -229,6 +230,31 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     assert.equal(selected['/core/examples/secret'].name, undefined);
     const asAdmin = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: spec }, as(admin));
     assert.equal(asAdmin.json.results.selectedDocuments['/core/examples/secret'].name, 'secret');
+  });
+
+  it('notifies a subscriber only of documents it may read, and lets only readers subscribe to a document', async () => {
+    const l = await startListener();
+    try {
+      assert.equal((await http('POST', `${h.uri}/core/examples/subscriptions`, { reference: l.url('/alice') }, as(alice))).status, 200);
+      for (const [name, link] of [
+        ['secret', 'secret-2'],
+        ['open', 'open-1'],
+      ]) {
+        assert.equal((await http('POST', `${h.uri}/core/examples`, { name, documentSelfLink: link }, as(admin))).status, 200);
+      }
+      const got = await waitFor(async () => l.at('/alice').length >= 1 && l.at('/alice'), "alice's notification");
+      // Notifications leave in order, so secret-2's would have come first.
+      assert.deepEqual(
+        got.map((r) => r.body.documentSelfLink),
+        ['/core/examples/open-1'],
+      );
+      const denied = await http('POST', `${h.uri}/core/examples/secret/subscriptions`, { reference: l.url('/secret') }, as(alice));
+      assert.equal(denied.status, 403, denied.text);
+      assert.equal((await http('POST', `${h.uri}/core/examples/pub/subscriptions`, { reference: l.url('/guest') })).status, 403, 'a guest may not read pub');
+      assert.equal((await http('POST', `${h.uri}/core/examples/pub/subscriptions`, { reference: l.url('/pub') }, as(alice))).status, 200);
+    } finally {
+      await l.close();
+    }
   });
 
   it('refuses a role naming a missing group, keeps a used resource group, and fails closed on a dangling DENY', async () => {

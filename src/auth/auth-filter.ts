@@ -8,7 +8,7 @@ import { REVOKED_TOKENS_LINK, SYSTEM_USER_LINK } from './auth-links.js';
 import type { AuthRuntime, Identity } from './auth-runtime.js';
 import { forbidden, type Authorizer } from './authorizer.js';
 import type { MigrationAuth } from './migration-auth.js';
-import type { AuthContext } from './policy.js';
+import type { AuthContext, PolicyEngine } from './policy.js';
 import { resolveTarget } from './request-target.js';
 import { isPeerOnly } from './system-identity.js';
 
@@ -30,6 +30,7 @@ class OperationAuthz implements RequestAuthz {
     private readonly ctx: AuthContext,
     private readonly identity: Identity,
     private readonly fixedItemNameFields: readonly string[],
+    private readonly engine: PolicyEngine,
   ) {
     const s = ctx.scope('GET');
     this.readScope = s ? { sql: s.sql, params: s.params, principal: ctx.principal } : undefined;
@@ -44,6 +45,13 @@ class OperationAuthz implements RequestAuthz {
 
   check(action: Action, doc: Doc): void {
     if (!this.allows(action, doc)) throw forbidden(this.identity, action, String(doc['documentSelfLink']));
+  }
+
+  reader(): (doc: Doc) => boolean {
+    if (this.ctx.isSystem) return () => true;
+    const { engine, fixedItemNameFields } = this;
+    const principal = this.ctx.principal;
+    return (doc) => engine.contextFor(principal).allows('GET', doc, fixedItemNameFields);
   }
 
   checkWrite(action: Action, next: Doc, current: Doc | undefined): void {
@@ -70,7 +78,7 @@ export function authFilter(rt: AuthRuntime, authorizer: Authorizer, migration: M
     const ctx = rt.engine.contextFor(identity.principal);
     const target = resolveTarget(rt.host, op.path);
     const fixed = target.kind === 'factory' || target.kind === 'child' ? (target.factory.def.fixedItemNameFields ?? []) : [];
-    op.authz = new OperationAuthz(ctx, identity, fixed);
+    op.authz = new OperationAuthz(ctx, identity, fixed, rt.engine);
     if (identity.isSystem) return undefined;
     if (isPeerOnly(rt.host, op)) {
       throw kryptonError('FORBIDDEN', `forbidden: peer requests (pragma ${[...op.pragmas].join(';')}) are accepted only from the system identity of this node group`);

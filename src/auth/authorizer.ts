@@ -51,6 +51,7 @@ export class Authorizer {
         const { factory, suffix } = target;
         if (suffix === 'available' && op.action === 'GET') return;
         if (!suffix && op.action === 'GET') return; // listings are filtered by the read scope
+        if (suffix === 'subscriptions') return; // so are a factory's notifications: each document by the subscriber's read rights
         if (!suffix && op.action === 'POST') return this.checkCreate(op, ctx, factory, deny);
         if (!ctx.allows(op.action, factoryStub(factory, ctx.principal), factory.def.fixedItemNameFields)) deny(op.action, suffix ? `${factory.link}/${suffix}` : factory.link);
         return;
@@ -59,7 +60,9 @@ export class Authorizer {
         if (target.suffix === 'available' && op.action === 'GET') return;
         const v = this.rt.host.store.getLatest(target.link);
         if (!v || v.action === 'DELETE' || (v.expiration > 0 && v.expiration <= this.rt.host.clock.nowMicros())) return; // the route answers 404
-        if (!this.rt.engine.allowsStored(ctx, op.action, target.link)) deny(op.action, target.link);
+        // Subscribing to a document (and ending it) needs the right to read it, as its notifications carry it.
+        const action = target.suffix === 'subscriptions' ? 'GET' : op.action;
+        if (!this.rt.engine.allowsStored(ctx, action, target.link)) deny(op.action, target.link);
         return;
       }
       case 'service': {
@@ -70,7 +73,7 @@ export class Authorizer {
         if (!target.suffix && link === '/core/document-index' && op.action === 'GET') return this.checkIndexRead(op, ctx, deny);
         if (!target.suffix && link === MIGRATION_IMPORT_LINK && op.action === 'POST') return this.checkImportRequest(op, ctx, deny);
         const stub = { documentSelfLink: link };
-        if (!ctx.allows(op.action, stub)) deny(op.action, target.suffix ? `${link}/${target.suffix}` : link);
+        if (!ctx.allows(target.suffix === 'subscriptions' ? 'GET' : op.action, stub)) deny(op.action, target.suffix ? `${link}/${target.suffix}` : link);
         return;
       }
     }

@@ -14,6 +14,7 @@ import { JsonStream, type Operation, type Reply } from './operation.js';
 import { ServiceStats, UTILITY_SUFFIXES, type Service } from './service.js';
 import type { ServiceDefinition } from './service-definition.js';
 import { genericUtility } from '../services/utility-handlers.js';
+import { Subscriptions } from '../services/subscriptions.js';
 import { QueryPages } from '../query/query-pages.js';
 import { xenonFnv64 } from './fnv-hash.js';
 
@@ -102,6 +103,7 @@ export class Host {
   readonly client = new HttpClient();
   store!: SqliteStore;
   readonly queryPages = new QueryPages(this);
+  readonly subscriptions = new Subscriptions(this);
   id = '';
   private idPrefix = '';
   private readonly services = new Map<string, Service>();
@@ -183,6 +185,7 @@ export class Host {
       this.store.commits.onApplyError = (error, ops) => this.log.error({ error, links: ops.map(opLink).filter((l) => l !== undefined) }, 'an acknowledged write could not be applied to the index');
       this.id = this.options.id ?? this.store.getMeta('hostId') ?? randomUUID();
       this.store.setMeta('hostId', this.id);
+      this.subscriptions.watch();
       this.idPrefix = xenonFnv64(this.id).toString(16);
       await install(this);
       for (const c of this.components) await c.start?.();
@@ -218,6 +221,7 @@ export class Host {
       const now = this.clock.nowMicros();
       await this.store.purgeExpired(now);
       this.queryPages.sweep(now);
+      this.subscriptions.sweep(now);
       for (const c of this.components) await c.maintain?.(now);
     } catch (err) {
       this.log.error({ err }, 'maintenance failed');
@@ -305,6 +309,7 @@ export class Host {
     this.server?.closeAllConnections();
     await closed;
     for (const c of [...this.components].reverse()) await c.stop?.();
+    this.subscriptions.stop();
     await this.client.close();
     try {
       await this.store?.close();

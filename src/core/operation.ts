@@ -55,6 +55,8 @@ export interface RequestAuthz {
   allows(action: Action, doc: Record<string, unknown>): boolean;
   /** Throws 403 unless the caller may `action` the current state (if any) and the resulting one. */
   checkWrite(action: Action, next: Record<string, unknown>, current: Record<string, unknown> | undefined): void;
+  /** A read check for this caller that follows later policy changes (a subscription's notifications). */
+  reader(): (doc: Record<string, unknown>) => boolean;
 }
 
 export interface OperationInit {

@@ -154,18 +154,29 @@ export async function genericUtility(host: Host, link: string, op: Operation, su
         },
       };
     case 'subscriptions':
-      if (op.action === 'GET')
-        return {
-          status: 200,
-          body: { subscribers: {}, documentVersion: 0, documentSelfLink: `${link}/subscriptions`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id },
-        };
-      return fail('METHOD_NOT_ALLOWED', 'subscriptions are not supported by krypton yet');
+      // Notifications follow the index: documents of factories, and factories (their children's creations).
+      if (!isFactory(host, link) && !isFactory(host, link.slice(0, link.lastIndexOf('/')))) {
+        if (op.action === 'GET')
+          return {
+            status: 200,
+            body: { subscribers: {}, documentVersion: 0, documentSelfLink: `${link}/subscriptions`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id },
+          };
+        return fail('METHOD_NOT_ALLOWED', `subscriptions are kept for factories and their documents; ${link} is neither`);
+      }
+      return host.subscriptions.handle(link, op, () => {
+        const v = host.store.getLatest(link);
+        return v && v.action !== 'DELETE' ? v.json : undefined;
+      });
     case 'ui':
       if (op.action !== 'GET') return fail('VALIDATION', 'Action not supported');
       return { status: 302, headers: { location: `/core/ui/default/#${link}/home` } };
     default:
       return fail('NOT_FOUND', `Service not found: ${op.uri}`);
   }
+}
+
+function isFactory(host: Host, link: string): boolean {
+  return host.service(link)?.handleChild !== undefined;
 }
 
 function setStat(op: Operation, stats: ReturnType<Host['statsFor']>, now: number, availableOnly: boolean): Reply {

@@ -1,0 +1,162 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
+import { startListener, type Listener } from './support/listener.js';
+
+/** Waits until `path` of the listener has received `n` notifications and returns them. */
+async function receivedAt(l: Listener, path: string, n: number) {
+  return waitFor(async () => l.at(path).length >= n && l.at(path), `${n} notifications at ${path}`, 15_000);
+}
+
+describe('subscriptions (P/subscriptions): notifications of updates to a callback URI', () => {
+  let h: RunningHost;
+  let l: Listener;
+  before(async () => {
+    h = await startHost(['--maintenanceIntervalMicros=100000']);
+    l = await startListener();
+  });
+  after(async () => {
+    await l.close();
+    await h.stop();
+  });
+
+  it("sends a document's subscriber every update in order, with the update's verb, the new state and pragma xn-nt", async () => {
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'watched', counter: 1, documentSelfLink: 'watched' })).status, 200);
+    const sub = await http('POST', `${h.uri}/core/examples/watched/subscriptions`, { reference: l.url('/doc'), replayState: true });
+    assert.equal(sub.status, 200, sub.text);
+    assert.equal(sub.json.subscribers[l.url('/doc')].reference, l.url('/doc'));
+    for (const counter of [2, 3, 4]) assert.equal((await http('PATCH', `${h.uri}/core/examples/watched`, { counter })).status, 200);
+    assert.equal((await http('PUT', `${h.uri}/core/examples/watched`, { name: 'replaced', counter: 9 })).status, 200);
+    assert.equal((await http('DELETE', `${h.uri}/core/examples/watched`)).status, 200);
+    const got = await receivedAt(l, '/doc', 6);
+    assert.deepEqual(
+      got.map((r) => r.method),
+      ['PUT', 'PATCH', 'PATCH', 'PATCH', 'PUT', 'DELETE'],
+      'the replayed state (PUT), then each update with its own verb',
+    );
+    assert.deepEqual(
+      got.map((r) => r.body.counter),
+      [1, 2, 3, 4, 9, 9],
+    );
+    assert.deepEqual(
+      got.map((r) => r.body.documentVersion),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.ok(got.every((r) => r.pragma.split(';').includes('xn-nt') && r.body.documentSelfLink === '/core/examples/watched'));
+    // The document is gone, and its subscriptions with it.
+    assert.equal((await http('GET', `${h.uri}/core/examples/watched/subscriptions`)).status, 404);
+  });
+
+  it('tells a factory subscriber of each child created, not of updates to children', async () => {
+    assert.equal((await http('POST', `${h.uri}/core/examples/subscriptions`, { reference: l.url('/factory') })).status, 200);
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'f1', documentSelfLink: 'f1' })).status, 200);
+    assert.equal((await http('PATCH', `${h.uri}/core/examples/f1`, { counter: 5 })).status, 200);
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'f2', documentSelfLink: 'f2' })).status, 200);
+    const got = await receivedAt(l, '/factory', 2);
+    // Notifications leave in order: had the PATCH been sent, it would precede f2's POST.
+    assert.deepEqual(
+      got.map((r) => `${r.method} ${r.body.documentSelfLink}`),
+      ['POST /core/examples/f1', 'POST /core/examples/f2'],
+    );
+    const list = await http('GET', `${h.uri}/core/examples/subscriptions`);
+    assert.equal(list.json.subscribers[l.url('/factory')].notificationCount, 2);
+    assert.equal((await http('DELETE', `${h.uri}/core/examples/subscriptions`, { reference: l.url('/factory') })).status, 200);
+    assert.deepEqual((await http('GET', `${h.uri}/core/examples/subscriptions`)).json.subscribers, {});
+  });
+
+  it('ends a subscription when asked, or at its notificationLimit with a DELETE to the subscriber', async () => {
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'lim', counter: 0, documentSelfLink: 'lim' })).status, 200);
+    assert.equal((await http('POST', `${h.uri}/core/examples/lim/subscriptions`, { reference: l.url('/limited'), notificationLimit: 2 })).status, 200);
+    assert.equal((await http('POST', `${h.uri}/core/examples/lim/subscriptions`, { reference: l.url('/ended') })).status, 200);
+    assert.equal((await http('POST', `${h.uri}/core/examples/lim/subscriptions`, { reference: l.url('/sentinel') })).status, 200);
+    const soon = Date.now() * 1000 + 300_000;
+    assert.equal((await http('POST', `${h.uri}/core/examples/lim/subscriptions`, { reference: l.url('/expiring'), documentExpirationTimeMicros: soon })).status, 200);
+    assert.equal((await http('PATCH', `${h.uri}/core/examples/lim`, { counter: 1 })).status, 200);
+    await receivedAt(l, '/ended', 1);
+    const ended = await http('DELETE', `${h.uri}/core/examples/lim/subscriptions`, { reference: l.url('/ended') });
+    assert.equal(ended.status, 200);
+    assert.equal(ended.json.subscribers[l.url('/ended')], undefined);
+    for (const counter of [2, 3]) assert.equal((await http('PATCH', `${h.uri}/core/examples/lim`, { counter })).status, 200);
+    await receivedAt(l, '/sentinel', 3);
+    const limited = await receivedAt(l, '/limited', 3);
+    assert.deepEqual(
+      limited.map((r) => r.method),
+      ['PATCH', 'PATCH', 'DELETE'],
+      'two notifications, then the DELETE that ends it',
+    );
+    assert.equal(l.at('/ended').length, 1, 'nothing after its DELETE');
+    // Past its expiration, the maintenance ends a subscription even with no update to send.
+    await waitFor(async () => l.at('/expiring').some((r) => r.method === 'DELETE'), 'the expired subscription ended', 15_000);
+    const left = await http('GET', `${h.uri}/core/examples/lim/subscriptions`);
+    assert.deepEqual(Object.keys(left.json.subscribers), [l.url('/sentinel')]);
+  });
+
+  it('drops a subscriber whose notifications keep failing', async () => {
+    const failing = await startListener();
+    failing.status = 500;
+    try {
+      assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'flaky', counter: 0, documentSelfLink: 'flaky' })).status, 200);
+      assert.equal((await http('POST', `${h.uri}/core/examples/flaky/subscriptions`, { reference: failing.url('/cb') })).status, 200);
+      for (let counter = 1; counter <= 8; counter++) {
+        assert.equal((await http('PATCH', `${h.uri}/core/examples/flaky`, { counter })).status, 200);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      await waitFor(async () => failing.at('/cb').some((r) => r.method === 'DELETE'), 'the DELETE that ends a failing subscription', 15_000);
+      const left = await http('GET', `${h.uri}/core/examples/flaky/subscriptions`);
+      assert.deepEqual(left.json.subscribers, {});
+      const patches = failing.at('/cb').filter((r) => r.method === 'PATCH');
+      assert.ok(patches.length > 5, `more than 5 failures before it is dropped (saw ${patches.length})`);
+      assert.ok(
+        patches.slice(1).every((r) => r.pragma.includes('xn-nt-skipped')),
+        'after a failed delivery, the next one says notifications were missed',
+      );
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it("tells a migration task's subscriber of its progress until FINISHED", async () => {
+    const blue = await startHost();
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: `m${i}` })).status, 200);
+      const task = await http('POST', `${h.uri}/management/migration-tasks`, {
+        sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
+        destinationNodeGroupReference: `${h.uri}/core/node-groups/default`,
+        sourceFactoryLink: '/core/examples',
+        destinationFactoryLink: '/core/examples',
+      });
+      assert.equal(task.status, 200, task.text);
+      // replayState: the task's state now, so a task that finished before this POST is still seen to finish.
+      const sub = await http('POST', `${h.uri}${task.json.documentSelfLink}/subscriptions`, { reference: l.url('/task'), replayState: true });
+      assert.equal(sub.status, 200, sub.text);
+      const done = await waitFor(async () => l.at('/task').find((r) => r.body?.taskInfo?.stage === 'FINISHED'), 'a FINISHED notification', 15_000);
+      assert.equal(done.body.documentSelfLink, task.json.documentSelfLink);
+      assert.equal(done.body.progress.processedServiceCount, 5);
+    } finally {
+      await blue.stop();
+    }
+  });
+
+  it('refuses bad subscriptions with a 400 and changes nothing', async () => {
+    assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'b', documentSelfLink: 'bad-subs' })).status, 200);
+    const at = `${h.uri}/core/examples/bad-subs/subscriptions`;
+    for (const body of [
+      undefined,
+      {},
+      { reference: 'not a uri' },
+      { reference: 'ftp://127.0.0.1/x' },
+      { reference: l.url('/x'), notificationLimit: 0 },
+      { reference: l.url('/x'), documentExpirationTimeMicros: 'soon' },
+    ]) {
+      const r = await http('POST', at, body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)} → ${r.text}`);
+      assert.equal(r.json.documentKind, 'com:vmware:xenon:common:ServiceErrorResponse');
+    }
+    assert.equal((await http('PUT', at, { reference: l.url('/x') })).status, 405);
+    assert.equal((await http('POST', `${h.uri}/core/examples/no-such/subscriptions`, { reference: l.url('/x') })).status, 404);
+    const group = await http('POST', `${h.uri}/core/node-groups/default/subscriptions`, { reference: l.url('/x') });
+    assert.equal(group.status, 405, 'a service whose state is not in the index has nothing to notify');
+    assert.match(group.json.message, /factories and their documents/);
+    assert.deepEqual((await http('GET', at)).json.subscribers, {});
+  });
+});
