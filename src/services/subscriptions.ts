@@ -93,7 +93,8 @@ export class Subscriptions {
     }
   }
 
-  private document(link: string): Doc {
+  /** The `P/subscriptions` document of `link`: its subscribers. */
+  document(link: string): Doc {
     const subscribers: Record<string, Doc> = {};
     for (const s of this.byLink.get(link)?.values() ?? []) {
       subscribers[s.reference] = {

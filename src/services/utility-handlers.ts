@@ -156,11 +156,7 @@ export async function genericUtility(host: Host, link: string, op: Operation, su
     case 'subscriptions':
       // Notifications follow the index: documents of factories, and factories (their children's creations).
       if (!isFactory(host, link) && !isFactory(host, link.slice(0, link.lastIndexOf('/')))) {
-        if (op.action === 'GET')
-          return {
-            status: 200,
-            body: { subscribers: {}, documentVersion: 0, documentSelfLink: `${link}/subscriptions`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id },
-          };
+        if (op.action === 'GET') return { status: 200, body: host.subscriptions.document(link) };
         return fail('METHOD_NOT_ALLOWED', `subscriptions are kept for factories and their documents; ${link} is neither`);
       }
       return host.subscriptions.handle(link, op, () => {
