@@ -188,10 +188,30 @@ describe('host REST API (Xenon core wire, spec §13 walk-through)', () => {
     assert.equal(described.counter.typeName, 'LONG');
     assert.equal(described.name.typeName, 'STRING');
     assert.equal(described.isFromMigration.typeName, 'BOOLEAN');
-    assert.deepEqual(described.tags.elementDescription, { typeName: 'STRING', indexingOptions: [], usageOptions: [] });
+    assert.deepEqual(described.tags.elementDescription, { typeName: 'STRING', exampleValue: 'example string', indexingOptions: [], usageOptions: [] });
     assert.equal(described.tags.typeName, 'COLLECTION');
     assert.equal(described.keyValues.typeName, 'MAP');
     assert.equal(described.keyValues.elementDescription.typeName, 'STRING');
+    // Xenon's annotations of ExampleServiceState, and its example values.
+    assert.deepEqual(described.keyValues.indexingOptions, ['EXPAND', 'FIXED_ITEM_NAME']);
+    assert.deepEqual(described.keyValues.usageOptions, ['OPTIONAL', 'AUTO_MERGE_IF_NOT_NULL']);
+    assert.deepEqual(described.name, { typeName: 'STRING', exampleValue: 'myExample', indexingOptions: ['SORT'], usageOptions: ['AUTO_MERGE_IF_NOT_NULL'], propertyDocumentation: '@NAME' });
+    assert.deepEqual(described.id.usageOptions, ['ID', 'REQUIRED']);
+    assert.match(described.id.exampleValue, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(described.isFromMigration.usageOptions, ['SERVICE_USE']);
+    // The built-in fields are described too (infrastructure use), and the keys are sorted as Xenon's TreeMap.
+    assert.deepEqual(described.documentSelfLink, { typeName: 'STRING', exampleValue: 'some/service', indexingOptions: ['EXCLUDE_FROM_SIGNATURE'], usageOptions: ['INFRASTRUCTURE', 'LINK'] });
+    assert.deepEqual(described.documentExpirationTimeMicros.usageOptions, ['INFRASTRUCTURE', 'AUTO_MERGE_IF_NOT_NULL']);
+    assert.equal(described.documentUpdateAction, undefined);
+    assert.deepEqual(Object.keys(described), [...Object.keys(described)].sort());
+    // The template is an instance filled with the example values.
+    const instance = tpl.json.documents['/core/examples/child-template'];
+    assert.equal(instance.name, 'myExample');
+    assert.deepEqual(instance.tags, ['tag1', 'tag2']);
+    assert.deepEqual(instance.keyValues, { key1: 'value1', key2: 'value2' });
+    assert.equal(instance.counter, 0);
+    assert.equal(instance.documentSelfLink, '/core/examples/child-template');
+    assert.match(tpl.text, /^\{\n {2}"documentLinks"/, 'pretty-printed');
     const stats = await http('GET', `${base}/core/examples/a/stats`);
     assert.equal(stats.status, 200);
     for (const method of ['DELETE', 'OPTIONS'] as const) {

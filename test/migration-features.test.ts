@@ -154,8 +154,10 @@ describe('migration task: transformation (Employee v1 → v2 sample)', () => {
   it("describes v2's fields in its template, the required ones marked REQUIRED", async () => {
     const tpl = await http('GET', `${green.uri}/quickstart/employees/template`);
     const fields = tpl.json.documents['/quickstart/employees/child-template'].documentDescription.propertyDescriptions;
-    assert.deepEqual(fields.email, { typeName: 'STRING', indexingOptions: [], usageOptions: ['REQUIRED'] });
+    assert.deepEqual(fields.email, { typeName: 'STRING', exampleValue: 'example string', indexingOptions: [], usageOptions: ['REQUIRED'] });
     assert.deepEqual(fields.location.usageOptions, []);
+    // A field named …Link is a LINK, as Xenon marks it by name.
+    assert.deepEqual(fields.managerLink, { typeName: 'STRING', exampleValue: 'some/service', indexingOptions: [], usageOptions: ['LINK'] });
   });
 
   it('v2 refuses v1 documents without its transformation', async () => {

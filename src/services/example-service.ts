@@ -6,15 +6,17 @@ import { defineStatefulService } from '../core/service-definition.js';
 export const EXAMPLE_KIND = 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState';
 const STRICT_UPDATE_KIND = 'com:vmware:xenon:services:common:ExampleService:StrictUpdateRequest';
 
+/** Xenon's annotations of ExampleServiceState, as template options (see utility-handlers describeProperty). */
+const AUTO_MERGE = ['AUTO_MERGE_IF_NOT_NULL'];
 const ExampleSchema = Type.Object({
-  keyValues: Type.Optional(Type.Record(Type.String(), Type.String())),
-  counter: Type.Optional(Type.Integer()),
-  sortedCounter: Type.Optional(Type.Integer()),
-  name: Type.Optional(Type.String()),
-  tags: Type.Optional(Type.Array(Type.String())),
-  id: Type.Optional(Type.String()),
-  required: Type.Optional(Type.String()),
-  isFromMigration: Type.Optional(Type.Boolean()),
+  keyValues: Type.Optional(Type.Record(Type.String(), Type.String(), { description: '@KEYVALUE', examples: [{ key1: 'value1', key2: 'value2' }], usageOptions: ['OPTIONAL', ...AUTO_MERGE] })),
+  counter: Type.Optional(Type.Integer({ description: 'Version counter' })),
+  sortedCounter: Type.Optional(Type.Integer({ indexingOptions: ['SORT'] })),
+  name: Type.Optional(Type.String({ description: '@NAME', examples: ['myExample'], usageOptions: AUTO_MERGE, indexingOptions: ['SORT'] })),
+  tags: Type.Optional(Type.Array(Type.String(), { description: '@TAGS', examples: [['tag1', 'tag2']], usageOptions: AUTO_MERGE, indexingOptions: ['EXPAND'] })),
+  id: Type.Optional(Type.String({ usageOptions: ['ID', 'REQUIRED'] })),
+  required: Type.Optional(Type.String({ usageOptions: ['REQUIRED'] })),
+  isFromMigration: Type.Optional(Type.Boolean({ usageOptions: ['SERVICE_USE'], indexingOptions: ['EXCLUDE_FROM_SIGNATURE'] })),
 });
 
 export type ExampleState = Static<typeof ExampleSchema> & Doc;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import type { Doc } from '../core/document.js';
@@ -24,10 +25,20 @@ export function configDocument(host: Host, def: StatefulServiceDefinition, selfL
   return { ...doc, documentVersion: 0, documentKind: CONFIG_KIND, documentSelfLink: selfLink, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id };
 }
 
-/** `P/template` and OPTIONS (Xenon §10.2), derived from the service's TypeBox schema when it has one. */
+/**
+ * `P/template` and OPTIONS (Xenon §10.2): an instance of the state type filled with example values,
+ * with its `documentDescription` derived from the service's TypeBox schema (see describeProperty)
+ * plus the built-in fields' descriptions, as Xenon's ServiceDocumentDescription.Builder makes them.
+ */
 export function templateDocument(host: Host, def: StatefulServiceDefinition, isFactory: boolean): Doc {
-  const propertyDescriptions = describeFields(def.schema as JsonSchema | undefined) ?? {};
+  const own = describeFields(def.schema as JsonSchema | undefined, new Set(def.fixedItemNameFields ?? [])) ?? {};
+  const propertyDescriptions: Doc = {};
+  // Xenon keeps the descriptions in a TreeMap: sorted by field name, built-ins among them.
+  for (const name of [...Object.keys(own), ...Object.keys(BUILTIN_DESCRIPTIONS)].sort()) propertyDescriptions[name] = own[name] ?? BUILTIN_DESCRIPTIONS[name];
+  const instance: Doc = {};
+  for (const [name, d] of Object.entries(own)) if ((d as Doc)['exampleValue'] !== undefined) instance[name] = (d as Doc)['exampleValue'];
   const child: Doc = {
+    ...instance,
     documentDescription: {
       propertyDescriptions,
       documentIndexingOptions: [],
@@ -48,7 +59,11 @@ export function templateDocument(host: Host, def: StatefulServiceDefinition, isF
   return { documentLinks: [link], documents: { [link]: child }, documentCount: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id };
 }
 
-/** The parts of a (TypeBox) JSON schema a template describes. */
+/**
+ * The parts of a (TypeBox) JSON schema a template describes. `indexingOptions` and `usageOptions`
+ * are krypton's keywords for Xenon's @PropertyOptions / @UsageOption annotations, e.g.
+ * `Type.String({ usageOptions: ['AUTO_MERGE_IF_NOT_NULL'], indexingOptions: ['SORT'] })`.
+ */
 interface JsonSchema {
   type?: string;
   description?: string;
@@ -61,30 +76,59 @@ interface JsonSchema {
   patternProperties?: Record<string, JsonSchema>;
   additionalProperties?: boolean | JsonSchema;
   anyOf?: JsonSchema[];
+  indexingOptions?: string[];
+  usageOptions?: string[];
+}
+
+/** Xenon's enum orders: an EnumSet serializes in declaration order. */
+const INDEXING_ORDER = ['EXPAND', 'FIXED_ITEM_NAME', 'STORE_ONLY', 'TEXT', 'CASE_INSENSITIVE', 'EXCLUDE_FROM_SIGNATURE', 'SORT'];
+const USAGE_ORDER = ['SINGLE_ASSIGNMENT', 'OPTIONAL', 'SERVICE_USE', 'INFRASTRUCTURE', 'AUTO_MERGE_IF_NOT_NULL', 'ID', 'LINK', 'LINKS', 'SENSITIVE', 'REQUIRED'];
+
+function enumSet(values: Iterable<string>, order: readonly string[]): string[] {
+  const set = new Set(values);
+  return [...order.filter((v) => set.has(v)), ...[...set].filter((v) => !order.includes(v))];
 }
 
 /** Xenon PropertyDescriptions of an object schema's fields; undefined when it names none. */
-function describeFields(schema: JsonSchema | undefined): Doc | undefined {
+function describeFields(schema: JsonSchema | undefined, fixedItemNames: ReadonlySet<string> = new Set()): Doc | undefined {
   if (!schema?.properties) return undefined;
   const required = new Set(schema.required ?? []);
   const out: Doc = {};
-  for (const [name, p] of Object.entries(schema.properties)) out[name] = describeProperty(p, required.has(name));
+  for (const [name, p] of Object.entries(schema.properties)) out[name] = describeProperty(name, p, required.has(name), fixedItemNames.has(name));
   return out;
 }
 
+/** Xenon's example value of a simple type when the schema gives none (ServiceDocumentDescription.Builder). */
+const TYPE_EXAMPLES: Readonly<Record<string, unknown>> = { BOOLEAN: false, LONG: 0, DOUBLE: 0, STRING: 'example string' };
+
 /**
- * One field as Xenon's PropertyDescription: typeName (PODO with fieldDescriptions for an object of
- * named fields, MAP for a record, COLLECTION with elementDescription for an array, ENUM with
- * enumValues for a union of string literals), REQUIRED among usageOptions when the schema requires
- * it, its documentation and example value when the schema gives them.
+ * One field as Xenon's PropertyDescription, in its field order: typeName (PODO with fieldDescriptions
+ * for an object of named fields, MAP for a record, COLLECTION with elementDescription for an array,
+ * ENUM with enumValues for a union of string literals); exampleValue (the schema's first example or
+ * default, else Xenon's: a UUID for an ID, `some/service` for a `…Link`, the type's zero or
+ * "example string"); indexingOptions and usageOptions (the schema's, plus REQUIRED when required,
+ * LINK/LINKS by name, EXPAND + FIXED_ITEM_NAME for a fixedItemNameFields field); documentation.
  */
-function describeProperty(p: JsonSchema, required: boolean): Doc {
-  const d: Doc = { typeName: typeNameOf(p), indexingOptions: [], usageOptions: required ? ['REQUIRED'] : [] };
-  const example = p.examples?.[0] ?? p.default;
+function describeProperty(name: string | undefined, p: JsonSchema, required: boolean, fixedItemName = false): Doc {
+  const typeName = typeNameOf(p);
+  const usage = [...(p.usageOptions ?? [])];
+  const indexing = [...(p.indexingOptions ?? [])];
+  if (name?.endsWith('Link')) usage.push('LINK');
+  if (name?.endsWith('Links')) {
+    usage.push('LINKS');
+    indexing.push('EXPAND');
+  }
+  if (required) usage.push('REQUIRED');
+  if (fixedItemName) indexing.push('EXPAND', 'FIXED_ITEM_NAME');
+  const usageOptions = enumSet(usage, USAGE_ORDER);
+  const indexingOptions = enumSet(indexing, INDEXING_ORDER);
+  const d: Doc = { typeName };
+  const example =
+    p.examples?.[0] ?? p.default ?? (usageOptions.includes('ID') ? randomUUID() : usageOptions.includes('LINK') ? 'some/service' : typeName === 'ENUM' ? undefined : TYPE_EXAMPLES[typeName]);
   if (example !== undefined) d['exampleValue'] = example;
+  d['indexingOptions'] = indexingOptions;
+  d['usageOptions'] = usageOptions;
   if (p.description) d['propertyDocumentation'] = p.description;
-  const literals = p.anyOf?.map((a) => a.const);
-  if (literals && literals.length > 0 && literals.every((v) => typeof v === 'string')) d['enumValues'] = literals;
   const fields = describeFields(p);
   if (fields) d['fieldDescriptions'] = fields;
   const element =
@@ -93,9 +137,44 @@ function describeProperty(p: JsonSchema, required: boolean): Doc {
       : p.type === 'object' && !p.properties
         ? (Object.values(p.patternProperties ?? {})[0] ?? (typeof p.additionalProperties === 'object' ? p.additionalProperties : undefined))
         : undefined;
-  if (element) d['elementDescription'] = describeProperty(element, false);
+  if (element) d['elementDescription'] = describeProperty(undefined, element, false);
+  const literals = p.anyOf?.map((a) => a.const);
+  if (literals && literals.length > 0 && literals.every((v) => typeof v === 'string')) d['enumValues'] = literals;
   return d;
 }
+
+/**
+ * The built-in fields' descriptions, as Xenon's builder makes them from ServiceDocument: every one
+ * INFRASTRUCTURE; all but the expiration excluded from the signature; the expiration merged by PATCH;
+ * links LINK, the owner ID; no example for the epoch, owner, principal, source and transaction.
+ * (documentUpdateAction and documentDescription are not described, as in Xenon.)
+ */
+const BUILTIN_DESCRIPTIONS: Readonly<Record<string, Doc>> = Object.freeze(
+  Object.fromEntries(
+    (
+      [
+        ['documentVersion', 'LONG', 0],
+        ['documentEpoch', 'LONG', undefined],
+        ['documentKind', 'STRING', 'example string'],
+        ['documentSelfLink', 'STRING', 'some/service'],
+        ['documentUpdateTimeMicros', 'LONG', 0],
+        ['documentExpirationTimeMicros', 'LONG', 0],
+        ['documentOwner', 'STRING', undefined],
+        ['documentSourceLink', 'STRING', undefined],
+        ['documentAuthPrincipalLink', 'STRING', undefined],
+        ['documentTransactionId', 'STRING', undefined],
+      ] as const
+    ).map(([name, typeName, example]) => {
+      const expiration = name === 'documentExpirationTimeMicros';
+      const usage = ['INFRASTRUCTURE', ...(expiration ? ['AUTO_MERGE_IF_NOT_NULL'] : []), ...(name === 'documentOwner' ? ['ID'] : []), ...(name.endsWith('Link') ? ['LINK'] : [])];
+      const d: Doc = { typeName };
+      if (example !== undefined) d['exampleValue'] = example;
+      d['indexingOptions'] = expiration ? [] : ['EXCLUDE_FROM_SIGNATURE'];
+      d['usageOptions'] = usage;
+      return [name, d];
+    }),
+  ),
+);
 
 function typeNameOf(p: JsonSchema): string {
   if (p.anyOf?.length && p.anyOf.every((a) => typeof a.const === 'string')) return 'ENUM';
