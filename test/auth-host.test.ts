@@ -80,8 +80,9 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
     assert.equal(claims.iss, 'xn');
     assert.equal(claims.sub, ADMIN_LINK);
     assert.ok(Math.abs(claims.exp - (Date.now() / 1000 + 120)) < 5);
+    assert.ok(claims.exp >= Date.now() / 1000 + 119, 'the session lasts at least the seconds asked for');
     const cookie = r.headers.get('set-cookie')!;
-    assert.match(cookie, new RegExp(`^xenon-auth-cookie=${token.replace(/\./g, '\\.')}; Max-Age=1(19|20); Expires=.+; Path=/; HttpOnly`));
+    assert.match(cookie, new RegExp(`^xenon-auth-cookie=${token.replace(/\./g, '\\.')}; Max-Age=120; Expires=.+; Path=/; HttpOnly`));
     assert.equal((await http('GET', `${h.uri}/core/node-groups/default`, undefined, as(token))).status, 200);
     assert.equal((await http('GET', `${h.uri}/core/node-groups/default`, undefined, { cookie: `other=1; xenon-auth-cookie=${token}` })).status, 200);
   });
@@ -252,6 +253,36 @@ describe('auth on one host: closed by default, login, passwords, roles', () => {
       assert.equal(denied.status, 403, denied.text);
       assert.equal((await http('POST', `${h.uri}/core/examples/pub/subscriptions`, { reference: l.url('/guest') })).status, 403, 'a guest may not read pub');
       assert.equal((await http('POST', `${h.uri}/core/examples/pub/subscriptions`, { reference: l.url('/pub') }, as(alice))).status, 200);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("reports to a CONTINUOUS query only documents its creator may read, and lets only the task's readers subscribe", async () => {
+    const l = await startListener();
+    try {
+      const query = { term: { propertyName: 'documentKind', matchValue: 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState' } };
+      const created = await http('POST', `${h.uri}/core/query-tasks`, { querySpec: { query, options: ['CONTINUOUS', 'EXPAND_CONTENT'] } }, as(alice));
+      assert.equal(created.status, 202, created.text);
+      const task = `${h.uri}${created.json.documentSelfLink}`;
+      await waitFor(async () => (await http('GET', task, undefined, as(alice))).json.results !== undefined, "alice's initial results");
+      assert.equal((await http('POST', `${task}/subscriptions`, { reference: l.url('/cq-guest') })).status, 403, 'a guest may not read the task');
+      assert.equal((await http('POST', `${task}/subscriptions`, { reference: l.url('/cq-alice') }, as(alice))).status, 200);
+      for (const [name, link] of [
+        ['secret', 'secret-cq'],
+        ['open', 'open-cq'],
+      ]) {
+        assert.equal((await http('POST', `${h.uri}/core/examples`, { name, documentSelfLink: link }, as(admin))).status, 200);
+      }
+      const got = await waitFor(async () => l.at('/cq-alice').length >= 1 && l.at('/cq-alice'), "alice's continuous result");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(
+        l.at('/cq-alice').map((r) => r.body.results.documentLinks),
+        [['/core/examples/open-cq']],
+        'secret-cq, which alice may not read, is not reported',
+      );
+      assert.equal(got[0]!.body.results.continuousResults.documentCountAdded, 1);
+      assert.equal((await http('DELETE', task, undefined, as(alice))).status, 200);
     } finally {
       await l.close();
     }

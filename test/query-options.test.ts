@@ -2,6 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
 import { importExamples } from './support/cluster.js';
+import { startListener } from './support/listener.js';
+
+const EXAMPLE_KIND = 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState';
 
 /** Xenon query options beyond the core set: SELECT_LINKS / EXPAND_LINKS, TIME_SNAPSHOT, SINGLE_USE, expectedResultCount. */
 describe('query options over HTTP', () => {
@@ -230,5 +233,75 @@ describe('query options over HTTP', () => {
     const answered = await waiting;
     assert.equal(answered.status, 200, answered.text);
     assert.equal(answered.json.results.documentLinks.length, 3);
+  });
+  it('CONTINUOUS: the task stays STARTED, and each matching update PATCHes it and its subscribers (added, updated, deleted counted)', async () => {
+    const listener = await startListener();
+    try {
+      await post({ documentSelfLink: 'cq-1', name: 'cq', counter: 1 });
+      const query = {
+        booleanClauses: [
+          { occurance: 'MUST_OCCUR', term: { propertyName: 'name', matchValue: 'cq' } },
+          { occurance: 'MUST_OCCUR', term: { propertyName: 'documentKind', matchValue: EXAMPLE_KIND } },
+        ],
+      };
+      const created = await q({ query, options: ['CONTINUOUS', 'EXPAND_CONTENT'] }, { documentExpirationTimeMicros: (Date.now() + 60_000) * 1000 }, false);
+      assert.equal(created.status, 202, created.text);
+      const task = `${h.uri}${created.json.documentSelfLink}`;
+      const initial = await waitFor(async () => {
+        const t = (await http('GET', task)).json;
+        return t.results && t;
+      }, 'initial results');
+      assert.equal(initial.taskInfo.stage, 'STARTED', 'a continuous task does not finish');
+      assert.deepEqual(initial.results.documentLinks, [link('cq-1')]);
+      const sub = await http('POST', `${task}/subscriptions`, { reference: listener.url('/cq') });
+      assert.equal(sub.status, 200, sub.text);
+
+      await post({ documentSelfLink: 'cq-2', name: 'cq', counter: 2 });
+      await post({ documentSelfLink: 'not-cq', name: 'other' });
+      assert.equal((await http('PATCH', `${h.uri}/core/examples/cq-2`, { counter: 5 })).status, 200);
+      assert.equal((await http('PATCH', `${h.uri}/core/examples/not-cq`, { counter: 5 })).status, 200);
+      assert.equal((await http('DELETE', `${h.uri}/core/examples/cq-1`)).status, 200);
+      const got = await waitFor(async () => listener.at('/cq').length >= 3 && listener.at('/cq'), '3 notifications');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(listener.at('/cq').length, 3, 'documents that do not match are not reported');
+      assert.ok(got.every((n) => n.method === 'PATCH' && n.pragma.includes('xn-nt') && n.body.documentKind === 'com:vmware:xenon:services:common:QueryTask'));
+      assert.deepEqual(
+        got.map((n) => [n.body.results.documentLinks, n.body.results.documents[n.body.results.documentLinks[0]].counter, n.body.results.continuousResults]),
+        [
+          [[link('cq-2')], 2, { documentCountAdded: 1, documentCountUpdated: 0, documentCountDeleted: 0 }],
+          [[link('cq-2')], 5, { documentCountAdded: 1, documentCountUpdated: 1, documentCountDeleted: 0 }],
+          [[link('cq-1')], 1, { documentCountAdded: 1, documentCountUpdated: 1, documentCountDeleted: 1 }],
+        ],
+      );
+      const now = (await http('GET', task)).json;
+      assert.equal(now.taskInfo.stage, 'STARTED');
+      assert.deepEqual(now.results.continuousResults, { documentCountAdded: 1, documentCountUpdated: 1, documentCountDeleted: 1 });
+      assert.ok(now.documentVersion > initial.documentVersion);
+
+      // A COUNT task keeps the number of matches current.
+      const counting = await q({ query, options: ['CONTINUOUS', 'COUNT'] }, {}, false);
+      const countTask = `${h.uri}${counting.json.documentSelfLink}`;
+      await waitFor(async () => (await http('GET', countTask)).json.results?.documentCount === 1, 'initial count 1 (cq-2)');
+      await post({ documentSelfLink: 'cq-3', name: 'cq' });
+      await post({ documentSelfLink: 'cq-4', name: 'cq' });
+      assert.equal((await http('DELETE', `${h.uri}/core/examples/cq-2`)).status, 200);
+      const counted = await waitFor(async () => {
+        const r = (await http('GET', countTask)).json.results;
+        return r.continuousResults?.documentCountDeleted === 1 && r;
+      }, 'the count task to see the delete');
+      assert.equal(counted.documentCount, 2);
+      assert.deepEqual(counted.continuousResults, { documentCountAdded: 2, documentCountUpdated: 0, documentCountDeleted: 1 });
+
+      // The first task saw those too (2 added, 1 deleted); deleting it ends it and its subscriptions.
+      await waitFor(async () => listener.at('/cq').length === 6, 'the first task to report cq-3, cq-4 and the delete of cq-2');
+      assert.deepEqual(listener.at('/cq')[5]!.body.results.continuousResults, { documentCountAdded: 3, documentCountUpdated: 1, documentCountDeleted: 2 });
+      assert.equal((await http('DELETE', task)).status, 200);
+      await post({ documentSelfLink: 'cq-5', name: 'cq' });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(listener.at('/cq').length, 6, 'nothing after the task is deleted');
+      assert.equal((await http('GET', task)).status, 404);
+    } finally {
+      await listener.close();
+    }
   });
 });

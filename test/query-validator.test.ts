@@ -183,7 +183,7 @@ describe('normalizeQuerySpec: errors', () => {
   });
 
   it('refuses valid Xenon options krypton does not implement, instead of answering without them', () => {
-    rejects({ query: TERM, options: ['CONTINUOUS'] }, 'CONTINUOUS is not supported by krypton');
+    rejects({ query: TERM, options: ['CONTINUOUS_STOP_MATCH'] }, 'CONTINUOUS_STOP_MATCH is not supported by krypton');
     rejects(
       { query: TERM, options: ['GROUP_BY'], groupByTerm: { propertyName: 'g' }, groupSortTerm: { propertyName: 'h', propertyType: 'STRING' }, sortTerm: { propertyName: 's', propertyType: 'STRING' } },
       'krypton orders groups by their value: querySpec.groupSortTerm must name the groupByTerm (g), not h',

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
 import { startListener, type Listener } from './support/listener.js';
+import { startGroup, type GroupMember } from './support/cluster.js';
 
 /** Waits until `path` of the listener has received `n` notifications and returns them. */
 async function receivedAt(l: Listener, path: string, n: number) {
@@ -158,5 +159,51 @@ describe('subscriptions (P/subscriptions): notifications of updates to a callbac
     assert.equal(group.status, 405, 'a service whose state is not in the index has nothing to notify');
     assert.match(group.json.message, /factories and their documents/);
     assert.deepEqual((await http('GET', at)).json.subscribers, {});
+  });
+});
+
+describe('subscriptions in a node group: a subscriber hears of writes made through any member', () => {
+  let g: GroupMember[];
+  let l: Listener;
+  before(async () => {
+    g = await startGroup(3, 'sub');
+    l = await startListener();
+  });
+  after(async () => {
+    await l.close();
+    await Promise.all(g.map((m) => m.stop()));
+  });
+
+  it('notifies a subscriber on one member of creations and updates made through the others, in order', async () => {
+    const [a, b, c] = g as [GroupMember, GroupMember, GroupMember];
+    assert.equal((await http('POST', `${c.uri}/core/examples/subscriptions`, { reference: l.url('/group-factory') })).status, 200);
+    for (const id of ['g1', 'g2', 'g3']) assert.equal((await http('POST', `${a.uri}/core/examples`, { name: id, documentSelfLink: id })).status, 200);
+    const created = await receivedAt(l, '/group-factory', 3);
+    assert.deepEqual(created.map((r) => `${r.method} ${r.body.documentSelfLink}`).sort(), ['POST /core/examples/g1', 'POST /core/examples/g2', 'POST /core/examples/g3']);
+
+    // A document's subscriber on c: updates made through a and b reach it, each once, in version order.
+    await waitFor(async () => (await http('GET', `${c.uri}/core/examples/g1`)).status === 200, 'g1 on c');
+    assert.equal((await http('POST', `${c.uri}/core/examples/g1/subscriptions`, { reference: l.url('/group-doc') })).status, 200);
+    for (const [member, counter] of [
+      [a, 1],
+      [b, 2],
+      [a, 3],
+      [b, 4],
+    ] as const)
+      assert.equal((await http('PATCH', `${member.uri}/core/examples/g1`, { counter })).status, 200);
+    const got = await receivedAt(l, '/group-doc', 4);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(
+      l.at('/group-doc').map((r) => [r.method, r.body.counter, r.body.documentVersion]),
+      [
+        ['PATCH', 1, 1],
+        ['PATCH', 2, 2],
+        ['PATCH', 3, 3],
+        ['PATCH', 4, 4],
+      ],
+      'each update once, in order, whichever member took it',
+    );
+    assert.ok(got.every((r) => r.pragma.split(';').includes('xn-nt')));
+    assert.equal(l.at('/group-factory').length, 3, 'updates are not creations');
   });
 });

@@ -63,10 +63,11 @@ export class BasicAuthService implements Service {
       this.throttle.settle(email, address, userLink !== undefined);
     }
     if (!userLink) fail('FORBIDDEN', 'forbidden: unknown user or wrong password');
-    const exp = Math.floor((this.rt.host.clock.nowMicros() + seconds * 1e6) / 1e6);
+    // JWT `exp` is in whole seconds: rounded up, so a session lasts at least the seconds asked for
+    // (rounded down, a 1-second session could end at once).
+    const exp = Math.ceil((this.rt.host.clock.nowMicros() + seconds * 1e6) / 1e6);
     const token = this.rt.signer.sign(userLink, exp, { issuedAt: true });
-    const maxAge = Math.max(0, exp - Math.floor(this.rt.host.clock.nowMicros() / 1e6));
-    const cookie = `${AUTH_COOKIE}=${token}; Max-Age=${maxAge}; Expires=${new Date(exp * 1000).toUTCString()}; Path=/; HttpOnly; SameSite=Strict`;
+    const cookie = `${AUTH_COOKIE}=${token}; Max-Age=${seconds}; Expires=${new Date(exp * 1000).toUTCString()}; Path=/; HttpOnly; SameSite=Strict`;
     return { status: 200, body, headers: { [AUTH_TOKEN_HEADER]: token, 'set-cookie': cookie } };
   }
 

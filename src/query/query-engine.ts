@@ -266,7 +266,8 @@ export function elapsedMicros(startedMs: number): number {
   return Math.max(1, Math.round((performance.now() - startedMs) * 1000));
 }
 
-function shapeDocument(spec: QuerySpecification, json: string): string {
+/** A document as an expanded result shows it (EXPAND_SELECTED_FIELDS, EXPAND_BUILTIN_CONTENT_ONLY, else whole). */
+export function shapeDocument(spec: QuerySpecification, json: string): string {
   if (hasOption(spec, 'EXPAND_SELECTED_FIELDS')) {
     const doc = JSON.parse(json) as Doc;
     const out: Doc = {};

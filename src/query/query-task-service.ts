@@ -15,6 +15,8 @@ import { MAX_UNPAGED, type QueryPages } from './query-pages.js';
 import type { QuerySpecification } from './query-types.js';
 import { normalizeQuerySpec } from './query-validator.js';
 import { distinctSelected, expandSelected } from './selected-links.js';
+import { ContinuousQueries, ContinuousResults, type MatchedUpdate } from './continuous-queries.js';
+import { genericUtility } from '../services/utility-handlers.js';
 
 export const QUERY_TASK_KIND = 'com:vmware:xenon:services:common:QueryTask';
 const RESULTS_TOKEN = `krypton-results-${randomUUID()}`;
@@ -43,6 +45,8 @@ interface TaskRecord {
 interface RunScope {
   readScope: ReadScope | undefined;
   headers: IncomingHttpHeaders;
+  /** With auth on: the in-memory form of readScope, for a CONTINUOUS task's later updates. */
+  mayRead: ((doc: Doc) => boolean) | undefined;
 }
 
 /** A query run, before serialization: its (first) page and, when paged, the link to the first page. */
@@ -72,6 +76,7 @@ export class QueryTaskService implements Service {
   /** Bytes of `resultsJson` held by live tasks (see MAX_RESULTS_IN_MEMORY). */
   private resultsInMemory = 0;
   ownerFilter: OwnerFilterFactory = () => undefined;
+  private readonly continuous: ContinuousQueries;
 
   /** Where large asynchronous results are kept until their task expires; emptied at start. */
   private readonly spillDir: string;
@@ -84,6 +89,7 @@ export class QueryTaskService implements Service {
     const sandbox = host.options.sandbox === ':memory:' ? join(tmpdir(), `krypton-${process.pid}`) : host.options.sandbox;
     this.spillDir = join(sandbox, 'query-results', link.slice(1).replace(/\//g, '_'));
     rmSync(this.spillDir, { recursive: true, force: true });
+    this.continuous = new ContinuousQueries(host);
   }
 
   async handle(op: Operation): Promise<Reply> {
@@ -95,7 +101,7 @@ export class QueryTaskService implements Service {
     if (querySpec === undefined) fail('INVALID_QUERY', 'querySpec is required');
     const spec = normalizeQuerySpec(querySpec);
     const isDirect = directFlag(body['taskInfo']);
-    if (isDirect && (hasOption(spec, 'CONTINUOUS') || hasOption(spec, 'CONTINUOUS_STOP_MATCH'))) fail('INVALID_QUERY', 'CONTINUOUS option is not allowed on direct tasks');
+    if (isDirect && isContinuous(spec)) fail('INVALID_QUERY', 'CONTINUOUS option is not allowed on direct tasks');
     const now = this.host.clock.nowMicros();
     const id = body['documentSelfLink'] == null ? this.host.newId() : childId(this.link, body['documentSelfLink']);
     const expiresAt = requestLong(body, 'documentExpirationTimeMicros') || now + this.host.options.queryTaskExpirationMicros;
@@ -118,7 +124,7 @@ export class QueryTaskService implements Service {
     };
     // With auth on, the task belongs to its creator, as Xenon stamps documentAuthPrincipalLink.
     if (op.principal) doc['documentAuthPrincipalLink'] = op.principal;
-    const run: RunScope = { readScope: op.authz?.readScope, headers: op.headers };
+    const run: RunScope = { readScope: op.authz?.readScope, headers: op.headers, mayRead: op.authz?.reader() };
     if (isDirect) return this.runDirect(doc, spec, expiresAt, run);
     const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
     this.tasks.set(selfLink, record);
@@ -217,14 +223,20 @@ export class QueryTaskService implements Service {
     const doc = record.doc;
     doc['taskInfo'] = { stage: 'STARTED', isDirect: false };
     const started = performance.now();
+    let following: ReturnType<QueryTaskService['follow']> | undefined;
     try {
       await this.awaitExpectedCount(spec, record.expiresAtMicros, run.readScope);
+      // A CONTINUOUS task follows updates from before its initial query runs, so none falls between.
+      if (isContinuous(spec)) following = this.follow(record, spec, run);
       const batch = await this.firstBatch(spec, run.readScope);
+      let count = 0;
       if (batch?.first.after) {
         record.resultsFile = await this.spill(batch, started);
         doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: elapsedMicros(started) };
       } else {
-        const results = await this.render(batch ? { page: batch.first } : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, run.readScope)), spec, run);
+        const executed = batch ? { page: batch.first } : await this.host.store.read(() => this.execute(spec, record.expiresAtMicros, run.readScope));
+        count = executed.page.count;
+        const results = await this.render(executed, spec, run);
         if (this.resultsInMemory + results.json.length > MAX_RESULTS_IN_MEMORY) {
           record.resultsFile = await this.spillText(results.json);
         } else {
@@ -233,15 +245,57 @@ export class QueryTaskService implements Service {
         }
         doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: results.micros };
       }
+      if (following && this.tasks.get(String(doc['documentSelfLink'])) === record) {
+        // It stays STARTED until it expires or is deleted.
+        doc['taskInfo'] = { ...(doc['taskInfo'] as Doc), stage: 'STARTED' };
+        doc['documentVersion'] = 1;
+        doc['documentUpdateAction'] = 'PATCH';
+        doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
+        following.start(count);
+        return;
+      }
     } catch (err) {
       const failure = toServiceErrorResponse(err);
       // A query that failed is a bad request (Xenon answers 400); one that ran out of time keeps its 408.
       doc['taskInfo'] = { stage: 'FAILED', isDirect: false, failure: { ...failure, statusCode: failure.statusCode === 408 ? 408 : 400 } };
     }
+    if (following) this.continuous.remove(String(doc['documentSelfLink']));
     doc['documentVersion'] = 2;
     doc['documentUpdateAction'] = 'PATCH';
     doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
     if (!this.tasks.has(String(doc['documentSelfLink']))) this.forget(record); // deleted or expired meanwhile
+  }
+
+  /**
+   * Follows a CONTINUOUS task's matching updates (continuous-queries.ts): each replaces its results
+   * and is sent to its subscribers as a PATCH. Updates seen before `start` (while the initial query
+   * runs) wait, then follow the initial results in order; one committed while it ran may therefore be
+   * reported in both, as in Xenon, whose filter is also active before the initial results.
+   */
+  private follow(record: TaskRecord, spec: QuerySpecification, run: RunScope): { start: (initialCount: number) => void } {
+    const link = String(record.doc['documentSelfLink']);
+    let waiting: MatchedUpdate[] | undefined = [];
+    let results: ContinuousResults | undefined;
+    const apply = (u: MatchedUpdate) => {
+      const resultsJson = results!.next(u);
+      this.forget(record);
+      record.resultsJson = resultsJson;
+      this.resultsInMemory += resultsJson.length;
+      const doc = record.doc;
+      doc['documentVersion'] = (doc['documentVersion'] as number) + 1;
+      doc['documentUpdateAction'] = 'PATCH';
+      doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
+      this.host.subscriptions.publish(link, 'PATCH', withResults(doc, resultsJson));
+    };
+    this.continuous.add({ link, spec, mayRead: run.mayRead, matched: (u) => (waiting ? waiting.push(u) : apply(u)) });
+    return {
+      start: (initialCount) => {
+        results = new ContinuousResults(spec, this.host.id, initialCount);
+        const queued = waiting ?? [];
+        waiting = undefined;
+        for (const u of queued) apply(u);
+      },
+    };
   }
 
   /** Writes results already serialized to a file of their own; returns the file. */
@@ -339,15 +393,22 @@ export class QueryTaskService implements Service {
     return record;
   }
 
-  async handleChild(op: Operation, childLink: string): Promise<Reply> {
+  async handleChild(op: Operation, childLink: string, suffix?: string): Promise<Reply> {
     const record = this.tasks.get(childLink);
     if (!record || record.expiresAtMicros <= this.host.clock.nowMicros()) {
       if (record) this.drop(childLink, record);
       fail('NOT_FOUND', `Service not found: ${op.uri}`);
     }
+    if (suffix !== undefined) {
+      // A task's utilities: its subscribers (a CONTINUOUS task PATCHes them), stats, config, …
+      op.authz?.check('GET', record.doc);
+      if (suffix === 'subscriptions') return this.host.subscriptions.handle(childLink, op, () => (record.resultsFile ? undefined : withResults(record.doc, record.resultsJson)));
+      return genericUtility(this.host, childLink, op, suffix);
+    }
     op.authz?.check(op.action === 'DELETE' ? 'DELETE' : 'GET', record.doc);
     if (op.action === 'DELETE') {
       this.tasks.delete(childLink);
+      this.stopFollowing(childLink);
       return this.answer(record, () => this.forget(record));
     }
     if (op.action !== 'GET') fail('METHOD_NOT_ALLOWED', `Action not supported: ${op.action}`);
@@ -372,12 +433,23 @@ export class QueryTaskService implements Service {
 
   private drop(link: string, record: TaskRecord): void {
     this.tasks.delete(link);
+    this.stopFollowing(link);
     this.forget(record);
+  }
+
+  /** A task gone (deleted, expired): no more updates, and its subscriptions end with it. */
+  private stopFollowing(link: string): void {
+    this.continuous.remove(link);
+    this.host.subscriptions.end(link);
   }
 
   sweep(now: number): void {
     for (const [link, t] of this.tasks) if (t.expiresAtMicros <= now) this.drop(link, t);
   }
+}
+
+function isContinuous(spec: QuerySpecification): boolean {
+  return hasOption(spec, 'CONTINUOUS') || hasOption(spec, 'CONTINUOUS_STOP_MATCH');
 }
 
 /** Results come in pages (nextPageLink) rather than inline: a resultLimit without TOP_RESULTS or COUNT. */

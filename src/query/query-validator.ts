@@ -155,7 +155,7 @@ function checkOptionCombinations(options: QueryOption[], terms: SpecTerms, numbe
 }
 
 /** Xenon options krypton does not implement (see README, Queries). */
-const UNSUPPORTED_OPTIONS: readonly QueryOption[] = ['CONTINUOUS', 'CONTINUOUS_STOP_MATCH'];
+const UNSUPPORTED_OPTIONS: readonly QueryOption[] = ['CONTINUOUS_STOP_MATCH'];
 
 function checkSorting(spec: QuerySpecification, options: QueryOption[]): void {
   if (options.includes('SORT') && !spec.sortTerm) fail('INVALID_QUERY', 'querySpec.sortTerm is required with SORT');

@@ -33,6 +33,8 @@ type UpdateAction = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 interface Notification {
   action: UpdateAction;
   json: string;
+  /** Already filtered for its reader (a continuous query task's results): no per-document read check. */
+  filtered?: boolean;
 }
 
 interface Subscriber {
@@ -77,6 +79,20 @@ export class Subscriptions {
     for (const [link, subs] of [...this.byLink]) {
       for (const s of [...subs.values()]) if (s.documentExpirationTimeMicros > 0 && s.documentExpirationTimeMicros <= nowMicros) this.remove(link, s, true);
     }
+  }
+
+  /** Sends `link`'s subscribers an update of a service whose state is not in the index (a CONTINUOUS query task). */
+  publish(link: string, action: UpdateAction, json: string): void {
+    const subs = this.byLink.get(link);
+    if (subs) for (const s of subs.values()) this.enqueue(link, s, { action, json, filtered: true });
+  }
+
+  /** The service at `link` is gone (a query task deleted or expired): its subscriptions end. */
+  end(link: string): void {
+    const subs = this.byLink.get(link);
+    if (!subs) return;
+    for (const s of subs.values()) s.removed = true;
+    this.byLink.delete(link);
   }
 
   /** The `P/subscriptions` utility of `link`; `factory`: the link is a factory (its children's creations are notified). */
@@ -204,7 +220,7 @@ export class Subscriptions {
     s.sending = true;
     try {
       for (let n = s.queue.shift(); n && !s.removed && !this.stopped; n = s.queue.shift()) {
-        if (s.mayRead && !readable(s.mayRead, n.json)) continue;
+        if (s.mayRead && !n.filtered && !readable(s.mayRead, n.json)) continue;
         const delivered = await this.send(s, n);
         if (delivered) {
           s.consecutiveFailures = 0;
