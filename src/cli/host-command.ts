@@ -23,7 +23,7 @@ export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   services: { type: 'list', repeatable: true, help: 'JavaScript module exporting service definitions (repeatable)' },
   requestPayloadSizeLimit: { type: 'int', help: 'largest accepted request body in bytes (default 67108864)' },
   maintenanceIntervalMicros: { type: 'int', help: 'host maintenance period: expiry purge (default 1000000)' },
-  indexFlushDelayMs: { type: 'int', help: 'longest wait of an acknowledged write in the commit log before it is applied to the index in a batch (default 10)' },
+  indexFlushDelayMs: { type: 'int', help: 'longest wait of an acknowledged write in the commit log before it is applied to the index in a batch (default 50)' },
   queryTaskExpirationMicros: { type: 'int', help: 'default lifetime of query tasks and pages (default 600000000)' },
   migrationIntervalMicros: { type: 'int', help: 'default interval of continuous migration runs (default 60000000)' },
   logLevel: { type: 'string', help: 'pino log level: fatal, error, warn, info, debug (default info)' },

@@ -65,7 +65,7 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   services: [],
   requestPayloadSizeLimit: 64 * 1024 * 1024,
   maintenanceIntervalMicros: 1_000_000,
-  indexFlushDelayMs: 10,
+  indexFlushDelayMs: 50,
   queryTaskExpirationMicros: 600_000_000,
   migrationIntervalMicros: 60_000_000,
   logLevel: 'info',
