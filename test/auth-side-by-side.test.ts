@@ -134,7 +134,8 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     assert.equal((await http('GET', `${green.uri}/core/examples/hidden`, undefined, as(adminGreen))).status, 404, 'the task read with its creator identity, not as system');
     assert.equal((await snapshotAs(green.uri, adminGreen)).get('/core/examples/m-1').documentAuthPrincipalLink, migratorLink, "the destination writes are the creator's");
     // The creator's token expires; the task keeps its identity.
-    await new Promise((r) => setTimeout(r, Math.max(0, loggedInAt + 2600 - Date.now())));
+    // (A 2 s session lasts 2 to 3 s: its exp is whole seconds, rounded up.)
+    await new Promise((r) => setTimeout(r, Math.max(0, loggedInAt + 3100 - Date.now())));
     const expired = await http('GET', `${green.uri}${link}`, undefined, as(token));
     assert.equal(expired.status, 403);
     assert.match(expired.json.message, /expired/);
