@@ -212,6 +212,12 @@ describe('host REST API (Xenon core wire, spec §13 walk-through)', () => {
     assert.equal(instance.counter, 0);
     assert.equal(instance.documentSelfLink, '/core/examples/child-template');
     assert.match(tpl.text, /^\{\n {2}"documentLinks"/, 'pretty-printed');
+    // Every service answers /template; one without a state schema describes its built-in fields.
+    for (const path of ['/core/query-tasks/template', '/core/node-groups/default/template']) {
+      const t = await http('GET', `${base}${path}`);
+      assert.equal(t.status, 200, `${path}: ${t.text}`);
+      assert.equal(t.json.documentDescription.propertyDescriptions.documentSelfLink.typeName, 'STRING');
+    }
     const stats = await http('GET', `${base}/core/examples/a/stats`);
     assert.equal(stats.status, 200);
     for (const method of ['DELETE', 'OPTIONS'] as const) {

@@ -59,6 +59,23 @@ export function templateDocument(host: Host, def: StatefulServiceDefinition, isF
   return { documentLinks: [link], documents: { [link]: child }, documentCount: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id };
 }
 
+/** The template of a service that has no state schema: its built-in fields described. */
+function builtinTemplate(host: Host, selfLink: string): Doc {
+  const propertyDescriptions = Object.fromEntries(
+    Object.keys(BUILTIN_DESCRIPTIONS)
+      .sort()
+      .map((name) => [name, BUILTIN_DESCRIPTIONS[name]]),
+  );
+  return {
+    documentDescription: { propertyDescriptions, documentIndexingOptions: [], serviceCapabilities: [], versionRetentionLimit: 1000, versionRetentionFloor: 500, serializedStateSizeLimit: 32768 },
+    documentVersion: 0,
+    documentSelfLink: selfLink,
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
+    documentOwner: host.id,
+  };
+}
+
 /**
  * The parts of a (TypeBox) JSON schema a template describes. `indexingOptions` and `usageOptions`
  * are krypton's keywords for Xenon's @PropertyOptions / @UsageOption annotations, e.g.
@@ -242,6 +259,10 @@ export async function genericUtility(host: Host, link: string, op: Operation, su
         const v = host.store.getLatest(link);
         return v && v.action !== 'DELETE' ? v.json : undefined;
       });
+    case 'template':
+      // A service without a state schema (a node group, the query task factory): the built-in fields only.
+      if (op.action !== 'GET') return fail('METHOD_NOT_ALLOWED', `Action not supported on template: ${op.action}`);
+      return { status: 200, body: JSON.stringify(builtinTemplate(host, `${link}/template`), null, 2) };
     case 'ui':
       if (op.action !== 'GET') return fail('VALIDATION', 'Action not supported');
       return { status: 302, headers: { location: `/core/ui/default/#${link}/home` } };
