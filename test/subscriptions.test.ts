@@ -206,4 +206,27 @@ describe('subscriptions in a node group: a subscriber hears of writes made throu
     assert.ok(got.every((r) => r.pragma.split(';').includes('xn-nt')));
     assert.equal(l.at('/group-factory').length, 3, 'updates are not creations');
   });
+
+  it('runs a CONTINUOUS query on one member over writes made through the others', async () => {
+    const [a, b, c] = g as [GroupMember, GroupMember, GroupMember];
+    const query = { term: { propertyName: 'name', matchValue: 'watched-in-group' } };
+    const created = await http('POST', `${c.uri}/core/query-tasks`, { querySpec: { query, options: ['CONTINUOUS', 'EXPAND_CONTENT'] } });
+    assert.equal(created.status, 202, created.text);
+    const task = `${c.uri}${created.json.documentSelfLink}`;
+    await waitFor(async () => (await http('GET', task)).json.results !== undefined, 'the initial results');
+    assert.equal((await http('POST', `${task}/subscriptions`, { reference: l.url('/group-cq') })).status, 200);
+    assert.equal((await http('POST', `${a.uri}/core/examples`, { name: 'watched-in-group', documentSelfLink: 'cq-g' })).status, 200);
+    assert.equal((await http('POST', `${b.uri}/core/examples`, { name: 'not watched', documentSelfLink: 'cq-other' })).status, 200);
+    assert.equal((await http('PATCH', `${b.uri}/core/examples/cq-g`, { counter: 3 })).status, 200);
+    const got = await receivedAt(l, '/group-cq', 2);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(
+      l.at('/group-cq').map((r) => [r.body.results.documentLinks[0], r.body.results.documents['/core/examples/cq-g'].counter ?? null, r.body.results.continuousResults]),
+      [
+        ['/core/examples/cq-g', null, { documentCountAdded: 1, documentCountUpdated: 0, documentCountDeleted: 0 }],
+        ['/core/examples/cq-g', 3, { documentCountAdded: 1, documentCountUpdated: 1, documentCountDeleted: 0 }],
+      ],
+    );
+    assert.equal(got[0]!.body.taskInfo.stage, 'STARTED');
+  });
 });
