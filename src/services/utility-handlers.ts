@@ -32,9 +32,7 @@ export function configDocument(host: Host, def: StatefulServiceDefinition, selfL
  */
 export function templateDocument(host: Host, def: StatefulServiceDefinition, isFactory: boolean): Doc {
   const own = describeFields(def.schema as JsonSchema | undefined, new Set(def.fixedItemNameFields ?? [])) ?? {};
-  const propertyDescriptions: Doc = {};
-  // Xenon keeps the descriptions in a TreeMap: sorted by field name, built-ins among them.
-  for (const name of [...Object.keys(own), ...Object.keys(BUILTIN_DESCRIPTIONS)].sort()) propertyDescriptions[name] = own[name] ?? BUILTIN_DESCRIPTIONS[name];
+  const propertyDescriptions = withBuiltins(own);
   const instance: Doc = {};
   for (const [name, d] of Object.entries(own)) if ((d as Doc)['exampleValue'] !== undefined) instance[name] = (d as Doc)['exampleValue'];
   const child: Doc = {
@@ -59,15 +57,24 @@ export function templateDocument(host: Host, def: StatefulServiceDefinition, isF
   return { documentLinks: [link], documents: { [link]: child }, documentCount: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: host.id };
 }
 
+/** A service's property descriptions and the built-in fields', sorted by name as Xenon's TreeMap keeps them. */
+function withBuiltins(own: Doc): Doc {
+  const out: Doc = {};
+  for (const name of [...Object.keys(own), ...Object.keys(BUILTIN_DESCRIPTIONS)].sort()) out[name] = own[name] ?? BUILTIN_DESCRIPTIONS[name];
+  return out;
+}
+
 /** The template of a service that has no state schema: its built-in fields described. */
 function builtinTemplate(host: Host, selfLink: string): Doc {
-  const propertyDescriptions = Object.fromEntries(
-    Object.keys(BUILTIN_DESCRIPTIONS)
-      .sort()
-      .map((name) => [name, BUILTIN_DESCRIPTIONS[name]]),
-  );
   return {
-    documentDescription: { propertyDescriptions, documentIndexingOptions: [], serviceCapabilities: [], versionRetentionLimit: 1000, versionRetentionFloor: 500, serializedStateSizeLimit: 32768 },
+    documentDescription: {
+      propertyDescriptions: withBuiltins({}),
+      documentIndexingOptions: [],
+      serviceCapabilities: [],
+      versionRetentionLimit: 1000,
+      versionRetentionFloor: 500,
+      serializedStateSizeLimit: 32768,
+    },
     documentVersion: 0,
     documentSelfLink: selfLink,
     documentUpdateTimeMicros: 0,
