@@ -3,7 +3,7 @@ import type { Host } from '../core/host.js';
 import { DocumentView, matchesQuery } from '../auth/query-matcher.js';
 import { FactoryService } from '../services/factory-service.js';
 import type { WriteOp } from '../store/write-ops.js';
-import { hasOption, resultEnd, shapeDocument } from './query-engine.js';
+import { hasOption, isExpanded, resultEnd, shapeDocument } from './query-engine.js';
 import type { QuerySpecification } from './query-types.js';
 
 /** Xenon's `results.continuousResults`: documents seen matching since the task started. */
@@ -52,8 +52,7 @@ export class ContinuousResults {
       this.documentCount++;
     } else this.counts.documentCountUpdated++;
     const parts = [`"documentLinks":${counting ? '[]' : JSON.stringify([u.link])}`];
-    const expand = hasOption(this.spec, 'EXPAND_CONTENT') || hasOption(this.spec, 'EXPAND_SELECTED_FIELDS') || hasOption(this.spec, 'EXPAND_BUILTIN_CONTENT_ONLY');
-    if (expand && !counting) parts.push(`"documents":{${JSON.stringify(u.link)}:${shapeDocument(this.spec, u.json)}}`);
+    if (isExpanded(this.spec) && !counting) parts.push(`"documents":{${JSON.stringify(u.link)}:${shapeDocument(this.spec, u.json)}}`);
     parts.push(`"continuousResults":${JSON.stringify(this.counts)}`);
     parts.push(resultEnd(counting ? this.documentCount : 1, 1, { owner: this.owner }));
     return `{${parts.join(',')}}`;

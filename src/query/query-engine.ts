@@ -76,7 +76,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   const keyParams = plan.keys.flatMap((k) => k.params);
   const order = plan.keys.map((k) => `${k.expr} ${k.desc ? 'DESC' : 'ASC'}`).join(', ');
   const orderParams = plan.keys.flatMap((k) => k.params);
-  const expand = hasOption(spec, 'EXPAND_CONTENT') || hasOption(spec, 'EXPAND_SELECTED_FIELDS') || hasOption(spec, 'EXPAND_BUILTIN_CONTENT_ONLY');
+  const expand = isExpanded(spec);
   const selecting = hasOption(spec, 'SELECT_LINKS');
   const fetch = (cond: { sql: string; params: readonly unknown[] } | undefined, n: number) => {
     const where = cond ? [...conds, `(${cond.sql})`] : conds;
@@ -299,6 +299,11 @@ export interface StreamBatches {
   documents: number;
 }
 const EXPAND_OPTIONS: readonly string[] = ['EXPAND_CONTENT', 'EXPAND_SELECTED_FIELDS', 'EXPAND_BUILTIN_CONTENT_ONLY'];
+
+/** Results carry documents (whole, selected fields, or built-ins only), not only links. */
+export function isExpanded(spec: QuerySpecification): boolean {
+  return EXPAND_OPTIONS.some((o) => hasOption(spec, o));
+}
 
 /**
  * The rows of a ServiceDocumentQueryResult — `"documentLinks":[…]` and, when expanded,

@@ -248,9 +248,7 @@ export class QueryTaskService implements Service {
       if (following && this.tasks.get(String(doc['documentSelfLink'])) === record) {
         // It stays STARTED until it expires or is deleted.
         doc['taskInfo'] = { ...(doc['taskInfo'] as Doc), stage: 'STARTED' };
-        doc['documentVersion'] = 1;
-        doc['documentUpdateAction'] = 'PATCH';
-        doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
+        this.patched(doc, 1);
         following.start(count);
         return;
       }
@@ -260,10 +258,15 @@ export class QueryTaskService implements Service {
       doc['taskInfo'] = { stage: 'FAILED', isDirect: false, failure: { ...failure, statusCode: failure.statusCode === 408 ? 408 : 400 } };
     }
     if (following) this.continuous.remove(String(doc['documentSelfLink']));
-    doc['documentVersion'] = 2;
+    this.patched(doc, 2);
+    if (!this.tasks.has(String(doc['documentSelfLink']))) this.forget(record); // deleted or expired meanwhile
+  }
+
+  /** Stamps the task document as Xenon's PATCH of a task leaves it: its version, action and time. */
+  private patched(doc: Doc, version: number): void {
+    doc['documentVersion'] = version;
     doc['documentUpdateAction'] = 'PATCH';
     doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
-    if (!this.tasks.has(String(doc['documentSelfLink']))) this.forget(record); // deleted or expired meanwhile
   }
 
   /**
@@ -281,11 +284,8 @@ export class QueryTaskService implements Service {
       this.forget(record);
       record.resultsJson = resultsJson;
       this.resultsInMemory += resultsJson.length;
-      const doc = record.doc;
-      doc['documentVersion'] = (doc['documentVersion'] as number) + 1;
-      doc['documentUpdateAction'] = 'PATCH';
-      doc['documentUpdateTimeMicros'] = this.host.clock.nowMicros();
-      this.host.subscriptions.publish(link, 'PATCH', withResults(doc, resultsJson));
+      this.patched(record.doc, (record.doc['documentVersion'] as number) + 1);
+      this.host.subscriptions.publish(link, 'PATCH', withResults(record.doc, resultsJson));
     };
     this.continuous.add({ link, spec, mayRead: run.mayRead, matched: (u) => (waiting ? waiting.push(u) : apply(u)) });
     return {
