@@ -43,6 +43,36 @@ describe('commit log records', () => {
     assert.throws(() => decodeRecord(two.slice(0, -1)), /cut short/);
   });
 
+  it('leaves out of a record the built-ins its document holds, and reads them back from the document', () => {
+    const built = { documentVersion: 3, documentKind: 'k', documentSelfLink: '/core/examples/d"q', documentUpdateTimeMicros: 1795307195519597, documentUpdateAction: 'PUT' };
+    const full = { ...built, documentExpirationTimeMicros: 1795307195519999, documentOwner: 'host-b', documentAuthPrincipalLink: '/core/authz/users/a' };
+    const v = (json: string, d: Record<string, unknown>) => ({
+      link: d['documentSelfLink'] as string,
+      factory: '/core/examples',
+      version: d['documentVersion'] as number,
+      kind: (d['documentKind'] as string | undefined) ?? null,
+      updateTime: d['documentUpdateTimeMicros'] as number,
+      action: d['documentUpdateAction'] as string,
+      expiration: (d['documentExpirationTimeMicros'] as number | undefined) ?? 0,
+      owner: (d['documentOwner'] as string | undefined) ?? null,
+      authPrincipal: (d['documentAuthPrincipalLink'] as string | undefined) ?? null,
+      json,
+      inJson: true,
+    });
+    const docs = [{ name: 'a\nb', ...full }, { ...built }];
+    const ops: WriteOp[] = docs.map((d, i) => ({ t: 'write', v: v(JSON.stringify(d), d), knownNew: i === 0, ...(i === 0 ? { retention: { limit: 10, floor: 5 } } : {}) }));
+    const text = encodeRecord(7, ops);
+    assert.ok(!text.split('\n')[0]!.includes('host-b'), 'the header does not repeat the owner the document holds');
+    const back = decodeRecord(text);
+    assert.deepEqual(
+      back,
+      ops.map((op, i) => (op.t === 'write' ? { ...op, v: { ...op.v, parsed: docs[i] } } : op)),
+    );
+    // A document line that is not a document (cut short, or damaged) ends the records there.
+    const broken = `${text.split('\n')[0]}\n{"name":"cut\n${JSON.stringify(docs[1])}\n`;
+    assert.deepEqual([...readRecords(broken)], []);
+  });
+
   it('reads the one-line records release 0.1.0 wrote', () => {
     const v = { link: '/core/examples/old', factory: '/core/examples', version: 0, kind: 'k', updateTime: 5, action: 'POST', expiration: 0, owner: 'h', authPrincipal: null };
     const line = `{"s":9,"o":[{"t":"write","k":true,"r":{"limit":1000,"floor":500},"v":${JSON.stringify(v)},"d":{"name":"old","documentSelfLink":"/core/examples/old"}}]}\n`;

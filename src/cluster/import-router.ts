@@ -26,7 +26,8 @@ export class ImportRouter {
    * identity) or else the credentials of `op` (a client's import): the owner authorizes them again.
    */
   async route(factoryLink: string, docs: Doc[], history: boolean, overwrite: boolean, principal: string | undefined, op?: Operation, credentials?: Record<string, string>): Promise<ImportOutcome[]> {
-    if (op?.hasPragma(Pragma.FORWARDED)) return importIntoFactory(this.host, factoryLink, docs, history, overwrite, principal);
+    // Forwarded here by another member, or this node owns every link (a group of one): all local.
+    if (op?.hasPragma(Pragma.FORWARDED) || !this.group.ownerSnapshot()) return importIntoFactory(this.host, factoryLink, docs, history, overwrite, principal);
     const factory = this.host.service(factoryLink);
     if (!(factory instanceof FactoryService)) fail('NOT_FOUND', `destination factory ${factoryLink} does not exist on ${this.host.uri}`);
     const links = docs.map((d) => factory.writer.childLinkFor((history ? ((d['versions'] as Doc[] | undefined)?.at(-1) ?? {}) : d)['documentSelfLink'], true));

@@ -288,7 +288,8 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
 async function writePage(ctx: RunContext, node: string, docs: Doc[], destinations: string[]): Promise<void> {
   const { state } = ctx;
   const history = state.migrationOptions.includes('ALL_VERSIONS');
-  const versions = (history ? await withHistory(ctx, node, docs) : docs.map((d) => [d])).flat().map((v) => scrub(v, state.sourceFactoryLink));
+  const versions = history ? (await withHistory(ctx, node, docs)).flat() : docs;
+  for (const v of versions) scrub(v, state.sourceFactoryLink);
   let byFactory: Map<string, Doc[][]>;
   if (state.transformationServiceLink) {
     const t = await transformDocuments(ctx, versions, destinations);
@@ -319,10 +320,10 @@ function groupByLink(versions: Doc[]): Doc[][] {
   return [...groups.values()];
 }
 
-function scrub(doc: Doc, sourceFactoryLink: string): Doc {
+/** Rewrites the self link to the id in place: the documents were parsed for this slice alone. */
+function scrub(doc: Doc, sourceFactoryLink: string): void {
   const link = doc['documentSelfLink'];
-  if (typeof link === 'string' && link.startsWith(sourceFactoryLink)) return { ...doc, documentSelfLink: link.slice(sourceFactoryLink.length) };
-  return doc;
+  if (typeof link === 'string' && link.startsWith(sourceFactoryLink)) doc['documentSelfLink'] = link.slice(sourceFactoryLink.length);
 }
 
 /** ALL_VERSIONS: each document's retained history on the source node, oldest first. */

@@ -227,7 +227,7 @@ export class DocumentWriter {
     let endTurn: (() => void) | undefined = await this.importTurns.acquire(this.def.factoryLink);
     const releases: Array<() => void> = [];
     try {
-      for (const l of unique) releases.push(await this.host.locks.acquire(l));
+      for (const l of unique) releases.push(this.host.locks.tryAcquire(l) ?? (await this.host.locks.acquire(l)));
       const outcomes: ImportOutcome[] = [];
       let pending: Pending[] = [];
       let firstOutcome = 0;
@@ -246,22 +246,27 @@ export class DocumentWriter {
           }),
         );
       };
-      const touched = new Map<string, Doc>();
+      // A link written earlier in this batch (a batch may hold one link twice): its newest state.
+      const touched = unique.length < links.length ? new Map<string, Doc>() : undefined;
       // One index read for the whole batch (its links are locked: nothing changes them meanwhile).
       const stored = mode.history ? undefined : this.host.store.getLatestMany(unique);
       const now = this.host.clock.nowMicros();
       for (let i = 0; i < docs.length; i++) {
         const link = links[i]!;
         try {
-          const ps = mode.history
-            ? await this.importHistory(link, docs[i]!['versions'] as Doc[], now, principal, mode.overwrite ?? false)
-            : await this.importOne(link, docs[i]!, touched.get(link), stored!.get(link), now, principal, mode.overwrite ?? false).then((p) => (p ? [p] : []));
+          let ps: Pending[];
+          if (mode.history) ps = await this.importHistory(link, docs[i]!['versions'] as Doc[], now, principal, mode.overwrite ?? false);
+          else {
+            let one = this.importOne(link, docs[i]!, touched?.get(link), stored!.get(link), now, principal, mode.overwrite ?? false);
+            if (one instanceof Promise) one = await one;
+            ps = one ? [one] : [];
+          }
           const last = ps.at(-1);
           const result = last ? (last.doc['documentUpdateAction'] === 'DELETE' && ps.length === 1 ? 'deleted' : 'migrated') : 'skipped';
           outcomes.push(mode.history && result === 'migrated' ? { link, result, versions: ps.length } : { link, result });
           if (last) {
-            pending.push(...ps);
-            touched.set(link, last.doc);
+            for (const p of ps) pending.push(p);
+            touched?.set(link, last.doc);
           }
         } catch (err) {
           outcomes.push({ link, result: 'failed', error: (err as Error).message });
@@ -303,7 +308,8 @@ export class DocumentWriter {
     return out;
   }
 
-  private async importOne(
+  /** One document of an import: undefined when skipped; a promise only when the service's create handler is asynchronous. */
+  private importOne(
     link: string,
     src: Doc,
     inBatch: Doc | undefined,
@@ -311,7 +317,7 @@ export class DocumentWriter {
     now: number,
     principal: string | undefined,
     overwrite: boolean,
-  ): Promise<Pending | undefined> {
+  ): Pending | undefined | Promise<Pending | undefined> {
     const srcTime = longField(src, 'documentUpdateTimeMicros') ?? now;
     const stored = inBatch ? undefined : storedBefore;
     const existing = inBatch ?? (this.isLive(stored, now) ? (JSON.parse(stored.json) as Doc) : undefined);
@@ -325,19 +331,33 @@ export class DocumentWriter {
       if (!existing || exDeleted) return undefined;
       return { doc: this.compose(userFields(existing), link, exVersion + 1, 'DELETE', srcTime, input, expiration), purgeFirst: false };
     }
-    const state = await this.runCreate(input);
-    if (!existing) {
-      const version = Math.max(0, longField(src, 'documentVersion') ?? 0);
-      return { doc: this.compose(state, link, version, 'POST', srcTime, input, expiration), purgeFirst: stored !== undefined, isNew: stored === undefined };
-    }
-    return { doc: this.compose(state, link, exVersion + 1, exDeleted ? 'POST' : 'PUT', srcTime, input, expiration), purgeFirst: exDeleted };
+    const pendingFor = (state: Doc): Pending => {
+      if (!existing) {
+        const version = Math.max(0, longField(src, 'documentVersion') ?? 0);
+        return { doc: this.compose(state, link, version, 'POST', srcTime, input, expiration), purgeFirst: stored !== undefined, isNew: stored === undefined };
+      }
+      return { doc: this.compose(state, link, exVersion + 1, exDeleted ? 'POST' : 'PUT', srcTime, input, expiration), purgeFirst: exDeleted };
+    };
+    const state = this.runCreate(input);
+    return state instanceof Promise ? state.then(pendingFor) : pendingFor(state);
   }
 
-  private async runCreate(input: WriteInput): Promise<Doc> {
+  /** The service's create handler on the body's user fields, validated; a promise only when the handler returns one. */
+  private runCreate(input: WriteInput): Doc | Promise<Doc> {
     const body = userFields(input.body);
-    const state = this.def.create ? await this.def.create({ body, fromMigration: input.fromMigration, op: input.op, host: this.host }) : body;
-    this.validate(state);
-    return state;
+    if (!this.def.create) {
+      this.validate(body);
+      return body;
+    }
+    const created = this.def.create({ body, fromMigration: input.fromMigration, op: input.op, host: this.host });
+    if (created instanceof Promise) {
+      return created.then((state) => {
+        this.validate(state);
+        return state;
+      });
+    }
+    this.validate(created);
+    return created;
   }
 
   private validate(state: Doc): void {
@@ -393,7 +413,8 @@ export class DocumentWriter {
       const link = doc['documentSelfLink'] as string;
       if (purgeFirst) ops.push({ t: 'purge', link });
       const json = JSON.stringify(doc);
-      this.texts.set(doc, json);
+      // Imports never answer with the document: no reply text to keep.
+      if (durability !== 'import') this.texts.set(doc, json);
       const v: WireVersion = {
         link,
         factory: this.def.factoryLink,
@@ -407,6 +428,10 @@ export class DocumentWriter {
         json,
       };
       if (this.def.fixedItemNameFields) v.fixedItemNameFields = this.def.fixedItemNameFields;
+      // Every built-in above is the document's own (its log record can leave them out), unless the
+      // factory does not purge expired documents (the index keeps no expiration) or the document
+      // came with another kind.
+      if (v.expiration === doc['documentExpirationTimeMicros'] && v.kind === doc['documentKind']) v.inJson = true;
       ops.push({ t: 'write', v, retention: this.retention, knownNew: isNew === true || purgeFirst });
     }
     try {

@@ -109,6 +109,15 @@ export function encodeRecord(seq: number, ops: readonly WriteOp[]): string {
     }
     const v = op.v;
     const r = op.retention;
+    if (v.inJson) {
+      head +=
+        `{"t":"d","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}` +
+        (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') +
+        (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '') +
+        '}';
+      docs += `\n${v.json}`;
+      continue;
+    }
     head +=
       `{"t":"w","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"l":${quote(v.link)},"f":${quoteCached(v.factory)}` +
       `,"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)},"e":${num(v.expiration)}` +
@@ -165,6 +174,16 @@ interface EncodedWrite {
   i?: IndexedField[];
 }
 
+/** A write whose built-ins are read from its document (WireVersion.inJson). */
+interface EncodedDocWrite {
+  t: 'd';
+  k: 0 | 1;
+  r: [number, number] | null;
+  f: string;
+  x?: string[];
+  i?: IndexedField[];
+}
+
 /** Krypton 0.1's form of a write: one line, the document embedded as `d` (still read, for a log left by it). */
 interface EncodedWriteV1 {
   t: 'write';
@@ -183,7 +202,7 @@ export function* readRecords(text: string): Generator<LogRecord> {
   for (;;) {
     const end = text.indexOf('\n', pos);
     if (end < 0) return;
-    let raw: { s: number; o: Array<WriteOp | EncodedWrite | EncodedWriteV1> };
+    let raw: { s: number; o: Array<WriteOp | EncodedWrite | EncodedDocWrite | EncodedWriteV1> };
     try {
       raw = JSON.parse(text.slice(pos, end)) as typeof raw;
     } catch {
@@ -192,7 +211,19 @@ export function* readRecords(text: string): Generator<LogRecord> {
     pos = end + 1;
     const o: WriteOp[] = [];
     for (const op of raw.o) {
-      if (op.t === 'w') {
+      if (op.t === 'd') {
+        const e = text.indexOf('\n', pos);
+        if (e < 0) return;
+        const json = text.slice(pos, e);
+        pos = e + 1;
+        const v = versionOf(json, op.f);
+        if (!v) return;
+        if (op.x) v.fixedItemNameFields = op.x;
+        if (op.i) v.fields = op.i;
+        const out: WriteOp = { t: 'write', v, knownNew: op.k === 1 };
+        if (op.r) out.retention = { limit: op.r[0], floor: op.r[1] };
+        o.push(out);
+      } else if (op.t === 'w') {
         const e = text.indexOf('\n', pos);
         if (e < 0) return;
         const v: WireVersion = { link: op.l, factory: op.f, version: op.n, kind: op.K, updateTime: op.u, action: op.a, expiration: op.e, owner: op.w, authPrincipal: op.p, json: text.slice(pos, e) };
@@ -210,6 +241,38 @@ export function* readRecords(text: string): Generator<LogRecord> {
     }
     yield { s: raw.s, o };
   }
+}
+
+/** A version whose built-ins are read from its document text; undefined when the text is not a document (a torn record). */
+function versionOf(json: string, factory: string): WireVersion | undefined {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const link = doc['documentSelfLink'];
+  const version = doc['documentVersion'];
+  const updateTime = doc['documentUpdateTimeMicros'];
+  if (typeof link !== 'string' || typeof version !== 'number' || typeof updateTime !== 'number') return undefined;
+  const kind = doc['documentKind'];
+  const owner = doc['documentOwner'];
+  const principal = doc['documentAuthPrincipalLink'];
+  const expiration = doc['documentExpirationTimeMicros'];
+  return {
+    link,
+    factory,
+    version,
+    kind: typeof kind === 'string' ? kind : null,
+    updateTime,
+    action: String(doc['documentUpdateAction']),
+    expiration: typeof expiration === 'number' ? expiration : 0,
+    owner: typeof owner === 'string' ? owner : null,
+    authPrincipal: typeof principal === 'string' ? principal : null,
+    json,
+    inJson: true,
+    parsed: doc,
+  };
 }
 
 /** The ops of one record's text (see encodeRecord). */

@@ -5,6 +5,13 @@ import type { NewVersion, RetentionPolicy, SqliteStore } from './sqlite-store.js
 export interface WireVersion extends Omit<NewVersion, 'fields'> {
   fields?: readonly IndexedField[];
   fixedItemNameFields?: readonly string[];
+  /**
+   * The built-ins above (link, version, kind, update time, action, expiration, owner, principal)
+   * are those of `json`: its log record leaves them out, the writer reads them from the document.
+   */
+  inJson?: boolean;
+  /** `json` parsed (by the record decoder, which needs the built-ins): not parsed a second time. */
+  parsed?: Record<string, unknown>;
 }
 
 /** One index mutation, plain data so it can cross to the writer thread. */
@@ -33,7 +40,7 @@ export function applyOps(store: SqliteStore, ops: readonly WriteOp[]): void {
     switch (op.t) {
       case 'write': {
         const v = op.v;
-        const fields = v.fields ?? indexFields(JSON.parse(v.json) as Record<string, unknown>, { fixedItemNameFields: v.fixedItemNameFields ?? [] });
+        const fields = v.fields ?? indexFields(v.parsed ?? (JSON.parse(v.json) as Record<string, unknown>), { fixedItemNameFields: v.fixedItemNameFields ?? [] });
         store.write(v, fields, op.retention, op.knownNew);
         break;
       }
