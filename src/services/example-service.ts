@@ -29,7 +29,7 @@ const ORDERED_FIELDS: ReadonlySet<string> = new Set(FIELD_ORDER);
 function ordered(s: Doc): ExampleState {
   const out: Doc = {};
   for (const k of FIELD_ORDER) if (s[k] !== undefined && s[k] !== null) out[k] = s[k];
-  for (const k of Object.keys(s)) if (!ORDERED_FIELDS.has(k) && s[k] !== undefined && s[k] !== null) out[k] = s[k];
+  for (const k in s) if (!ORDERED_FIELDS.has(k) && s[k] !== undefined && s[k] !== null) out[k] = s[k];
   return out as ExampleState;
 }
 
@@ -83,7 +83,7 @@ export const ExampleService = defineStatefulService<ExampleState>({
       isFromMigration: fromMigration,
     };
     // Fields the schema does not name follow, in the body's order (the schema then judges them).
-    for (const k of Object.keys(body)) if (!ORDERED_FIELDS.has(k)) state[k] = body[k];
+    for (const k in body) if (!ORDERED_FIELDS.has(k)) state[k] = body[k];
     return ordered(state);
   },
   put: ({ current, body }) => {
