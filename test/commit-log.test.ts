@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRecord, encodeRecord, readRecords } from '../src/store/commit-log.js';
+import { decodeRecord, encodeRecord, encodeRecordParts, readRecords } from '../src/store/commit-log.js';
 import type { WriteOp } from '../src/store/write-ops.js';
 
 const doc = (link: string, extra: Record<string, unknown> = {}) => JSON.stringify({ name: 'n\n"x"\\', ...extra, documentSelfLink: link });
@@ -27,6 +27,11 @@ describe('commit log records', () => {
     const back = decodeRecord(text);
     assert.deepEqual(back, ops);
     for (const op of back) if (op.t === 'write') assert.deepEqual(JSON.parse(op.v.json), JSON.parse(doc(op.v.link)));
+    // The parts a writer thread is sent for an unlogged write: the header, then each document's text.
+    const parts = encodeRecordParts(42, ops);
+    assert.deepEqual(parts, text.slice(0, -1).split('\n'));
+    assert.deepEqual(decodeRecord(parts), ops);
+    assert.throws(() => decodeRecord(parts.slice(0, -1)), /cut short/);
   });
 
   it('stops at a record cut short, keeping the records before it', () => {
@@ -64,6 +69,7 @@ describe('commit log records', () => {
     const text = encodeRecord(7, ops);
     assert.ok(!text.split('\n')[0]!.includes('host-b'), 'the header does not repeat the owner the document holds');
     const back = decodeRecord(text);
+    assert.deepEqual(decodeRecord(encodeRecordParts(7, ops)), back);
     assert.deepEqual(
       back,
       ops.map((op, i) => (op.t === 'write' ? { ...op, v: { ...op.v, parsed: docs[i] } } : op)),

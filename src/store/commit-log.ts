@@ -98,8 +98,28 @@ export class CommitLog {
  * times more on the request path.
  */
 export function encodeRecord(seq: number, ops: readonly WriteOp[]): string {
-  let head = `{"s":${seq},"o":[`;
   let docs = '';
+  const head = encodeHeader(seq, ops, (json) => {
+    docs += `\n${json}`;
+  });
+  return `${head}${docs}\n`;
+}
+
+/**
+ * The same record as parts, its header line and then each document's text, for a write that is
+ * not logged (an import): posted to the writer thread as they are. Each text is already one flat
+ * string, while the single text would first be built and then flattened to be copied (measured:
+ * 0.1-0.4 µs a document posted against 1.6).
+ */
+export function encodeRecordParts(seq: number, ops: readonly WriteOp[]): string[] {
+  const parts = [''];
+  parts[0] = encodeHeader(seq, ops, (json) => parts.push(json));
+  return parts;
+}
+
+/** The header line of a record; `doc` is given each write's document text, in order. */
+function encodeHeader(seq: number, ops: readonly WriteOp[], doc: (json: string) => void): string {
+  let head = `{"s":${seq},"o":[`;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (i > 0) head += ',';
@@ -109,25 +129,17 @@ export function encodeRecord(seq: number, ops: readonly WriteOp[]): string {
     }
     const v = op.v;
     const r = op.retention;
-    if (v.inJson) {
+    const tail = (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') + (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '');
+    if (v.inJson) head += `{"t":"d","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}${tail}}`;
+    else {
       head +=
-        `{"t":"d","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}` +
-        (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') +
-        (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '') +
-        '}';
-      docs += `\n${v.json}`;
-      continue;
+        `{"t":"w","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"l":${quote(v.link)},"f":${quoteCached(v.factory)}` +
+        `,"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)},"e":${num(v.expiration)}` +
+        `,"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}${tail}}`;
     }
-    head +=
-      `{"t":"w","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"l":${quote(v.link)},"f":${quoteCached(v.factory)}` +
-      `,"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)},"e":${num(v.expiration)}` +
-      `,"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}` +
-      (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') +
-      (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '') +
-      '}';
-    docs += `\n${v.json}`;
+    doc(v.json);
   }
-  return `${head}]}${docs}\n`;
+  return `${head}]}`;
 }
 
 /** Strings JSON writes between quotes as they are (no quote, backslash or control character). */
@@ -193,54 +205,60 @@ interface EncodedWriteV1 {
   d: unknown;
 }
 
+type RawRecord = { s: number; o: Array<WriteOp | EncodedWrite | EncodedDocWrite | EncodedWriteV1> };
+
 /**
  * The records in `text` (one log segment, or one record), in order. A record cut short by a crash
  * (a line without its newline: it was never acknowledged) ends the text.
  */
 export function* readRecords(text: string): Generator<LogRecord> {
   let pos = 0;
-  for (;;) {
+  const nextLine = (): string | undefined => {
     const end = text.indexOf('\n', pos);
-    if (end < 0) return;
-    let raw: { s: number; o: Array<WriteOp | EncodedWrite | EncodedDocWrite | EncodedWriteV1> };
+    if (end < 0) return undefined;
+    const line = text.slice(pos, end);
+    pos = end + 1;
+    return line;
+  };
+  for (;;) {
+    const header = nextLine();
+    if (header === undefined) return;
+    let raw: RawRecord;
     try {
-      raw = JSON.parse(text.slice(pos, end)) as typeof raw;
+      raw = JSON.parse(header) as RawRecord;
     } catch {
       return;
     }
-    pos = end + 1;
-    const o: WriteOp[] = [];
-    for (const op of raw.o) {
-      if (op.t === 'd') {
-        const e = text.indexOf('\n', pos);
-        if (e < 0) return;
-        const json = text.slice(pos, e);
-        pos = e + 1;
-        const v = versionOf(json, op.f);
-        if (!v) return;
-        if (op.x) v.fixedItemNameFields = op.x;
-        if (op.i) v.fields = op.i;
-        const out: WriteOp = { t: 'write', v, knownNew: op.k === 1 };
-        if (op.r) out.retention = { limit: op.r[0], floor: op.r[1] };
-        o.push(out);
-      } else if (op.t === 'w') {
-        const e = text.indexOf('\n', pos);
-        if (e < 0) return;
-        const v: WireVersion = { link: op.l, factory: op.f, version: op.n, kind: op.K, updateTime: op.u, action: op.a, expiration: op.e, owner: op.w, authPrincipal: op.p, json: text.slice(pos, e) };
-        pos = e + 1;
-        if (op.x) v.fixedItemNameFields = op.x;
-        if (op.i) v.fields = op.i;
-        const out: WriteOp = { t: 'write', v, knownNew: op.k === 1 };
-        if (op.r) out.retention = { limit: op.r[0], floor: op.r[1] };
-        o.push(out);
-      } else if (op.t === 'write' && 'd' in op) {
-        const out: WriteOp = { t: 'write', v: { ...op.v, json: JSON.stringify(op.d) }, knownNew: op.k };
-        if (op.r) out.retention = op.r;
-        o.push(out);
-      } else o.push(op as WriteOp);
-    }
+    const o = decodeOps(raw, nextLine);
+    if (!o) return;
     yield { s: raw.s, o };
   }
+}
+
+/** A record's ops, each write's document text taken from `nextDoc`; undefined when the record is cut short or damaged. */
+function decodeOps(raw: RawRecord, nextDoc: () => string | undefined): WriteOp[] | undefined {
+  const o: WriteOp[] = [];
+  for (const op of raw.o) {
+    if (op.t === 'd' || op.t === 'w') {
+      const json = nextDoc();
+      if (json === undefined) return undefined;
+      const v: WireVersion | undefined =
+        op.t === 'd'
+          ? versionOf(json, op.f)
+          : { link: op.l, factory: op.f, version: op.n, kind: op.K, updateTime: op.u, action: op.a, expiration: op.e, owner: op.w, authPrincipal: op.p, json };
+      if (!v) return undefined;
+      if (op.x) v.fixedItemNameFields = op.x;
+      if (op.i) v.fields = op.i;
+      const out: WriteOp = { t: 'write', v, knownNew: op.k === 1 };
+      if (op.r) out.retention = { limit: op.r[0], floor: op.r[1] };
+      o.push(out);
+    } else if (op.t === 'write' && 'd' in op) {
+      const out: WriteOp = { t: 'write', v: { ...op.v, json: JSON.stringify(op.d) }, knownNew: op.k };
+      if (op.r) out.retention = op.r;
+      o.push(out);
+    } else o.push(op as WriteOp);
+  }
+  return o;
 }
 
 /** A version whose built-ins are read from its document text; undefined when the text is not a document (a torn record). */
@@ -275,9 +293,15 @@ function versionOf(json: string, factory: string): WireVersion | undefined {
   };
 }
 
-/** The ops of one record's text (see encodeRecord). */
-export function decodeRecord(text: string): WriteOp[] {
-  for (const rec of readRecords(text)) return rec.o;
+/** The ops of one record, as encodeRecord's text or encodeRecordParts' parts. */
+export function decodeRecord(record: string | readonly string[]): WriteOp[] {
+  if (typeof record === 'string') {
+    for (const rec of readRecords(record)) return rec.o;
+  } else {
+    let k = 0;
+    const ops = decodeOps(JSON.parse(record[0]!) as RawRecord, () => record[++k]);
+    if (ops) return ops;
+  }
   throw new Error('a write record was cut short');
 }
 

@@ -7,7 +7,7 @@ import { fail, kryptonError } from '../core/errors.js';
 import { FORMAT_VERSION, SCHEMA_DDL } from './schema.js';
 import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
-import { CommitLog, encodeRecord } from './commit-log.js';
+import { CommitLog, encodeRecordParts } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
 import { SnapshotPool, type IndexReader, type Snapshot } from './snapshots.js';
 import { StatementCache } from './statement-cache.js';
@@ -169,8 +169,9 @@ export class SqliteStore implements IndexReader {
     return {
       post: (id, groups, logSeqs) => {
         if (stopped) throw stopped;
-        // Text: a string is copied once into the message, a graph of op objects is cloned field by field.
-        worker.postMessage({ id, records: groups.map((g) => g.record ?? encodeRecord(0, g.ops)), logSeqs });
+        // Text: a string is copied once into the message, a graph of op objects is cloned field by
+        // field. A logged write sends its log record; another, the record's parts (no text to build).
+        worker.postMessage({ id, records: groups.map((g) => g.record ?? encodeRecordParts(0, g.ops)), logSeqs });
       },
       waitApplied: (id) => {
         for (;;) {

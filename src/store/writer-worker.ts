@@ -12,7 +12,7 @@ const store = SqliteStore.open(workerData.dir as string, { writer: 'sync' });
 /** The last applied batch id, shared with the main thread (a read there may wait for a batch). */
 const applied = new Int32Array(workerData.applied as SharedArrayBuffer);
 const applier = new BatchApplier(store);
-parentPort!.on('message', (msg: { id: number; records?: string[]; logSeqs?: number[]; close?: boolean }) => {
+parentPort!.on('message', (msg: { id: number; records?: Array<string | string[]>; logSeqs?: number[]; close?: boolean }) => {
   if (msg.close) {
     void store.close().then(() => parentPort!.postMessage({ id: msg.id, results: [] }));
     return;
