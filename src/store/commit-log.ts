@@ -243,9 +243,7 @@ function decodeOps(raw: RawRecord, nextDoc: () => string | undefined): WriteOp[]
       const json = nextDoc();
       if (json === undefined) return undefined;
       const v: WireVersion | undefined =
-        op.t === 'd'
-          ? versionOf(json, op.f)
-          : { link: op.l, factory: op.f, version: op.n, kind: op.K, updateTime: op.u, action: op.a, expiration: op.e, owner: op.w, authPrincipal: op.p, json };
+        op.t === 'd' ? versionOf(json, op.f) : { link: op.l, factory: op.f, version: op.n, kind: op.K, updateTime: op.u, action: op.a, expiration: op.e, owner: op.w, authPrincipal: op.p, json };
       if (!v) return undefined;
       if (op.x) v.fixedItemNameFields = op.x;
       if (op.i) v.fields = op.i;
