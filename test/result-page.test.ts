@@ -36,6 +36,24 @@ describe('ResultPage: a source page read a slice at a time', () => {
     });
   }
 
+  it('finds the right documents when one holds the text that follows it (\',"<next link>":\'), whatever order they are asked in', () => {
+    const sneaky = {
+      '/x/1': { m: { a: 1, '/x/2': { fake: true } }, s: ',"/x/2":{"fake":2}' },
+      '/x/2': { real: 2, also: { b: 0, '/x/3': 'not the third' } },
+      '/x/3': { real: 3 },
+    };
+    const text = JSON.stringify(queryTask(sneaky));
+    assert.ok(text.includes(',"/x/2":{"fake":true}'), 'the first document holds a key equal to the second link, after a comma');
+    const later = ResultPage.parse(text);
+    assert.deepEqual(later.documents(['/x/2']), [sneaky['/x/2']]);
+    assert.deepEqual(later.documents(['/x/3', '/x/1']), [sneaky['/x/3'], sneaky['/x/1']]);
+    const inOrder = ResultPage.parse(text);
+    assert.deepEqual(inOrder.documents(inOrder.links), Object.values(sneaky));
+    // Documents in another order than documentLinks, and a link without its document.
+    const shuffled = ResultPage.parse(JSON.stringify(queryTask({ '/x/3': { v: 3 }, '/x/1': { v: 1 } }, ['/x/1', '/x/2', '/x/3'])));
+    assert.deepEqual(shuffled.documents(shuffled.links), [{ v: 1 }, { v: 3 }]);
+  });
+
   it('skips links without a document, and documents that are not objects', () => {
     const page = ResultPage.parse(
       JSON.stringify(

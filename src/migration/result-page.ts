@@ -7,32 +7,57 @@ import { longField, type Doc } from '../core/document.js';
  * young-generation collections (each copies them) and then load the old generation; parsed a slice
  * at a time, each document's objects die young. Works on any JSON layout (Xenon's pretty-printed
  * pages too): the scan follows JSON's grammar, it does not expect krypton's byte layout.
+ *
+ * Finding each document's span that way reads every character of the page in JavaScript. A page
+ * as krypton writes it (no whitespace, documents in `documentLinks` order) is split faster: each
+ * document ends where `,"<next link>":` starts, which a native `indexOf` finds. That text could also
+ * occur inside a document, but a span cut there is not one JSON value, so it does not parse: spans
+ * found this way are trusted only in page order, each once every span before it has parsed
+ * (`proven`), and at the first one that does not, the page is scanned the slow way instead.
  */
 export class ResultPage {
+  /** Spans found by splitting at the next link (see above), proven up to this index; -1: none. */
+  private proven = -1;
+
   private constructor(
     readonly links: string[],
     readonly nextPageLink: string | undefined,
     /** The source's time for this page's query, when it reports one. */
     readonly queryTimeMicros: number | undefined,
     private readonly text: string,
-    /** `results.documents`: link → [start, end) of its value in `text`. */
-    private readonly spans: Map<string, [number, number]>,
+    /** Where `results.documents` starts in `text`, if the page has documents. */
+    private readonly documentsAt: number | undefined,
+    /** `results.documents`: link → [start, end) of its value in `text`, and its index in page order. */
+    private spans: Map<string, Span>,
+    /** The spans in page order when they were found by splitting (unproven); undefined when scanned. */
+    private split: Span[] | undefined,
   ) {}
 
   /** Reads a QueryTask's JSON text; throws a REMOTE error when it is not one. */
   static parse(text: string): ResultPage {
     let task: Doc;
-    const spans = new Map<string, [number, number]>();
+    let spans = new Map<string, Span>();
+    let split: Span[] | undefined;
+    let start: number | undefined;
     try {
-      const start = documentsStart(text);
+      start = documentsStart(text);
       if (start === undefined) task = JSON.parse(text) as Doc;
       else {
-        const end = forEachMember(text, start, (key, from, to) => {
-          spans.set(key, [from, to]);
-          return true;
-        });
-        // Everything but the documents is small: parsed as usual, with `{}` in their place.
-        task = JSON.parse(`${text.slice(0, start)}{}${text.slice(end)}`) as Doc;
+        // Everything but the documents is small: parsed as usual, with `{}` in their place. After a
+        // split at a wrong boundary the documents' end is wrong too, and the rest does not parse.
+        const rest = (end: number) => JSON.parse(`${text.slice(0, start)}{}${text.slice(end)}`) as Doc;
+        const fast = splitAtLinks(text, start);
+        let parsed: Doc | undefined;
+        if (fast) {
+          try {
+            parsed = rest(fast.end);
+            spans = fast.spans;
+            split = [...spans.values()];
+          } catch {
+            /* scanned below */
+          }
+        }
+        task = parsed ?? rest(scanSpans(text, start, spans));
       }
     } catch (cause) {
       throw kryptonError('REMOTE', `the source answered a query page that is not a QueryTask: ${(cause as Error).message}`, { cause });
@@ -40,7 +65,7 @@ export class ResultPage {
     const r = (task?.['results'] ?? {}) as Doc;
     const links = Array.isArray(r['documentLinks']) ? (r['documentLinks'] as unknown[]).filter((l): l is string => typeof l === 'string') : [];
     const next = typeof r['nextPageLink'] === 'string' ? r['nextPageLink'] : undefined;
-    return new ResultPage(links, next, longField(r, 'queryTimeMicros'), text, spans);
+    return new ResultPage(links, next, longField(r, 'queryTimeMicros'), text, start, spans, split);
   }
 
   /** The documents of `links` that the page holds, parsed now, in `links` order. */
@@ -49,16 +74,91 @@ export class ResultPage {
     for (const link of links) {
       const span = this.spans.get(link);
       if (!span) continue;
-      let d: unknown;
-      try {
-        d = JSON.parse(this.text.slice(span[0], span[1]));
-      } catch (cause) {
-        throw kryptonError('REMOTE', `the source answered a query page with an unreadable document ${link}: ${(cause as Error).message}`, { cause });
-      }
+      const d = this.parseSpan(span, link);
       if (d && typeof d === 'object' && !Array.isArray(d)) out.push(d as Doc);
     }
     return out;
   }
+
+  private parseSpan(span: Span, link: string): unknown {
+    if (this.split) {
+      // Split spans count only in page order: each earlier one must parse first (see the class comment).
+      try {
+        for (let k = this.proven + 1; k < span.index; k++) JSON.parse(this.text.slice(this.split[k]!.start, this.split[k]!.end));
+        this.proven = Math.max(this.proven, span.index - 1);
+        const d = JSON.parse(this.text.slice(span.start, span.end)) as unknown;
+        this.proven = Math.max(this.proven, span.index);
+        return d;
+      } catch {
+        // A boundary was wrong (or the page is damaged): find every span the slow way.
+        const spans = new Map<string, Span>();
+        scanSpans(this.text, this.documentsAt!, spans);
+        this.spans = spans;
+        this.split = undefined;
+        const again = spans.get(link);
+        if (!again) return undefined;
+        return this.parseSpan(again, link);
+      }
+    }
+    try {
+      return JSON.parse(this.text.slice(span.start, span.end)) as unknown;
+    } catch (cause) {
+      throw kryptonError('REMOTE', `the source answered a query page with an unreadable document ${link}: ${(cause as Error).message}`, { cause });
+    }
+  }
+}
+
+/** Where one document's value lies in the page's text, and its place among the page's documents. */
+interface Span {
+  start: number;
+  end: number;
+  index: number;
+}
+
+/** The spans of the documents object at `start`, following JSON's grammar; returns the index past it. */
+function scanSpans(text: string, start: number, spans: Map<string, Span>): number {
+  return forEachMember(text, start, (key, from, to) => {
+    spans.set(key, { start: from, end: to, index: spans.size });
+    return true;
+  });
+}
+
+/**
+ * The spans of the documents object at `start` when the page is laid out as krypton writes it: no
+ * whitespace, `documentLinks` (before the documents) naming them in the same order. Undefined when
+ * it is not. The last document is scanned, so the object's end is exact; the others are not proven
+ * here (see ResultPage).
+ */
+function splitAtLinks(text: string, start: number): { spans: Map<string, Span>; end: number } | undefined {
+  const linksKey = text.lastIndexOf('"documentLinks":[', start);
+  if (linksKey < 0) return undefined;
+  const linksStart = linksKey + '"documentLinks":'.length;
+  const linksEnd = skipValue(text, linksStart);
+  if (linksEnd > start) return undefined;
+  const links = JSON.parse(text.slice(linksStart, linksEnd)) as unknown[];
+  const spans = new Map<string, Span>();
+  let at = start + 1;
+  if (links.length === 0) return text.charCodeAt(at) === CLOSE_OBJECT ? { spans, end: at + 1 } : undefined;
+  let key = typeof links[0] === 'string' ? JSON.stringify(links[0]) : '';
+  for (let k = 0; k < links.length; k++) {
+    const link = links[k];
+    if (typeof link !== 'string' || spans.has(link) || !text.startsWith(key, at) || text.charCodeAt(at + key.length) !== COLON) return undefined;
+    const from = at + key.length + 1;
+    if (k === links.length - 1) {
+      const to = skipValue(text, from);
+      if (text.charCodeAt(to) !== CLOSE_OBJECT) return undefined;
+      spans.set(link, { start: from, end: to, index: k });
+      return { spans, end: to + 1 };
+    }
+    const next = links[k + 1];
+    if (typeof next !== 'string') return undefined;
+    key = JSON.stringify(next);
+    const to = text.indexOf(`,${key}:`, from);
+    if (to < 0) return undefined;
+    spans.set(link, { start: from, end: to, index: k });
+    at = to + 1;
+  }
+  return undefined;
 }
 
 const QUOTE = 34;
