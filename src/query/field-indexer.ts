@@ -36,17 +36,23 @@ const ITEM = 'item';
  */
 export function indexFields(doc: Record<string, unknown>, options: IndexOptions = {}): IndexedField[] {
   const collector = new Collector(new Set(options.fixedItemNameFields ?? []));
-  for (const [key, value] of Object.entries(doc)) {
+  for (const key in doc) {
     if (key.startsWith('document')) continue;
-    collector.walk(key, value, 0);
+    collector.walk(key, doc[key], 0);
     if (collector.full) break;
   }
   return collector.rows;
 }
 
+/**
+ * Walks a document. A value can repeat only where one name holds several values: under a collection
+ * (`tags.item`), a FIXED_ITEM_NAME map, or a key written with a dot (`"a.b"` beside `a: {b}`). Only
+ * there are values checked against those already indexed (`seen`, made on first use): most
+ * documents index each name once and need no set.
+ */
 class Collector {
   readonly rows: IndexedField[] = [];
-  private readonly seen = new Set<string>();
+  private seen: Set<string> | undefined;
 
   constructor(private readonly fixedItemNames: ReadonlySet<string>) {}
 
@@ -54,25 +60,25 @@ class Collector {
     return this.rows.length >= MAX_INDEXED_FIELDS;
   }
 
-  walk(name: string, value: unknown, depth: number): void {
+  walk(name: string, value: unknown, depth: number, mayRepeat = name.includes('.')): void {
     if (value === null || value === undefined || this.full) return;
     switch (typeof value) {
       case 'string':
-        return this.add(name, value, null);
+        return this.add(name, value, null, mayRepeat);
       case 'boolean':
-        return this.add(name, value ? 'true' : 'false', null);
+        return this.add(name, value ? 'true' : 'false', null, mayRepeat);
       case 'number':
-        if (Number.isFinite(value)) this.add(name, null, value);
+        if (Number.isFinite(value)) this.add(name, null, value, mayRepeat);
         return;
       case 'bigint':
-        return this.add(name, null, Number(value));
+        return this.add(name, null, Number(value), mayRepeat);
       case 'object':
         if (depth >= MAX_INDEX_DEPTH) return;
         if (Array.isArray(value)) {
-          for (const item of value) this.walk(`${name}.${ITEM}`, item, depth + 1);
+          for (const item of value) this.walk(`${name}.${ITEM}`, item, depth + 1, true);
           return;
         }
-        for (const [k, v] of Object.entries(value as Record<string, unknown>)) this.walk(`${name}.${k}`, v, depth + 1);
+        for (const k in value as Record<string, unknown>) this.walk(`${name}.${k}`, (value as Record<string, unknown>)[k], depth + 1, true);
         if (this.fixedItemNames.has(name)) this.fixedItems(name, value as Record<string, unknown>);
         return;
       default:
@@ -85,16 +91,19 @@ class Collector {
     const entries = Object.entries(map).filter(([, v]) => v !== null && v !== undefined);
     if (!entries.every(([, v]) => typeof v === 'string')) return;
     for (const [k, v] of entries) {
-      this.add(name, k, null);
-      this.add(name, v as string, null);
+      this.add(name, k, null, true);
+      this.add(name, v as string, null, true);
     }
   }
 
-  private add(name: string, s: string | null, n: number | null): void {
+  private add(name: string, s: string | null, n: number | null, mayRepeat: boolean): void {
     if (this.full) return;
-    const key = s !== null ? `${name}\u0000s\u0000${s}` : `${name}\u0000n\u0000${n}`;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
+    if (mayRepeat) {
+      const key = s !== null ? `${name}\u0000s\u0000${s}` : `${name}\u0000n\u0000${n}`;
+      this.seen ??= new Set();
+      if (this.seen.has(key)) return;
+      this.seen.add(key);
+    }
     this.rows.push({ name, s, n });
   }
 }
