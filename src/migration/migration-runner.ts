@@ -235,8 +235,7 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
   let nextLink = ((first['results'] ?? {}) as Doc)['nextPageLink'] as string | undefined;
   let pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
   let maxSeen = 0;
-  let previous: Promise<void> | undefined;
-  /** Each slice's acknowledgement (with its checkpoint), oldest first, while the next ones are written. */
+  /** Each slice's acknowledgement (with its checkpoint), oldest first; the last is the newest slice's. */
   const acknowledged: Array<Promise<void>> = [];
   /** Slice writes in flight. */
   const writing = new Set<Promise<void>>();
@@ -246,10 +245,10 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
     // Slices already being written finish first, so they are counted and checkpointed (a cancel
     // or a failure does not leave written documents out of the task's progress).
     await Promise.allSettled([...writing]);
-    await previous?.catch(() => undefined);
+    await acknowledged.at(-1)?.catch(() => undefined);
     throw err;
   }
-  if (previous) await previous;
+  await acknowledged.at(-1);
   if (!ctx.state.checkpoints[node]) ctx.state.checkpoints[node] = { updateTimeMicros: from, link: '' };
   return maxSeen;
 
@@ -278,7 +277,7 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
     for (const d of docs) maxSeen = Math.max(maxSeen, longField(d, 'documentUpdateTimeMicros') ?? 0);
     const last = docs[docs.length - 1]!;
     const checkpoint = { updateTimeMicros: longField(last, 'documentUpdateTimeMicros') ?? 0, link: last['documentSelfLink'] as string };
-    const prior = previous;
+    const prior = acknowledged.at(-1);
     const write = writePage(ctx, node, docs, destinations);
     writing.add(write);
     write.then(
@@ -290,7 +289,6 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
       ctx.save();
     });
     done.catch(() => undefined); // awaited below (or its failure surfaces through the next slice's)
-    previous = done;
     acknowledged.push(done);
     if (acknowledged.length > UNACKNOWLEDGED_SLICES) await acknowledged.shift();
   }

@@ -129,13 +129,13 @@ function encodeHeader(seq: number, ops: readonly WriteOp[], doc: (json: string) 
     }
     const v = op.v;
     const r = op.retention;
+    const common = `"k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}`;
     const tail = (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') + (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '');
-    if (v.inJson) head += `{"t":"d","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}${tail}}`;
+    if (v.inJson) head += `{"t":"d",${common}${tail}}`;
     else {
       head +=
-        `{"t":"w","k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"l":${quote(v.link)},"f":${quoteCached(v.factory)}` +
-        `,"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)},"e":${num(v.expiration)}` +
-        `,"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}${tail}}`;
+        `{"t":"w",${common},"l":${quote(v.link)},"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)}` +
+        `,"e":${num(v.expiration)},"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}${tail}}`;
     }
     doc(v.json);
   }
