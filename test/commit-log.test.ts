@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRecord, encodeRecord, encodeRecordParts, readRecords } from '../src/store/commit-log.js';
+import { appendFileSync, closeSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CommitLog, decodeRecord, encodeRecord, encodeRecordParts, readRecords } from '../src/store/commit-log.js';
 import type { WriteOp } from '../src/store/write-ops.js';
 
 const doc = (link: string, extra: Record<string, unknown> = {}) => JSON.stringify({ name: 'n\n"x"\\', ...extra, documentSelfLink: link });
@@ -85,5 +88,33 @@ describe('commit log records', () => {
     const [rec] = [...readRecords(line)];
     assert.equal(rec!.s, 9);
     assert.deepEqual(rec!.o, [{ t: 'write', v: { ...v, json: '{"name":"old","documentSelfLink":"/core/examples/old"}' }, knownNew: true, retention: { limit: 1000, floor: 500 } }]);
+  });
+
+  it('after a failed append, starts a new segment: a torn tail hides no record appended later', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'krypton-log-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const log = CommitLog.open(dir, 0);
+    log.append(1, encodeRecord(1, [write('/core/examples/one')]));
+    // The file breaks under the log (as an I/O error would): the append fails and is not acknowledged…
+    closeSync((log as unknown as { fd: number }).fd);
+    assert.throws(() => log.append(2, encodeRecord(2, [write('/core/examples/lost')])), /EBADF/);
+    // …and may have left part of its record behind.
+    const [first] = readdirSync(dir);
+    appendFileSync(join(dir, first!), encodeRecord(2, [write('/core/examples/lost')]).slice(0, 40));
+    // The next appends work, in a segment of their own.
+    log.append(2, encodeRecord(2, [write('/core/examples/two')]));
+    log.append(3, encodeRecord(3, [write('/core/examples/three')]));
+    assert.equal(readdirSync(dir).length, 2);
+    const links = [...CommitLog.records(dir, 0)].map((r) => [r.s, r.o[0]!.t === 'write' ? r.o[0]!.v.link : '']);
+    assert.deepEqual(links, [
+      [1, '/core/examples/one'],
+      [2, '/core/examples/two'],
+      [3, '/core/examples/three'],
+    ]);
+    // Released once applied: the closed segment goes when everything in it is in the index.
+    log.release(1);
+    assert.equal(readdirSync(dir).length, 1);
+    log.close(true);
+    assert.equal(readdirSync(dir).length, 0);
   });
 });

@@ -48,16 +48,41 @@ export class CommitLog {
     this.current = { name, bytes: 0, lastSeq: firstSeq - 1 };
   }
 
-  /** Appends one record (encodeRecord's text); when this returns, it survives the death of the process. */
-  append(seq: number, record: string): void {
-    const bytes = writeSync(this.fd, record);
-    this.current.bytes += bytes;
-    this.current.lastSeq = seq;
-    if (this.current.bytes >= SEGMENT_BYTES) {
-      closeSync(this.fd);
-      this.closed.push({ name: this.current.name, lastSeq: seq });
-      this.startSegment(seq + 1);
+  /**
+   * Appends records (encodeRecord's texts, `lastSeq` the last one's number); when this returns, they
+   * survive the death of the process. If the append fails, part of it may be in the file: the
+   * segment is closed there (replay stops at a torn record, so it ends its segment) and the next
+   * append starts a new one.
+   */
+  append(lastSeq: number, text: string): void {
+    if (this.fd < 0) this.startSegment(this.current.lastSeq + 1);
+    let bytes: number;
+    try {
+      bytes = writeSync(this.fd, text);
+      const size = Buffer.byteLength(text);
+      if (bytes < size) {
+        // A short write (rare: a signal, a nearly full disk): write the rest.
+        const buf = Buffer.from(text, 'utf8');
+        while (bytes < size) bytes += writeSync(this.fd, buf, bytes);
+      }
+    } catch (err) {
+      this.endSegment();
+      throw err;
     }
+    this.current.bytes += bytes;
+    this.current.lastSeq = lastSeq;
+    if (this.current.bytes >= SEGMENT_BYTES) this.endSegment();
+  }
+
+  private endSegment(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already unusable */
+    }
+    this.fd = -1;
+    if (this.current.bytes > 0) this.closed.push({ name: this.current.name, lastSeq: this.current.lastSeq });
+    else rmSync(join(this.dir, this.current.name), { force: true });
   }
 
   /** Deletes closed segments whose records are all applied to the index. */
