@@ -24,9 +24,18 @@ function report(section: string, lines: Record<string, string | number>): void {
   for (const [k, v] of Object.entries(lines)) console.log(`  ${k.padEnd(52)} ${typeof v === 'number' ? fmt(v, v < 10 ? 2 : 0) : v}`);
 }
 
-/** The seeds' load (ab -c 5, no keep-alive) against krypton and against a bare node:http server. */
+/**
+ * The seeds' load (ab -c 5, no keep-alive) against krypton and against a bare node:http server.
+ * Both get the same requests in the same order. The first round after start is reported apart
+ * ("cold"): V8 is still compiling krypton's request path then (measured: 365 functions optimized
+ * in the first 5,000 requests, 84 in the next 5,000, 11 after), while the bare server's few
+ * functions are optimized within the warm-up. The goal is checked on the rounds after it, bare and
+ * krypton alternating so that a slow minute of this shared machine hits both: the median of the
+ * per-round ratios.
+ */
 async function benchPost(): Promise<void> {
   const requests = n(20_000);
+  const rounds = 5;
   const body = join(mkdtempSync(join(tmpdir(), 'kb-')), 'example.json');
   writeFileSync(body, '{"name": "example-1", "counter": 1}\n');
   const port = await freePort();
@@ -34,16 +43,23 @@ async function benchPost(): Promise<void> {
   await new Promise((r) => bare.stdout!.once('data', r));
   const host = await startHost();
   try {
-    ab(`http://127.0.0.1:${port}/core/examples`, body, 2000, 5); // warm-up
-    ab(`${host.uri}/core/examples`, body, 2000, 5);
-    const bareRps = ab(`http://127.0.0.1:${port}/core/examples`, body, requests, 5);
-    const kryptonRps = ab(`${host.uri}/core/examples`, body, requests, 5);
-    const bareRps2 = ab(`http://127.0.0.1:${port}/core/examples`, body, requests, 5);
-    const baseline = (bareRps + bareRps2) / 2;
+    const bareUrl = `http://127.0.0.1:${port}/core/examples`;
+    const kryptonUrl = `${host.uri}/core/examples`;
+    ab(bareUrl, body, 2000, 5); // warm-up
+    ab(kryptonUrl, body, 2000, 5);
+    const cold = { bare: ab(bareUrl, body, requests, 5), krypton: ab(kryptonUrl, body, requests, 5) };
+    const warm: Array<{ bare: number; krypton: number }> = [];
+    for (let r = 0; r < rounds; r++) warm.push({ bare: ab(bareUrl, body, requests, 5), krypton: ab(kryptonUrl, body, requests, 5) });
+    const ratios = warm.map((w) => w.krypton / w.bare);
+    const mid = [...ratios].sort((a, b) => a - b)[Math.floor(rounds / 2)]!;
+    const list = (xs: number[], digits = 0) => xs.map((x) => fmt(x, digits)).join(' / ');
     report(`POST /core/examples, ab -c 5 -n ${requests} (no keep-alive)`, {
-      'bare in-memory node:http server (req/s, mean of 2)': baseline,
-      'krypton, durable SQLite writes (req/s)': kryptonRps,
-      'ratio krypton / bare (goal >= 0.70)': kryptonRps / baseline,
+      'cold round: bare / krypton (req/s)': list([cold.bare, cold.krypton]),
+      'cold round: ratio (reported, not the goal)': cold.krypton / cold.bare,
+      [`warm rounds: bare (req/s, ${rounds} rounds)`]: list(warm.map((w) => w.bare)),
+      'warm rounds: krypton, durable writes (req/s)': list(warm.map((w) => w.krypton)),
+      'warm rounds: ratio krypton / bare, each': list(ratios, 2),
+      'ratio krypton / bare, median (goal >= 0.70)': mid,
       'krypton peak RSS (MB)': host.peakRssMb(),
     });
   } finally {
