@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { ROOT, http, startHost, tempDir } from './support/hosts.js';
 
@@ -24,6 +25,19 @@ describe('sandbox format compatibility', () => {
     } finally {
       await h.stop();
     }
+    // An index keeps the page size it was created with (4 KB then); a new one gets 16 KB pages.
+    const fresh = await startHost();
+    await fresh.stop();
+    const pageSize = (dir: string) => {
+      const db = new Database(join(dir, 'index.sqlite'), { readonly: true });
+      try {
+        return db.pragma('page_size', { simple: true });
+      } finally {
+        db.close();
+      }
+    };
+    assert.equal(pageSize(sandbox), 4096);
+    assert.equal(pageSize(fresh.sandbox), 16384);
   });
 
   it('replays a commit log left by release 0.1.0 (one JSON line per record)', async () => {

@@ -26,6 +26,13 @@ export interface OpenOptions {
 
 const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
 
+/**
+ * SQLite page size of a new index. Measured, inserting 100,000 example documents in batches of
+ * 1,000 (docs, its indexes and props rows): 16 KB pages took 13.4–19.3 µs a document against
+ * 18.4–22.1 with the default 4 KB.
+ */
+const PAGE_SIZE = 16384;
+
 /** One stored version of a document, as the index returns it. */
 export interface StoredVersion {
   id: number;
@@ -190,6 +197,8 @@ export class SqliteStore implements IndexReader {
     try {
       if (dir !== ':memory:') mkdirSync(dir, { recursive: true });
       db = new Database(dir === ':memory:' ? ':memory:' : join(dir, 'index.sqlite'));
+      // Taken only by a new, empty database (an existing one keeps its page size).
+      db.pragma(`page_size = ${PAGE_SIZE}`);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
