@@ -85,11 +85,12 @@ async function benchQueries(): Promise<void> {
       return t.sort((a, b) => a - b)[Math.floor(t.length / 2)]!;
     };
     const getMs = await time(() => request(`${host.uri}/core/examples/${target}`, 'GET'), 300);
+    const insideIndex: number[] = [];
     const queryMs = await time(async () => {
       const r = await request(`${host.uri}/core/query-tasks`, 'POST', { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: target } } } });
       if (r.results.documentLinks.length !== 1) throw new Error(`query found ${r.results.documentLinks.length}`);
+      insideIndex.push(r.results.queryTimeMicros);
     }, 300);
-    const qt = await request(`${host.uri}/core/query-tasks`, 'POST', { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: target } } } });
     // Paged scan of every document, expanded, 10,000 per page.
     const scanStart = performance.now();
     const first = await request(`${host.uri}/core/query-tasks`, 'POST', {
@@ -116,7 +117,7 @@ async function benchQueries(): Promise<void> {
       'GET one document by link, median (ms) [baseline]': getMs,
       'direct term query on name, median round trip (ms)': queryMs,
       'ratio query / GET': queryMs / getMs,
-      'term query time inside the index (queryTimeMicros)': qt.results.queryTimeMicros,
+      'term query time inside the index, median (queryTimeMicros)': insideIndex.sort((a, b) => a - b)[Math.floor(insideIndex.length / 2)]!,
       'paged scan, EXPAND_CONTENT, 10,000/page (docs/s)': scanned / scanSeconds,
       'raw SQLite read of the same rows in-process (docs/s)': rawRows / rawSeconds,
       'ratio scan / raw read': scanned / scanSeconds / (rawRows / rawSeconds),
