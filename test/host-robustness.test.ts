@@ -116,6 +116,34 @@ describe('bad input never crashes the host nor half-writes', () => {
     }
   });
 
+  it('keeps request stats for the 10,000 documents used last, so requests to ever more links do not grow its memory', async () => {
+    const h = await startHost();
+    try {
+      for (const id of ['old', 'recent']) assert.equal((await http('POST', `${h.uri}/core/examples`, { name: id, documentSelfLink: id })).status, 200);
+      const getCount = async (id: string) => (await http('GET', `${h.uri}/core/examples/${id}/stats`)).json.entries?.GETrequestCount?.latestValue;
+      assert.equal((await http('GET', `${h.uri}/core/examples/old`)).status, 200);
+      assert.equal(await getCount('old'), 1);
+      // 10,000 other links, most of them missing (a 404 counts as a request on the link too).
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < 10_000) {
+            const r = await fetch(`${h.uri}/core/examples/other-${next++}`);
+            await r.arrayBuffer();
+          }
+        }),
+      );
+      assert.equal((await http('GET', `${h.uri}/core/examples/recent`)).status, 200);
+      assert.equal(await getCount('recent'), 1, 'a document used lately keeps its stats');
+      assert.equal(await getCount('old'), undefined, 'the least recently used document has started over');
+      assert.equal((await http('GET', `${h.uri}/core/examples/old`)).status, 200, 'and is served as before');
+      assert.equal(await getCount('old'), 1);
+      assert.equal((await http('GET', `${h.uri}/core/examples/stats`)).json.entries?.GETrequestCount, undefined, "the factory's own stats are the factory's");
+    } finally {
+      assert.equal(await h.stop(), 0);
+    }
+  });
+
   it('refuses JSON nested deeper than 1,000 levels with a 400, even where no schema would stop it', async () => {
     const dir = tempDir();
     const mod = join(dir, 'free.mjs');
