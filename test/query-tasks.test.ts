@@ -156,6 +156,24 @@ describe('query tasks over HTTP', () => {
     );
   });
 
+  it('keeps at most --queryPageLimit live pages: the oldest is dropped and its link answers 404', async () => {
+    const small = await startHost(['--queryPageLimit=3']);
+    try {
+      for (const id of ['p1', 'p2', 'p3']) assert.equal((await http('POST', `${small.uri}/core/examples`, { name: 'paged', documentSelfLink: id })).status, 200);
+      const spec = { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'paged' } }, resultLimit: 2 } };
+      const pages: string[] = [];
+      for (let i = 0; i < 4; i++) pages.push((await http('POST', `${small.uri}/core/query-tasks`, spec)).json.results.nextPageLink);
+      const oldest = await http('GET', `${small.uri}${pages[0]}`);
+      assert.equal(oldest.status, 404);
+      assert.match(oldest.json.message, /not found or expired/);
+      const newest = await http('GET', `${small.uri}${pages[3]}`);
+      assert.equal(newest.status, 200, newest.text);
+      assert.deepEqual(newest.json.results.documentLinks, ['/core/examples/p1', '/core/examples/p2']);
+    } finally {
+      await small.stop();
+    }
+  });
+
   it('serves local query tasks and rejects bad queries with 400', async () => {
     const r = await q({ query: term('name', 'alpha') }, true, '/core/local-query-tasks');
     assert.equal(r.status, 200);

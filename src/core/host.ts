@@ -40,6 +40,8 @@ export interface HostOptions {
   indexFlushDelayMs: number;
   /** Default lifetime of query tasks and their pages. */
   queryTaskExpirationMicros: number;
+  /** Live query pages kept at most (see QueryPages); the oldest goes first. */
+  queryPageLimit: number;
   /** Default migration task maintenance interval (continuous re-runs). */
   migrationIntervalMicros: number;
   logLevel: string;
@@ -67,6 +69,7 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   maintenanceIntervalMicros: 1_000_000,
   indexFlushDelayMs: 50,
   queryTaskExpirationMicros: 600_000_000,
+  queryPageLimit: 50_000,
   migrationIntervalMicros: 60_000_000,
   logLevel: 'info',
 }) as HostOptions;

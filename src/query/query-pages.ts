@@ -54,9 +54,17 @@ export class QueryPages {
     return this.add({ plan, limit, after: undefined, offset, prevPageId: undefined, expiresAtMicros, spec });
   }
 
+  /**
+   * Ids are the host's strictly increasing clock, so the map's order is the pages' age. Each page
+   * holds about 1.4 KB (its plan and query; measured: RSS +85 MB after 60,000 paged queries), and a
+   * client may open pages faster than they expire (10 minutes by default), so at most
+   * `queryPageLimit` are kept: beyond it the oldest is dropped, and its link answers 404 as an
+   * expired page does.
+   */
   private add(e: PageEntry): string {
     const id = String(this.host.clock.nowMicros());
     this.pages.set(id, e);
+    if (this.pages.size > this.host.options.queryPageLimit) this.pages.delete(this.pages.keys().next().value as string);
     return id;
   }
 
