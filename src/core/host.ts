@@ -165,8 +165,8 @@ export class Host {
    * The request statistics of `link`. A document's are kept for the CHILD_STATS_LIMIT documents
    * used last: every GET, PUT, PATCH or DELETE of a document counts on its stats, and keeping them
    * for every document ever touched grew the heap without bound (measured after one GET of each of
-   * 200,000 documents: RSS +80 MB before, +21 MB with the limit, the same as after 100,000). Xenon likewise drops an idle service's stats when it stops the
-   * service to free memory.
+   * 200,000 documents: RSS +80 MB before, +21 MB with the limit, the same as after 100,000). Xenon
+   * likewise drops an idle service's stats when it stops the service to free memory.
    */
   statsFor(link: string): ServiceStats {
     if (this.services.has(link)) {
