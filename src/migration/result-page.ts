@@ -117,10 +117,11 @@ interface Span {
 
 /** The spans of the documents object at `start`, following JSON's grammar; returns the index past it. */
 function scanSpans(text: string, start: number, spans: Map<string, Span>): number {
-  return forEachMember(text, start, (key, from, to) => {
+  return forEachMember(text, start, (key, from) => {
+    const to = skipValue(text, from);
     spans.set(key, { start: from, end: to, index: spans.size });
-    return true;
-  });
+    return to;
+  })!;
 }
 
 /**
@@ -184,28 +185,28 @@ function documentsStart(text: string): number | undefined {
  * their end, only to stop there, read every page's text twice more in JavaScript.
  */
 function memberValue(text: string, at: number, name: string): number | undefined {
-  expect(text, at, OPEN_OBJECT);
-  let i = skipSpace(text, at + 1);
-  if (text.charCodeAt(i) === CLOSE_OBJECT) return undefined;
-  for (;;) {
-    const m = memberAt(text, i);
-    if (m.key === name) return m.valueStart;
-    i = skipSpace(text, skipValue(text, m.valueStart));
-    if (text.charCodeAt(i) === CLOSE_OBJECT) return undefined;
-    expect(text, i, COMMA);
-    i = skipSpace(text, i + 1);
-  }
+  let found: number | undefined;
+  forEachMember(text, at, (key, valueStart) => {
+    if (key !== name) return skipValue(text, valueStart);
+    found = valueStart;
+    return false;
+  });
+  return found;
 }
 
-/** Calls `visit` for each member of the object starting at `at` until it returns false; returns the index past the object. */
-function forEachMember(text: string, at: number, visit: (key: string, valueStart: number, valueEnd: number) => boolean): number {
+/**
+ * Calls `visit` for each member of the object starting at `at`, with its key and where its value
+ * starts; `visit` returns where the value ends, or false to stop there (it skips only the values it
+ * needs past). Returns the index past the object, or undefined when stopped.
+ */
+function forEachMember(text: string, at: number, visit: (key: string, valueStart: number) => number | false): number | undefined {
   expect(text, at, OPEN_OBJECT);
   let i = skipSpace(text, at + 1);
   if (text.charCodeAt(i) === CLOSE_OBJECT) return i + 1;
   for (;;) {
     const { key, valueStart } = memberAt(text, i);
-    const end = skipValue(text, valueStart);
-    if (!visit(key, valueStart, end)) return end;
+    const end = visit(key, valueStart);
+    if (end === false) return undefined;
     i = skipSpace(text, end);
     if (text.charCodeAt(i) === CLOSE_OBJECT) return i + 1;
     expect(text, i, COMMA);
