@@ -22,12 +22,17 @@ export interface BenchHost {
   resetPeakRss(): void;
 }
 
+/** BENCH_NODE_ARGS: node flags for the host; BENCH_CLI: another build's dist/cli/krypton.js (an A/B of two builds). */
 export async function startHost(args: string[] = []): Promise<BenchHost> {
   const port = await freePort();
   const sandbox = mkdtempSync(join(tmpdir(), 'krypton-bench-'));
-  const proc = spawn(process.execPath, [...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), CLI, 'host', `--port=${port}`, `--sandbox=${sandbox}`, '--logLevel=warn', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), process.env['BENCH_CLI'] ?? CLI, 'host', `--port=${port}`, `--sandbox=${sandbox}`, '--logLevel=warn', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   const deadline = Date.now() + 30_000;

@@ -46,16 +46,15 @@ export class FactoryService implements Service {
     };
   }
 
-  async handle(op: Operation): Promise<Reply> {
+  /** May throw at once (a bad body): the host dispatches inside a try. Not async: see DocumentWriter.commitReplicated. */
+  handle(op: Operation): Promise<Reply> {
     switch (op.action) {
-      case 'POST': {
-        const doc = await this.writer.create(this.input(op));
-        return { status: 200, body: this.writer.replyBody(doc) };
-      }
+      case 'POST':
+        return this.writer.create(this.input(op)).then((doc) => ({ status: 200, body: this.writer.replyBody(doc) }));
       case 'GET':
         return this.list(op);
       case 'OPTIONS':
-        return { status: 200, body: templateDocument(this.host, this.def, true) };
+        return Promise.resolve({ status: 200, body: templateDocument(this.host, this.def, true) });
       default:
         return fail('VALIDATION', 'Action not supported');
     }

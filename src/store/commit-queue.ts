@@ -115,8 +115,12 @@ export class CommitQueue {
     for (const l of this.listeners) l(ops);
   }
 
-  /** Queues ops to commit atomically (see Durability). Rejects with the storage error. */
-  submit(ops: WriteOp[], durability: Durability = 'applied'): Promise<void> {
+  /**
+   * Queues ops to commit atomically (see Durability). Rejects with the storage error. A logged write
+   * is durable when this returns undefined (appended, no backlog to wait for): a request's write
+   * then needs no promise at all.
+   */
+  submit(ops: WriteOp[], durability: Durability = 'applied'): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.failure);
     if (durability === 'logged' && this.log) {
       const seq = this.seq + 1;
@@ -133,7 +137,7 @@ export class CommitQueue {
       this.awaited++;
       this.committed(ops);
       this.schedule(this.queue.length >= this.maxBatch);
-      if (this.backlog <= MAX_BACKLOG) return Promise.resolve();
+      if (this.backlog <= MAX_BACKLOG) return undefined;
       return new Promise((resolve) => this.backlogWaiters.push(resolve));
     }
     return new Promise((resolve, reject) => {

@@ -330,11 +330,11 @@ export class SqliteStore implements IndexReader {
 
   /** Queues the purge of expired documents on the writer. */
   purgeExpired(nowMicros: number): Promise<void> {
-    return this.commits.submit([{ t: 'purgeExpired', now: nowMicros }]);
+    return this.commits.submit([{ t: 'purgeExpired', now: nowMicros }]) ?? Promise.resolve();
   }
 
-  /** Commits ops through the group commit (the writer thread when there is one); see Durability. */
-  submit(ops: WriteOp[], durability: Durability = 'applied'): Promise<void> {
+  /** Commits ops through the group commit (the writer thread when there is one); see Durability and CommitQueue.submit. */
+  submit(ops: WriteOp[], durability: Durability = 'applied'): Promise<void> | undefined {
     return this.commits.submit(ops, durability);
   }
 
