@@ -82,6 +82,53 @@ describe('commit log records', () => {
     assert.deepEqual([...readRecords(broken)], []);
   });
 
+  it("writes an import's run of alike writes once in the parts a writer thread is sent, and reads every write back", () => {
+    const alike = (i: number): WriteOp => {
+      const d = {
+        name: `n${i}`,
+        documentVersion: 0,
+        documentKind: 'k',
+        documentSelfLink: `/core/examples/r${i}`,
+        documentUpdateTimeMicros: 1795307195519597 + i,
+        documentUpdateAction: 'POST',
+        documentOwner: 'h',
+      };
+      const v = {
+        link: d.documentSelfLink,
+        factory: '/core/examples',
+        version: 0,
+        kind: 'k',
+        updateTime: d.documentUpdateTimeMicros,
+        action: 'POST',
+        expiration: 0,
+        owner: 'h',
+        authPrincipal: null,
+        json: JSON.stringify(d),
+        inJson: true,
+      };
+      return { t: 'write', v, knownNew: true, retention: { limit: 1000, floor: 500 } };
+    };
+    // Three alike, a purge, two alike, one that differs (not known new), one alike again.
+    const ops: WriteOp[] = [alike(0), alike(1), alike(2), { t: 'purge', link: '/core/examples/r9' }, alike(3), alike(4), { ...alike(5), knownNew: false }, alike(6)];
+    const parts = encodeRecordParts(0, ops);
+    const header = JSON.parse(parts[0]!) as { o: Array<{ t: string; m?: number }> };
+    assert.deepEqual(
+      header.o.map((e) => `${e.t}${e.m ?? 1}`),
+      ['d3', 'purge1', 'd2', 'd1', 'd1'],
+    );
+    assert.equal(parts.length, 1 + 7, 'one line for each written document');
+    const fromParts = decodeRecord(parts);
+    assert.equal(fromParts.length, ops.length);
+    // The log's own text keeps one entry a write; both read back as the same ops.
+    assert.deepEqual(fromParts, decodeRecord(encodeRecord(0, ops)));
+    assert.deepEqual(
+      fromParts.map((op) => (op.t === 'write' ? `${op.v.link}:${op.knownNew}` : op.t)),
+      ['/core/examples/r0:true', '/core/examples/r1:true', '/core/examples/r2:true', 'purge', '/core/examples/r3:true', '/core/examples/r4:true', '/core/examples/r5:false', '/core/examples/r6:true'],
+    );
+    assert.ok(!JSON.parse(encodeRecord(0, ops).split('\n')[0]!).o.some((e: { m?: number }) => e.m !== undefined), 'the log text has no runs');
+    assert.throws(() => decodeRecord(parts.slice(0, -1)), /cut short/);
+  });
+
   it('reads the one-line records release 0.1.0 wrote', () => {
     const v = { link: '/core/examples/old', factory: '/core/examples', version: 0, kind: 'k', updateTime: 5, action: 'POST', expiration: 0, owner: 'h', authPrincipal: null };
     const line = `{"s":9,"o":[{"t":"write","k":true,"r":{"limit":1000,"floor":500},"v":${JSON.stringify(v)},"d":{"name":"old","documentSelfLink":"/core/examples/old"}}]}\n`;

@@ -138,33 +138,69 @@ export function encodeRecord(seq: number, ops: readonly WriteOp[]): string {
  */
 export function encodeRecordParts(seq: number, ops: readonly WriteOp[]): string[] {
   const parts = [''];
-  parts[0] = encodeHeader(seq, ops, (json) => parts.push(json));
+  parts[0] = encodeHeader(seq, ops, (json) => parts.push(json), true);
   return parts;
 }
 
-/** The header line of a record; `doc` is given each write's document text, in order. */
-function encodeHeader(seq: number, ops: readonly WriteOp[], doc: (json: string) => void): string {
+/**
+ * The header line of a record; `doc` is given each write's document text, in order. With `runs`,
+ * consecutive writes whose entries are the same (an import's: built-ins in the document, one
+ * factory) are written once with their count `m`: a 1,000-document chunk's header was 150 KB of
+ * identical entries, built and parsed again for every chunk. Only parts use it (the writer thread
+ * reads them at once); the log keeps one entry a write, as every release before this one wrote it.
+ */
+function encodeHeader(seq: number, ops: readonly WriteOp[], doc: (json: string) => void, runs = false): string {
   let head = `{"s":${seq},"o":[`;
+  let pending: string | undefined;
+  let count = 0;
+  let previous: WriteOp | undefined;
+  const emit = () => {
+    if (pending === undefined) return;
+    if (head.length > 0 && head.charCodeAt(head.length - 1) !== 91 /* [ */) head += ',';
+    head += count > 1 ? `${pending.slice(0, -1)},"m":${count}}` : pending;
+  };
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    if (i > 0) head += ',';
-    if (op.t !== 'write') {
-      head += JSON.stringify(op);
+    let entry: string;
+    if (op.t !== 'write') entry = JSON.stringify(op);
+    else if (runs && alike(previous, op)) {
+      // The entry would be the previous one again: not even built.
+      doc(op.v.json);
+      count++;
       continue;
+    } else {
+      const v = op.v;
+      const r = op.retention;
+      const common = `"k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}`;
+      const tail = (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') + (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '');
+      if (v.inJson) entry = `{"t":"d",${common}${tail}}`;
+      else {
+        entry =
+          `{"t":"w",${common},"l":${quote(v.link)},"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)}` +
+          `,"e":${num(v.expiration)},"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}${tail}}`;
+      }
+      doc(v.json);
     }
-    const v = op.v;
-    const r = op.retention;
-    const common = `"k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}`;
-    const tail = (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') + (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '');
-    if (v.inJson) head += `{"t":"d",${common}${tail}}`;
-    else {
-      head +=
-        `{"t":"w",${common},"l":${quote(v.link)},"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)}` +
-        `,"e":${num(v.expiration)},"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}${tail}}`;
-    }
-    doc(v.json);
+    emit();
+    pending = entry;
+    count = 1;
+    previous = op;
   }
+  emit();
   return `${head}]}`;
+}
+
+/** Whether `op`'s header entry is `previous`'s: both writes with their built-ins in the document, the same factory and retention, no fields given. */
+function alike(previous: WriteOp | undefined, op: Extract<WriteOp, { t: 'write' }>): boolean {
+  if (previous?.t !== 'write' || !op.v.inJson || !previous.v.inJson || op.v.fields || previous.v.fields) return false;
+  const a = previous.retention;
+  const b = op.retention;
+  return (
+    previous.knownNew === op.knownNew &&
+    previous.v.factory === op.v.factory &&
+    previous.v.fixedItemNameFields === op.v.fixedItemNameFields &&
+    (a === b || (a !== undefined && b !== undefined && a.limit === b.limit && a.floor === b.floor))
+  );
 }
 
 /** Strings JSON writes between quotes as they are (no quote, backslash or control character). */
@@ -214,6 +250,8 @@ interface EncodedWrite {
 /** A write whose built-ins are read from its document (WireVersion.inJson). */
 interface EncodedDocWrite {
   t: 'd';
+  /** This many consecutive writes alike (encodeHeader's runs); absent: one. */
+  m?: number;
   k: 0 | 1;
   r: [number, number] | null;
   f: string;
@@ -265,16 +303,19 @@ function decodeOps(raw: RawRecord, nextDoc: () => string | undefined): WriteOp[]
   const o: WriteOp[] = [];
   for (const op of raw.o) {
     if (op.t === 'd' || op.t === 'w') {
-      const json = nextDoc();
-      if (json === undefined) return undefined;
-      const v: WireVersion | undefined =
-        op.t === 'd' ? versionOf(json, op.f) : { link: op.l, factory: op.f, version: op.n, kind: op.K, updateTime: op.u, action: op.a, expiration: op.e, owner: op.w, authPrincipal: op.p, json };
-      if (!v) return undefined;
-      if (op.x) v.fixedItemNameFields = op.x;
-      if (op.i) v.fields = op.i;
-      const out: WriteOp = { t: 'write', v, knownNew: op.k === 1 };
-      if (op.r) out.retention = { limit: op.r[0], floor: op.r[1] };
-      o.push(out);
+      const retention = op.r ? { limit: op.r[0], floor: op.r[1] } : undefined;
+      for (let n = op.t === 'd' ? (op.m ?? 1) : 1; n > 0; n--) {
+        const json = nextDoc();
+        if (json === undefined) return undefined;
+        const v: WireVersion | undefined =
+          op.t === 'd' ? versionOf(json, op.f) : { link: op.l, factory: op.f, version: op.n, kind: op.K, updateTime: op.u, action: op.a, expiration: op.e, owner: op.w, authPrincipal: op.p, json };
+        if (!v) return undefined;
+        if (op.x) v.fixedItemNameFields = op.x;
+        if (op.i) v.fields = op.i;
+        const out: WriteOp = { t: 'write', v, knownNew: op.k === 1 };
+        if (retention) out.retention = retention;
+        o.push(out);
+      }
     } else if (op.t === 'write' && 'd' in op) {
       const out: WriteOp = { t: 'write', v: { ...op.v, json: JSON.stringify(op.d) }, knownNew: op.k };
       if (op.r) out.retention = op.r;
