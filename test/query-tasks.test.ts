@@ -174,6 +174,52 @@ describe('query tasks over HTTP', () => {
     }
   });
 
+  it('keeps at most --queryTaskLimit asynchronous tasks: the oldest finished one is dropped, and while all still run a new one is refused with 503', async () => {
+    const small = await startHost(['--queryTaskLimit=2']);
+    try {
+      assert.equal((await http('POST', `${small.uri}/core/examples`, { name: 'limited', documentSelfLink: 'l1' })).status, 200);
+      const task = (options: string[] = []) =>
+        http('POST', `${small.uri}/core/query-tasks`, { taskInfo: { isDirect: false }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'limited' } }, options } });
+      const finished = async (link: string) => {
+        for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+          const r = await http('GET', `${small.uri}${link}`);
+          if (r.json.taskInfo.stage === 'FINISHED') return r;
+        }
+        throw new Error(`${link} did not finish`);
+      };
+      const links: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await task();
+        assert.equal(r.status, 202);
+        links.push(r.json.documentSelfLink);
+        await finished(r.json.documentSelfLink);
+      }
+      // A third: the oldest finished task makes room.
+      const third = await task();
+      assert.equal(third.status, 202, third.text);
+      assert.equal((await http('GET', `${small.uri}${links[0]}`)).status, 404, 'the oldest finished task was dropped');
+      assert.deepEqual((await finished(links[1]!)).json.results.documentLinks, ['/core/examples/l1'], 'the others keep their results');
+      assert.deepEqual((await finished(third.json.documentSelfLink)).json.results.documentLinks, ['/core/examples/l1']);
+      // CONTINUOUS tasks run until deleted: two of them fill the service, and a fifth task is refused.
+      const running: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await task(['CONTINUOUS']);
+        assert.equal(r.status, 202, r.text);
+        running.push(r.json.documentSelfLink);
+      }
+      const refused = await task();
+      assert.equal(refused.status, 503, refused.text);
+      assert.match(refused.json.message, /--queryTaskLimit=2/);
+      const listed = await http('GET', `${small.uri}/core/query-tasks`);
+      assert.deepEqual([...listed.json.documentLinks].sort(), [...running].sort(), 'nothing was created for the refused task');
+      // Deleting one makes room again.
+      assert.equal((await http('DELETE', `${small.uri}${running[0]}`)).status, 200);
+      assert.equal((await task()).status, 202);
+    } finally {
+      await small.stop();
+    }
+  });
+
   it('serves local query tasks and rejects bad queries with 400', async () => {
     const r = await q({ query: term('name', 'alpha') }, true, '/core/local-query-tasks');
     assert.equal(r.status, 200);

@@ -26,6 +26,10 @@ export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   indexFlushDelayMs: { type: 'int', help: 'longest wait of an acknowledged write in the commit log before it is applied to the index in a batch (default 50)' },
   queryTaskExpirationMicros: { type: 'int', help: 'default lifetime of query tasks and pages (default 600000000)' },
   queryPageLimit: { type: 'int', help: 'live query pages kept at most; beyond it the oldest is dropped (its link answers 404) (default 50000)' },
+  queryTaskLimit: {
+    type: 'int',
+    help: 'live asynchronous query tasks kept at most, per task service; beyond it the oldest finished one is dropped (its link answers 404), and while every one is still running a new one is refused with 503 (default 100000)',
+  },
   migrationIntervalMicros: { type: 'int', help: 'default interval of continuous migration runs (default 60000000)' },
   logLevel: { type: 'string', help: 'pino log level: fatal, error, warn, info, debug (default info)' },
   groupSecret: { type: 'string', help: 'shared secret of the node group; every member needs the same (required with --peerNodes)' },
@@ -61,6 +65,7 @@ export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
   if (typeof o['port'] === 'number' && o['port'] > 65535) throw new UsageError(`--port must be at most 65535: ${o['port']}`);
   if (o['requestPayloadSizeLimit'] === 0) throw new UsageError('--requestPayloadSizeLimit must be positive');
   if (o['queryPageLimit'] === 0) throw new UsageError('--queryPageLimit must be positive');
+  if (o['queryTaskLimit'] === 0) throw new UsageError('--queryTaskLimit must be positive');
   if (typeof o['publicUri'] === 'string' && !isHttpUri(o['publicUri'])) throw new UsageError(`--publicUri must be an http(s) URI: ${o['publicUri']}`);
   if (typeof o['logLevel'] === 'string' && !LOG_LEVELS.includes(o['logLevel'])) throw new UsageError(`--logLevel must be one of ${LOG_LEVELS.join(', ')}: ${o['logLevel']}`);
   const reason = Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0 ? missingPeerKeyReason(o as Partial<HostOptions>) : undefined;

@@ -42,6 +42,8 @@ export interface HostOptions {
   queryTaskExpirationMicros: number;
   /** Live query pages kept at most (see QueryPages); the oldest goes first. */
   queryPageLimit: number;
+  /** Live asynchronous query tasks kept at most, per task service (see QueryTaskService.makeRoom). */
+  queryTaskLimit: number;
   /** Default migration task maintenance interval (continuous re-runs). */
   migrationIntervalMicros: number;
   logLevel: string;
@@ -70,6 +72,7 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   indexFlushDelayMs: 50,
   queryTaskExpirationMicros: 600_000_000,
   queryPageLimit: 50_000,
+  queryTaskLimit: 100_000,
   migrationIntervalMicros: 60_000_000,
   logLevel: 'info',
 }) as HostOptions;

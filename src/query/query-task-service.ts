@@ -126,6 +126,7 @@ export class QueryTaskService implements Service {
     if (op.principal) doc['documentAuthPrincipalLink'] = op.principal;
     const run: RunScope = { readScope: op.authz?.readScope, headers: op.headers, mayRead: op.authz?.reader() };
     if (isDirect) return this.runDirect(doc, spec, expiresAt, run);
+    this.makeRoom(now);
     const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
     this.tasks.set(selfLink, record);
     const initial = JSON.stringify(doc);
@@ -445,6 +446,30 @@ export class QueryTaskService implements Service {
 
   sweep(now: number): void {
     for (const [link, t] of this.tasks) if (t.expiresAtMicros <= now) this.drop(link, t);
+  }
+
+  /**
+   * Room for one more asynchronous task: at most `queryTaskLimit` are kept, so clients that create
+   * tasks and never delete them cannot exhaust memory before the tasks expire. At the limit, expired
+   * tasks go first, then the oldest FINISHED or FAILED one (its link answers 404, as an expired
+   * task's does). Running and CONTINUOUS tasks (STARTED) are never dropped: when every task is one,
+   * the new task is refused with 503 and nothing is created.
+   */
+  private makeRoom(now: number): void {
+    const limit = this.host.options.queryTaskLimit;
+    if (this.tasks.size < limit) return;
+    // Oldest first; the maintenance sweep drops the other expired tasks within a second anyway.
+    for (const [link, t] of this.tasks) {
+      if (this.tasks.size < limit) return;
+      const stage = (t.doc['taskInfo'] as Doc | undefined)?.['stage'];
+      if (t.expiresAtMicros <= now || stage === 'FINISHED' || stage === 'FAILED') this.drop(link, t);
+    }
+    if (this.tasks.size >= limit) {
+      fail(
+        'UNAVAILABLE',
+        `${this.tasks.size} asynchronous query tasks are live on ${this.link} (--queryTaskLimit=${limit}) and none has finished: DELETE the tasks no longer needed (CONTINUOUS ones run until deleted or expired), or retry later`,
+      );
+    }
   }
 }
 
