@@ -117,6 +117,24 @@ describe('Xenon conformance of listings, request validation and query tasks', ()
     assert.equal((await http('GET', `${stats}?$top=1`)).status, 400);
   });
 
+  it('keeps at most 1,000 statistics a service, with names of at most 256 characters: more are refused with 400', async () => {
+    const stats = `${base}/core/examples/stats`;
+    const before = Object.keys((await http('GET', stats)).json.entries).length;
+    const long = await http('POST', stats, { name: 'n'.repeat(257), latestValue: 1 });
+    assert.equal(long.status, 400);
+    assert.match(long.json.message, /at most 256 characters/);
+    for (let i = before; i < 1000; i += 50)
+      await Promise.all(Array.from({ length: Math.min(50, 1000 - i) }, (_, k) => http('POST', stats, { name: `bulk-${i + k}`, latestValue: 1 }).then((r) => assert.equal(r.status, 200, r.text))));
+    const full = await http('POST', stats, { name: 'one-too-many', latestValue: 1 });
+    assert.equal(full.status, 400);
+    assert.match(full.json.message, /at most 1000 statistics/);
+    assert.equal((await http('POST', stats, { name: 'bulk-999', latestValue: 7 })).status, 200, 'an existing statistic still takes new values');
+    const after = (await http('GET', stats)).json.entries;
+    assert.equal(Object.keys(after).length, 1000);
+    assert.equal(after['bulk-999'].latestValue, 7);
+    assert.equal(after['one-too-many'], undefined);
+  });
+
   it('answers without a date header and says "Unparseable JSON body" for bad JSON', async () => {
     const r = await http('GET', `${base}/core/examples/x1`);
     assert.equal(r.headers.get('date'), null);

@@ -234,6 +234,29 @@ describe('query options over HTTP', () => {
     assert.equal(answered.status, 200, answered.text);
     assert.equal(answered.json.results.documentLinks.length, 3);
   });
+  it("expectedResultCount stops waiting once nobody waits: the task deleted, or a direct task's client gone", async () => {
+    const query = { term: { propertyName: 'name', matchValue: 'never-enough' } };
+    const waits = async () => ((await http('GET', `${h.uri}/core/query-tasks/stats`)).json.entries?.expectedResultCountWaits?.latestValue as number | undefined) ?? 0;
+    const task = await q({ query, expectedResultCount: 1000 }, {}, false);
+    assert.equal(task.status, 202, task.text);
+    await waitFor(async () => (await waits()) === 1, 'the task to wait for its count');
+    assert.equal((await http('DELETE', `${h.uri}${task.json.documentSelfLink}`)).status, 200);
+    await waitFor(async () => (await waits()) === 0, 'the deleted task to stop counting', 5_000);
+    // A direct task waits inside its POST: when its client leaves, it stops too.
+    const leaving = new AbortController();
+    const direct = fetch(`${h.uri}/core/query-tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ taskInfo: { isDirect: true }, querySpec: { query, expectedResultCount: 1000 } }),
+      signal: leaving.signal,
+    }).catch((err: Error) => err);
+    await waitFor(async () => (await waits()) === 1, 'the direct task to wait for its count');
+    leaving.abort();
+    assert.ok((await direct) instanceof Error);
+    await waitFor(async () => (await waits()) === 0, 'the abandoned direct task to stop counting', 5_000);
+    assert.equal((await http('GET', `${h.uri}/core/query-tasks`)).status, 200, 'the host serves on');
+  });
+
   it('CONTINUOUS: the task stays STARTED, and each matching update PATCHes it and its subscribers (added, updated, deleted counted)', async () => {
     const listener = await startListener();
     try {

@@ -19,6 +19,9 @@ export interface ClientResponse<T = unknown> {
   body: T;
 }
 
+/** Origins a host keeps a connection pool to at once, by default (the least recently used goes first). */
+export const MAX_ORIGINS = 256;
+
 /** An absolute http(s) URI (what a host, peer or node reference must be). */
 export function isHttpUri(v: string): boolean {
   try {
@@ -33,17 +36,39 @@ export function isHttpUri(v: string): boolean {
  * Non-2xx answers are rebuilt into KryptonErrors from their ServiceErrorResponse.
  */
 export class HttpClient {
+  /** One pool per origin, the most recently used last (see pool). */
   private readonly pools = new Map<string, Pool>();
 
-  constructor(private readonly connections = 16) {}
+  constructor(
+    private readonly connections = 16,
+    /**
+     * Origins with a pool at once. Callback URIs come from clients (a subscription's `reference`):
+     * without a bound, every new origin would keep a pool (some 21 KB) for the host's life.
+     */
+    private readonly maxOrigins = MAX_ORIGINS,
+  ) {}
 
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
-    if (!p) {
-      p = new Pool(origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 30_000 });
+    if (p) {
+      this.pools.delete(origin);
       this.pools.set(origin, p);
+      return p;
+    }
+    p = new Pool(origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.pools.set(origin, p);
+    if (this.pools.size > this.maxOrigins) {
+      // The least recently used origin's pool closes once its requests in flight are answered.
+      const [oldest, pool] = this.pools.entries().next().value as [string, Pool];
+      this.pools.delete(oldest);
+      pool.close().catch(() => undefined);
     }
     return p;
+  }
+
+  /** Origins with a pool now (at most maxOrigins). */
+  get poolCount(): number {
+    return this.pools.size;
   }
 
   /** Sends a request; throws a KryptonError for network failures and non-2xx statuses. */

@@ -81,6 +81,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, dispatch: Dispa
     contentType: req.headers['content-type'],
     uri: () => `http://127.0.0.1:${socket.localPort ?? 0}${path}${rawQuery ? `?${safeDecode(rawQuery)}` : ''}`,
     remoteAddress: () => socket.remoteAddress,
+    clientGone: () => socket.destroyed,
   });
   let reply: Reply;
   try {

@@ -69,6 +69,8 @@ export interface OperationInit {
   /** Full request URI as the host saw it (used in Xenon's 404 message); computed on first use. */
   uri: string | (() => string);
   remoteAddress?: string | (() => string | undefined);
+  /** Whether the client has closed its connection (nobody will read the answer); absent: never. */
+  clientGone?: () => boolean;
 }
 
 /**
@@ -84,6 +86,7 @@ export class Operation {
   readonly pragmas: ReadonlySet<string>;
   private readonly uriSource: string | (() => string);
   private readonly remoteSource: string | (() => string | undefined) | undefined;
+  private readonly goneSource: (() => boolean) | undefined;
   /** Authenticated subject (user link); undefined when auth is off. Set by the auth phase. */
   principal: string | undefined;
   /** True when the request was authenticated as the host itself or a group peer. */
@@ -102,6 +105,7 @@ export class Operation {
     this.pragmas = parsePragmas(init.headers['pragma']);
     this.uriSource = init.uri;
     this.remoteSource = init.remoteAddress;
+    this.goneSource = init.clientGone;
     this.bodyText = init.bodyText;
     this.contentType = init.contentType;
   }
@@ -118,6 +122,11 @@ export class Operation {
   }
 
   /** The client's address (socket peer). */
+  /** True once the client closed its connection: a handler that waits (a query task's expectedResultCount) can stop. */
+  get clientGone(): boolean {
+    return this.goneSource?.() ?? false;
+  }
+
   get remoteAddress(): string | undefined {
     return typeof this.remoteSource === 'function' ? this.remoteSource() : this.remoteSource;
   }

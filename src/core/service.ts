@@ -38,9 +38,24 @@ export interface Service {
   handleUtility?(op: Operation, suffix: string): Promise<Reply>;
 }
 
+/**
+ * Statistics a client may add to one service (POST or PUT to `<link>/stats` with a new `name`):
+ * each is kept for the service's life, so their number and their names' length are bounded.
+ */
+export const MAX_CLIENT_STATS = 1_000;
+export const MAX_STAT_NAME_LENGTH = 256;
+
 /** Per-service request statistics in Xenon's ServiceStat shape (`GETrequestCount`, …). */
 export class ServiceStats {
   private readonly entries = new Map<string, { latestValue: number; accumulatedValue: number; version: number; lastUpdateMicrosUtc: number }>();
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
 
   adjust(name: string, delta: number, nowMicros: number): void {
     const e = this.entries.get(name) ?? { latestValue: 0, accumulatedValue: 0, version: 0, lastUpdateMicrosUtc: 0 };

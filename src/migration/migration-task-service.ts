@@ -121,7 +121,11 @@ export class MigrationTaskService extends FactoryService {
     const abort = new AbortController();
     const done = this.run(link, abort)
       .catch((err) => this.taskHost.log.error({ err, link }, 'migration task run crashed'))
-      .finally(() => this.running.delete(link));
+      .finally(() => {
+        this.running.delete(link);
+        // Progress saves are throttled within a run only: nothing is kept for a task between runs.
+        this.lastSave.delete(link);
+      });
     this.running.set(link, { abort, done });
   }
 

@@ -47,6 +47,8 @@ interface RunScope {
   headers: IncomingHttpHeaders;
   /** With auth on: the in-memory form of readScope, for a CONTINUOUS task's later updates. */
   mayRead: ((doc: Doc) => boolean) | undefined;
+  /** False once nobody waits for the task any more (deleted, dropped or expired; a direct task's client gone). */
+  wanted: () => boolean;
 }
 
 /** A query run, before serialization: its (first) page and, when paged, the link to the first page. */
@@ -124,11 +126,12 @@ export class QueryTaskService implements Service {
     };
     // With auth on, the task belongs to its creator, as Xenon stamps documentAuthPrincipalLink.
     if (op.principal) doc['documentAuthPrincipalLink'] = op.principal;
-    const run: RunScope = { readScope: op.authz?.readScope, headers: op.headers, mayRead: op.authz?.reader() };
+    const run: RunScope = { readScope: op.authz?.readScope, headers: op.headers, mayRead: op.authz?.reader(), wanted: () => !op.clientGone };
     if (isDirect) return this.runDirect(doc, spec, expiresAt, run);
     this.makeRoom(now);
     const record: TaskRecord = { doc, resultsJson: undefined, expiresAtMicros: expiresAt };
     this.tasks.set(selfLink, record);
+    run.wanted = () => this.tasks.get(selfLink) === record;
     const initial = JSON.stringify(doc);
     setImmediate(() => void this.runAsync(record, spec, run));
     return { status: 202, body: new RawJson(initial) };
@@ -141,7 +144,7 @@ export class QueryTaskService implements Service {
    */
   private async runDirect(doc: Doc, spec: QuerySpecification, expiresAt: number, run: RunScope): Promise<Reply> {
     const started = performance.now();
-    await this.awaitExpectedCount(spec, expiresAt, run.readScope);
+    await this.awaitExpectedCount(spec, expiresAt, run);
     const batch = await this.firstBatch(spec, run.readScope);
     if (batch?.first.after) return { status: 200, body: new JsonStream(this.streamResults(doc, batch, started)) };
     const results = await this.render(batch ? { page: batch.first } : await this.host.store.read(() => this.execute(spec, expiresAt, run.readScope)), spec, run);
@@ -183,15 +186,29 @@ export class QueryTaskService implements Service {
   /**
    * `expectedResultCount`: waits, re-counting the query's matches every maintenance interval, until
    * at least that many match; 408 if the task would expire first. (Xenon compares the count of its
-   * result, which a TOP_RESULTS or paged query can never reach; krypton counts the matches.)
+   * result, which a TOP_RESULTS or paged query can never reach; krypton counts the matches.) Stops
+   * (409) as soon as nobody waits any more: an asynchronous task deleted, dropped or expired, a
+   * direct task's client gone; until then it counts again every interval.
    */
-  private async awaitExpectedCount(spec: QuerySpecification, expiresAt: number, readScope: ReadScope | undefined): Promise<void> {
+  private async awaitExpectedCount(spec: QuerySpecification, expiresAt: number, run: RunScope): Promise<void> {
     const expected = spec.expectedResultCount ?? 0;
     if (expected <= 0) return;
     const counting: QuerySpecification = { ...spec, options: [...(spec.options ?? []).filter((o) => !NOT_FOR_COUNTING.includes(o)), 'COUNT'] };
-    const plan: QueryPlan = { ...planQuery(counting), ownerFilter: this.ownerFilter(spec), readScope };
+    const plan: QueryPlan = { ...planQuery(counting), ownerFilter: this.ownerFilter(spec), readScope: run.readScope };
     const intervalMicros = Math.max(10_000, this.host.options.maintenanceIntervalMicros);
+    // `expectedResultCountWaits` on this service's /stats: tasks waiting now.
+    const stats = this.host.statsFor(this.link);
+    stats.adjust('expectedResultCountWaits', 1, this.host.clock.nowMicros());
+    try {
+      await this.countUntil(expected, plan, expiresAt, intervalMicros, run);
+    } finally {
+      stats.adjust('expectedResultCountWaits', -1, this.host.clock.nowMicros());
+    }
+  }
+
+  private async countUntil(expected: number, plan: QueryPlan, expiresAt: number, intervalMicros: number, run: RunScope): Promise<void> {
     for (;;) {
+      if (!run.wanted()) fail('CONFLICT', 'the query task is no longer wanted (deleted, expired, or its client went away): it stopped waiting for expectedResultCount');
       const matched = await this.host.store.read(() => runPage(this.host, plan, 1, undefined).count);
       if (matched >= expected) return;
       if (this.host.isStopping) fail('UNAVAILABLE', 'the host is stopping');
@@ -226,7 +243,7 @@ export class QueryTaskService implements Service {
     const started = performance.now();
     let following: ReturnType<QueryTaskService['follow']> | undefined;
     try {
-      await this.awaitExpectedCount(spec, record.expiresAtMicros, run.readScope);
+      await this.awaitExpectedCount(spec, record.expiresAtMicros, run);
       // A CONTINUOUS task follows updates from before its initial query runs, so none falls between.
       if (isContinuous(spec)) following = this.follow(record, spec, run);
       const batch = await this.firstBatch(spec, run.readScope);
@@ -260,7 +277,8 @@ export class QueryTaskService implements Service {
     }
     if (following) this.continuous.remove(String(doc['documentSelfLink']));
     this.patched(doc, 2);
-    if (!this.tasks.has(String(doc['documentSelfLink']))) this.forget(record); // deleted or expired meanwhile
+    // Deleted, dropped or expired meanwhile (its link may serve a newer task by now: compared by identity).
+    if (this.tasks.get(String(doc['documentSelfLink'])) !== record) this.forget(record);
   }
 
   /** Stamps the task document as Xenon's PATCH of a task leaves it: its version, action and time. */

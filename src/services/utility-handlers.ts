@@ -4,6 +4,7 @@ import type { Host } from '../core/host.js';
 import type { Doc } from '../core/document.js';
 import type { Operation, Reply } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
+import { MAX_CLIENT_STATS, MAX_STAT_NAME_LENGTH } from '../core/service.js';
 
 const CONFIG_KIND = 'com:vmware:xenon:common:ServiceConfiguration';
 const CHILD_OPTIONS = ['PERSISTENCE', 'REPLICATION', 'OWNER_SELECTION', 'INSTRUMENTATION', 'CONCURRENT_GET_HANDLING', 'FACTORY_ITEM'];
@@ -287,6 +288,10 @@ function setStat(op: Operation, stats: ReturnType<Host['statsFor']>, now: number
   const name = body?.['name'];
   if (typeof name !== 'string') fail('VALIDATION', 'name is required');
   if (availableOnly && name !== 'isAvailable') fail('VALIDATION', 'only isAvailable can be set here');
+  if (!stats.has(name)) {
+    if (name.length > MAX_STAT_NAME_LENGTH) fail('VALIDATION', `a statistic's name is at most ${MAX_STAT_NAME_LENGTH} characters long`);
+    if (stats.size >= MAX_CLIENT_STATS) fail('VALIDATION', `a service keeps at most ${MAX_CLIENT_STATS} statistics: update an existing one, or choose fewer names`);
+  }
   const value = Number(body?.['latestValue'] ?? 0);
   if (!Number.isFinite(value)) fail('VALIDATION', 'latestValue must be a number');
   if (op.action === 'PATCH') {
