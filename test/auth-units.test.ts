@@ -107,6 +107,18 @@ describe('login throttle', () => {
     assert.ok(burst.at(-1)!.refused);
   });
 
+  it('throttles an overlong email (kept as a digest) as itself: the same one adds up, another of the same length and start does not', () => {
+    const t = new LoginThrottle(() => 0);
+    const long = `${'x'.repeat(12_000)}@b`;
+    const other = `${'x'.repeat(11_999)}y@b`;
+    for (let i = 0; i < DEFAULT_THROTTLE.freeFailures; i++) {
+      assert.equal(t.reserve(long, `10.0.0.${i}`).waitMs, 0);
+      t.settle(long, `10.0.0.${i}`, false);
+    }
+    assert.equal(t.reserve(long.toUpperCase(), '10.0.1.1').waitMs, 250, 'the same email, in any case, counts its failures');
+    assert.equal(t.reserve(other, '10.0.1.2').waitMs, 0, 'another email is not slowed');
+  });
+
   it('clears an email after a successful login', () => {
     let now = 0;
     const t = new LoginThrottle(() => now);

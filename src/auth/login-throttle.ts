@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 export interface ThrottleSettings {
   /** Failures per email before attempts are spaced out. */
   freeFailures: number;
@@ -31,6 +33,14 @@ interface Entry {
 }
 
 const MAX_KEYS = 50_000;
+/** Emails longer than this (none is valid: RFC 5321 allows 254) are kept as a digest, so a key stays small. */
+const MAX_EMAIL_KEY = 320;
+
+/** The email's key: the email itself, lower-cased, or a digest of a long one (it comes from any client's Authorization header). */
+function emailKey(email: string): string {
+  const e = email.toLowerCase();
+  return e.length <= MAX_EMAIL_KEY ? `e:${e}` : `e#${createHash('sha256').update(e).digest('base64url')}`;
+}
 
 /**
  * Slows down repeated failed logins, per email and per client address: after the free failures,
@@ -52,7 +62,7 @@ export class LoginThrottle {
    */
   reserve(email: string, address: string): { waitMs: number; refused: boolean } {
     const now = this.nowMs();
-    const keys = [this.entry(`e:${email.toLowerCase()}`, this.settings.freeFailures, now), this.entry(`a:${address}`, this.settings.freeFailuresPerAddress, now)];
+    const keys = [this.entry(emailKey(email), this.settings.freeFailures, now), this.entry(`a:${address}`, this.settings.freeFailuresPerAddress, now)];
     const slot = Math.max(now, ...keys.map((e) => e.last + this.delay(e)));
     const waitMs = slot - now;
     if (waitMs > this.settings.maxWaitMs) return { waitMs, refused: true };
@@ -65,13 +75,13 @@ export class LoginThrottle {
 
   /** The outcome of a reserved attempt: a success clears the email's record, a failure counts. */
   settle(email: string, address: string, ok: boolean): void {
-    for (const k of [`e:${email.toLowerCase()}`, `a:${address}`]) {
+    for (const k of [emailKey(email), `a:${address}`]) {
       const e = this.entries.get(k);
       if (!e) continue;
       e.pending = Math.max(0, e.pending - 1);
       if (!ok) e.failures++;
     }
-    if (ok) this.entries.delete(`e:${email.toLowerCase()}`);
+    if (ok) this.entries.delete(emailKey(email));
   }
 
   private delay(e: Entry): number {
