@@ -75,6 +75,12 @@ export class Gossip {
       const now = this.host.clock.nowMicros();
       for (const [ref, j] of this.joins) if (!j.attempting) void this.attemptJoin(ref, j);
       const peers = this.group.peers().filter((p) => p.status !== 'REPLACED');
+      // What is kept per peer is kept for members of the view only (a group's members come and go).
+      if (this.lastHeard.size > peers.length || this.refusals.size > 0) {
+        const members = new Set(peers.map((p) => p.id));
+        for (const id of this.lastHeard.keys()) if (!members.has(id)) this.lastHeard.delete(id);
+        for (const id of this.refusals.keys()) if (!members.has(id)) this.refusals.delete(id);
+      }
       // If this process itself stalled (a long synchronous task, CPU starvation), its peers' answers
       // are still unread: give them a fresh timeout instead of declaring them dead.
       const stalled = this.lastRoundMicros > 0 && now - this.lastRoundMicros > this.settings.nodeUnavailableTimeoutMicros / 2;

@@ -33,6 +33,9 @@ export function clientCredentials(headers: Readonly<Record<string, string | stri
 /** Transport failures where the request was certainly not processed (safe to retry elsewhere). */
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND']);
 
+/** Peer origins with a connection pool at once. */
+const MAX_PEER_ORIGINS = 256;
+
 /**
  * Node-to-node HTTP: keep-alive pools per peer, signed requests, raw response text (relayed
  * verbatim when forwarding). Network failures become KryptonErrors (503, or 408 on timeout).
@@ -42,11 +45,21 @@ export class PeerClient {
 
   constructor(private readonly auth: PeerAuth) {}
 
+  /** One pool per peer origin, the most recently used last: at most MAX_PEER_ORIGINS (members come and go over a group's life). */
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
-    if (!p) {
-      p = new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 });
+    if (p) {
+      this.pools.delete(origin);
       this.pools.set(origin, p);
+      return p;
+    }
+    p = new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.pools.set(origin, p);
+    if (this.pools.size > MAX_PEER_ORIGINS) {
+      // The least recently used origin (a member long gone, most likely) closes once its requests in flight are answered.
+      const [oldest, pool] = this.pools.entries().next().value as [string, Pool];
+      this.pools.delete(oldest);
+      pool.close().catch(() => undefined);
     }
     return p;
   }

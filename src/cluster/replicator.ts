@@ -193,6 +193,13 @@ export class Replicator implements ReplicationHook {
     if (!c) {
       c = new PeerChannel(this.client, base, () => this.timeoutMs());
       this.channels.set(key, c);
+      // A member that left (or came back under another address) leaves its channel: drop those of
+      // ids no longer in the view. A write still on one finishes on it; the map only forgets it.
+      const members = this.group.peers();
+      if (this.channels.size > 2 * members.length + 8) {
+        const live = new Set(members.map((m) => `${m.id}@${nodeBaseUri(m)}`));
+        for (const k of this.channels.keys()) if (!live.has(k)) this.channels.delete(k);
+      }
     }
     return c;
   }
