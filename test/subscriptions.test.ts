@@ -162,6 +162,39 @@ describe('subscriptions (P/subscriptions): notifications of updates to a callbac
   });
 });
 
+describe('subscriptions: the host holds at most --subscriptionLimit', () => {
+  it('refuses a new subscription with 503 at the limit; a renewed one, a removed one and a deleted document make room', async () => {
+    const h = await startHost(['--subscriptionLimit=3']);
+    const l = await startListener();
+    try {
+      for (const id of ['s1', 's2']) assert.equal((await http('POST', `${h.uri}/core/examples`, { name: id, documentSelfLink: id })).status, 200);
+      const sub = (id: string, path: string) => http('POST', `${h.uri}/core/examples/${id}/subscriptions`, { reference: l.url(path) });
+      for (const [id, path] of [
+        ['s1', '/a'],
+        ['s1', '/b'],
+        ['s2', '/c'],
+      ])
+        assert.equal((await sub(id!, path!)).status, 200);
+      const full = await sub('s2', '/d');
+      assert.equal(full.status, 503, full.text);
+      assert.match(full.json.message, /--subscriptionLimit=3/);
+      assert.deepEqual(Object.keys((await http('GET', `${h.uri}/core/examples/s2/subscriptions`)).json.subscribers), [l.url('/c')], 'nothing was added');
+      assert.equal((await sub('s1', '/a')).status, 200, 'renewing a subscription takes no more room');
+      assert.equal((await http('DELETE', `${h.uri}/core/examples/s1/subscriptions`, { reference: l.url('/b') })).status, 200);
+      assert.equal((await sub('s2', '/d')).status, 200, 'a removed subscription makes room');
+      assert.equal((await sub('s2', '/e')).status, 503);
+      // A deleted document's subscriptions end with it.
+      assert.equal((await http('DELETE', `${h.uri}/core/examples/s2`)).status, 200);
+      assert.equal((await sub('s1', '/f')).status, 200);
+      assert.equal((await sub('s1', '/g')).status, 200);
+      assert.equal((await sub('s1', '/h')).status, 503);
+    } finally {
+      await l.close();
+      await h.stop();
+    }
+  });
+});
+
 describe('subscriptions in a node group: a subscriber hears of writes made through any member', () => {
   let g: GroupMember[];
   let l: Listener;

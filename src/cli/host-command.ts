@@ -30,6 +30,10 @@ export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
     type: 'int',
     help: 'live asynchronous query tasks kept at most, per task service; beyond it the oldest finished one is dropped (its link answers 404), and while every one is still running a new one is refused with 503 (default 100000)',
   },
+  subscriptionLimit: {
+    type: 'int',
+    help: 'subscriptions (P/subscriptions) the host holds at most, over all links; beyond it a new one is refused with 503 (default 100000)',
+  },
   migrationIntervalMicros: { type: 'int', help: 'default interval of continuous migration runs (default 60000000)' },
   logLevel: { type: 'string', help: 'pino log level: fatal, error, warn, info, debug (default info)' },
   groupSecret: { type: 'string', help: 'shared secret of the node group; every member needs the same (required with --peerNodes)' },
@@ -66,6 +70,7 @@ export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
   if (o['requestPayloadSizeLimit'] === 0) throw new UsageError('--requestPayloadSizeLimit must be positive');
   if (o['queryPageLimit'] === 0) throw new UsageError('--queryPageLimit must be positive');
   if (o['queryTaskLimit'] === 0) throw new UsageError('--queryTaskLimit must be positive');
+  if (o['subscriptionLimit'] === 0) throw new UsageError('--subscriptionLimit must be positive');
   if (typeof o['publicUri'] === 'string' && !isHttpUri(o['publicUri'])) throw new UsageError(`--publicUri must be an http(s) URI: ${o['publicUri']}`);
   if (typeof o['logLevel'] === 'string' && !LOG_LEVELS.includes(o['logLevel'])) throw new UsageError(`--logLevel must be one of ${LOG_LEVELS.join(', ')}: ${o['logLevel']}`);
   const reason = Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0 ? missingPeerKeyReason(o as Partial<HostOptions>) : undefined;

@@ -44,6 +44,8 @@ export interface HostOptions {
   queryPageLimit: number;
   /** Live asynchronous query tasks kept at most, per task service (see QueryTaskService.makeRoom). */
   queryTaskLimit: number;
+  /** Subscriptions (P/subscriptions) the host holds at most, over all links (see Subscriptions). */
+  subscriptionLimit: number;
   /** Default migration task maintenance interval (continuous re-runs). */
   migrationIntervalMicros: number;
   logLevel: string;
@@ -73,6 +75,7 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   queryTaskExpirationMicros: 600_000_000,
   queryPageLimit: 50_000,
   queryTaskLimit: 100_000,
+  subscriptionLimit: 100_000,
   migrationIntervalMicros: 60_000_000,
   logLevel: 'info',
 }) as HostOptions;

@@ -58,6 +58,8 @@ interface Subscriber {
 export class Subscriptions {
   /** Watched link (a document or a factory) → reference → subscriber. */
   private readonly byLink = new Map<string, Map<string, Subscriber>>();
+  /** Subscribers in byLink, over all links (at most the host's subscriptionLimit). */
+  private count = 0;
   private stopped = false;
 
   constructor(private readonly host: Host) {}
@@ -72,6 +74,7 @@ export class Subscriptions {
   stop(): void {
     this.stopped = true;
     this.byLink.clear();
+    this.count = 0;
   }
 
   /** Maintenance: ends the subscriptions past their documentExpirationTimeMicros (each is sent a DELETE). */
@@ -92,7 +95,21 @@ export class Subscriptions {
     const subs = this.byLink.get(link);
     if (!subs) return;
     for (const s of subs.values()) s.removed = true;
+    this.dropLink(link);
+  }
+
+  /** Forgets every subscriber of `link` (true if it had any). */
+  private dropLink(link: string): boolean {
+    const subs = this.byLink.get(link);
+    if (!subs) return false;
+    this.count -= subs.size;
     this.byLink.delete(link);
+    return true;
+  }
+
+  /** Subscriptions held now, over all links. */
+  get size(): number {
+    return this.count;
   }
 
   /** The `P/subscriptions` utility of `link`; `factory`: the link is a factory (its children's creations are notified). */
@@ -138,12 +155,21 @@ export class Subscriptions {
       fail('VALIDATION', 'documentExpirationTimeMicros must be a non-negative integer');
     let subs = this.byLink.get(link);
     if (!subs?.has(reference) && (subs?.size ?? 0) >= MAX_SUBSCRIBERS_PER_LINK) fail('VALIDATION', `${link} has ${MAX_SUBSCRIBERS_PER_LINK} subscribers, the most it takes`);
+    // Subscriptions without an expiry live until removed, their document is deleted or purged, or their notifications keep failing: the host holds a bounded number.
+    const hostLimit = this.host.options.subscriptionLimit;
+    if (!subs?.has(reference) && this.count >= hostLimit) {
+      fail(
+        'UNAVAILABLE',
+        `the host holds ${this.count} subscriptions (--subscriptionLimit=${hostLimit}): remove ones no longer needed (DELETE P/subscriptions) or give them a documentExpirationTimeMicros`,
+      );
+    }
     if (!subs) {
       subs = new Map();
       this.byLink.set(link, subs);
     }
     const previous = subs.get(reference);
     if (previous) previous.removed = true;
+    else this.count++;
     const reader = op.authz?.reader();
     const s: Subscriber = {
       reference,
@@ -183,7 +209,7 @@ export class Subscriptions {
     for (const op of ops) {
       if (op.t === 'purge') {
         // Expired or replaced by a forced re-creation: the document's subscriptions end with it.
-        if (this.byLink.delete(op.link)) this.host.log.info({ link: op.link }, 'subscriptions ended: the document was purged');
+        if (this.dropLink(op.link)) this.host.log.info({ link: op.link }, 'subscriptions ended: the document was purged');
         continue;
       }
       if (op.t !== 'write') continue;
@@ -193,7 +219,7 @@ export class Subscriptions {
       if (own) {
         for (const s of own.values()) this.enqueue(v.link, s, { action, json: v.json });
         // A deleted document's subscriptions end with its DELETE notification (queued above), as its service stops in Xenon.
-        if (action === 'DELETE') this.byLink.delete(v.link);
+        if (action === 'DELETE') this.dropLink(v.link);
       }
       // A factory hears of the children it creates (a re-creation of a deleted link too).
       const factory = action === 'POST' ? this.byLink.get(v.factory) : undefined;
@@ -262,7 +288,10 @@ export class Subscriptions {
     s.removed = true;
     s.queue.length = 0;
     const subs = this.byLink.get(link);
-    if (subs?.get(s.reference) === s) subs.delete(s.reference);
+    if (subs?.get(s.reference) === s) {
+      subs.delete(s.reference);
+      this.count--;
+    }
     if (subs?.size === 0) this.byLink.delete(link);
     this.host.log.info({ link, reference: s.reference }, 'subscription removed');
     if (tell && !this.stopped) {
