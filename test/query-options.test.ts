@@ -240,6 +240,14 @@ describe('query options over HTTP', () => {
     const task = await q({ query, expectedResultCount: 1000 }, {}, false);
     assert.equal(task.status, 202, task.text);
     await waitFor(async () => (await waits()) === 1, 'the task to wait for its count');
+    // While nothing is written the count is not run again (matches cannot grow); a write makes it run.
+    const checks = async () => (await http('GET', `${h.uri}/core/query-tasks/stats`)).json.entries.expectedResultCountChecks.latestValue as number;
+    const idle = await checks();
+    await new Promise((r) => setTimeout(r, 500)); // five maintenance intervals
+    assert.equal(await checks(), idle, 'no count while the host is idle');
+    await post({ name: 'unrelated' });
+    await waitFor(async () => (await checks()) > idle, 'a count after a write');
+    assert.equal((await http('GET', `${h.uri}${task.json.documentSelfLink}`)).json.taskInfo.stage, 'STARTED', 'still waiting: the write does not match');
     assert.equal((await http('DELETE', `${h.uri}${task.json.documentSelfLink}`)).status, 200);
     await waitFor(async () => (await waits()) === 0, 'the deleted task to stop counting', 5_000);
     // A direct task waits inside its POST: when its client leaves, it stops too.

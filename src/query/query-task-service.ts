@@ -77,6 +77,9 @@ export class QueryTaskService implements Service {
   private readonly tasks = new Map<string, TaskRecord>();
   /** Bytes of `resultsJson` held by live tasks (see MAX_RESULTS_IN_MEMORY). */
   private resultsInMemory = 0;
+  /** Groups of document writes committed since the first expectedResultCount wait (see countUntil). */
+  private writes = 0;
+  private watchingWrites = false;
   ownerFilter: OwnerFilterFactory = () => undefined;
   private readonly continuous: ContinuousQueries;
 
@@ -206,11 +209,23 @@ export class QueryTaskService implements Service {
     }
   }
 
+  /**
+   * Counts again only after some write was committed since the last count (matches cannot grow
+   * otherwise: time passing only expires documents), so tasks waiting on an idle host cost nothing.
+   * `expectedResultCountChecks` on this service's /stats counts the counts run.
+   */
   private async countUntil(expected: number, plan: QueryPlan, expiresAt: number, intervalMicros: number, run: RunScope): Promise<void> {
+    this.watchWrites();
+    let countedAt = -1;
+    let matched = 0;
     for (;;) {
       if (!run.wanted()) fail('CONFLICT', 'the query task is no longer wanted (deleted, expired, or its client went away): it stopped waiting for expectedResultCount');
-      const matched = await this.host.store.read(() => runPage(this.host, plan, 1, undefined).count);
-      if (matched >= expected) return;
+      if (this.writes !== countedAt) {
+        countedAt = this.writes;
+        matched = await this.host.store.read(() => runPage(this.host, plan, 1, undefined).count);
+        this.host.statsFor(this.link).adjust('expectedResultCountChecks', 1, this.host.clock.nowMicros());
+        if (matched >= expected) return;
+      }
       if (this.host.isStopping) fail('UNAVAILABLE', 'the host is stopping');
       if (this.host.clock.nowMicros() + intervalMicros >= expiresAt) {
         fail('TIMEOUT', `Query task expired: ${matched} documents match, expectedResultCount is ${expected}`);
@@ -460,6 +475,15 @@ export class QueryTaskService implements Service {
   private stopFollowing(link: string): void {
     this.continuous.remove(link);
     this.host.subscriptions.end(link);
+  }
+
+  private watchWrites(): void {
+    if (this.watchingWrites) return;
+    this.watchingWrites = true;
+    // Only a written version can add a match (purges, expiry and the log position cannot).
+    this.host.store.commits.onCommitted((ops) => {
+      if (ops.some((op) => op.t === 'write')) this.writes++;
+    });
   }
 
   sweep(now: number): void {
