@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import { fromServiceErrorResponse, kryptonError, type KryptonError } from '../core/errors.js';
+import { recentPool } from '../core/http-client.js';
 import type { PeerAuth } from './peer-auth.js';
 
 export interface PeerRequest {
@@ -47,21 +48,8 @@ export class PeerClient {
 
   /** One pool per peer origin, the most recently used last: at most MAX_PEER_ORIGINS (members come and go over a group's life). */
   private pool(origin: string): Pool {
-    let p = this.pools.get(origin);
-    if (p) {
-      this.pools.delete(origin);
-      this.pools.set(origin, p);
-      return p;
-    }
-    p = new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 });
-    this.pools.set(origin, p);
-    if (this.pools.size > MAX_PEER_ORIGINS) {
-      // The least recently used origin (a member long gone, most likely) closes once its requests in flight are answered.
-      const [oldest, pool] = this.pools.entries().next().value as [string, Pool];
-      this.pools.delete(oldest);
-      pool.close().catch(() => undefined);
-    }
-    return p;
+    // Past the limit the least recently used origin goes: a member long gone, most likely.
+    return recentPool(this.pools, origin, MAX_PEER_ORIGINS, () => new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 }));
   }
 
   async send(url: string, req: PeerRequest): Promise<PeerResponse> {

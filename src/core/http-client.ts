@@ -22,6 +22,28 @@ export interface ClientResponse<T = unknown> {
 /** Origins a host keeps a connection pool to at once, by default (the least recently used goes first). */
 export const MAX_ORIGINS = 256;
 
+/**
+ * `origin`'s pool from `pools` (most recently used last), made by `create` when there is none. Past
+ * `max` origins, the least recently used one's pool is dropped; it closes once its requests in
+ * flight are answered.
+ */
+export function recentPool(pools: Map<string, Pool>, origin: string, max: number, create: () => Pool): Pool {
+  let p = pools.get(origin);
+  if (p) {
+    pools.delete(origin);
+    pools.set(origin, p);
+    return p;
+  }
+  p = create();
+  pools.set(origin, p);
+  if (pools.size > max) {
+    const [oldest, pool] = pools.entries().next().value as [string, Pool];
+    pools.delete(oldest);
+    pool.close().catch(() => undefined);
+  }
+  return p;
+}
+
 /** An absolute http(s) URI (what a host, peer or node reference must be). */
 export function isHttpUri(v: string): boolean {
   try {
@@ -49,21 +71,7 @@ export class HttpClient {
   ) {}
 
   private pool(origin: string): Pool {
-    let p = this.pools.get(origin);
-    if (p) {
-      this.pools.delete(origin);
-      this.pools.set(origin, p);
-      return p;
-    }
-    p = new Pool(origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 30_000 });
-    this.pools.set(origin, p);
-    if (this.pools.size > this.maxOrigins) {
-      // The least recently used origin's pool closes once its requests in flight are answered.
-      const [oldest, pool] = this.pools.entries().next().value as [string, Pool];
-      this.pools.delete(oldest);
-      pool.close().catch(() => undefined);
-    }
-    return p;
+    return recentPool(this.pools, origin, this.maxOrigins, () => new Pool(origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 30_000 }));
   }
 
   /** Origins with a pool now (at most maxOrigins). */
