@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { useRecent } from '../core/recently-used.js';
 
 export interface ThrottleSettings {
   /** Failures per email before attempts are spaced out. */
@@ -91,12 +92,8 @@ export class LoginThrottle {
   }
 
   private entry(key: string, free: number, now: number): Entry {
-    let e = this.entries.get(key);
-    if (e && now - e.last > this.settings.forgetAfterMs) e = undefined;
-    if (!e) e = { failures: 0, pending: 0, last: -Infinity, free };
-    this.entries.delete(key); // re-insert: the Map's order is least recently used first
-    this.entries.set(key, e);
-    if (this.entries.size > MAX_KEYS) this.entries.delete(this.entries.keys().next().value!);
-    return e;
+    const known = this.entries.get(key);
+    if (known && now - known.last > this.settings.forgetAfterMs) this.entries.delete(key); // quiet long enough: starts over
+    return useRecent(this.entries, key, () => ({ failures: 0, pending: 0, last: -Infinity, free }), MAX_KEYS);
   }
 }

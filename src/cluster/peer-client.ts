@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import { fromServiceErrorResponse, kryptonError, type KryptonError } from '../core/errors.js';
-import { recentPool } from '../core/http-client.js';
+import { closeDropped } from '../core/http-client.js';
+import { useRecent } from '../core/recently-used.js';
 import type { PeerAuth } from './peer-auth.js';
 
 export interface PeerRequest {
@@ -49,7 +50,7 @@ export class PeerClient {
   /** One pool per peer origin, the most recently used last: at most MAX_PEER_ORIGINS (members come and go over a group's life). */
   private pool(origin: string): Pool {
     // Past the limit the least recently used origin goes: a member long gone, most likely.
-    return recentPool(this.pools, origin, MAX_PEER_ORIGINS, () => new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 }));
+    return useRecent(this.pools, origin, () => new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 }), MAX_PEER_ORIGINS, closeDropped);
   }
 
   async send(url: string, req: PeerRequest): Promise<PeerResponse> {

@@ -17,6 +17,7 @@ import { genericUtility } from '../services/utility-handlers.js';
 import { Subscriptions } from '../services/subscriptions.js';
 import { QueryPages } from '../query/query-pages.js';
 import { xenonFnv64 } from './fnv-hash.js';
+import { useRecent } from './recently-used.js';
 
 export interface HostOptions {
   port: number;
@@ -183,12 +184,7 @@ export class Host {
       }
       return s;
     }
-    let s = this.childStats.get(link);
-    if (s) this.childStats.delete(link);
-    else s = new ServiceStats();
-    this.childStats.set(link, s);
-    if (this.childStats.size > CHILD_STATS_LIMIT) this.childStats.delete(this.childStats.keys().next().value as string);
-    return s;
+    return useRecent(this.childStats, link, () => new ServiceStats(), CHILD_STATS_LIMIT);
   }
 
   /** Filters run in order; `first` puts one ahead of all others (node groups: peer authentication). */

@@ -1,5 +1,6 @@
 import { Pool, type Dispatcher } from 'undici';
 import { fromServiceErrorResponse, kryptonError, type KryptonError } from './errors.js';
+import { useRecent } from './recently-used.js';
 
 export interface ClientRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -22,26 +23,9 @@ export interface ClientResponse<T = unknown> {
 /** Origins a host keeps a connection pool to at once, by default (the least recently used goes first). */
 export const MAX_ORIGINS = 256;
 
-/**
- * `origin`'s pool from `pools` (most recently used last), made by `create` when there is none. Past
- * `max` origins, the least recently used one's pool is dropped; it closes once its requests in
- * flight are answered.
- */
-export function recentPool(pools: Map<string, Pool>, origin: string, max: number, create: () => Pool): Pool {
-  let p = pools.get(origin);
-  if (p) {
-    pools.delete(origin);
-    pools.set(origin, p);
-    return p;
-  }
-  p = create();
-  pools.set(origin, p);
-  if (pools.size > max) {
-    const [oldest, pool] = pools.entries().next().value as [string, Pool];
-    pools.delete(oldest);
-    pool.close().catch(() => undefined);
-  }
-  return p;
+/** A pool dropped from a bounded set: it closes once its requests in flight are answered. */
+export function closeDropped(pool: Pool): void {
+  pool.close().catch(() => undefined);
 }
 
 /** An absolute http(s) URI (what a host, peer or node reference must be). */
@@ -71,7 +55,7 @@ export class HttpClient {
   ) {}
 
   private pool(origin: string): Pool {
-    return recentPool(this.pools, origin, this.maxOrigins, () => new Pool(origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 30_000 }));
+    return useRecent(this.pools, origin, () => new Pool(origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 30_000 }), this.maxOrigins, closeDropped);
   }
 
   /** Origins with a pool now (at most maxOrigins). */

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { useRecent } from '../core/recently-used.js';
 
 /** Prepared statements of one connection by SQL text, least recently used dropped past `size`. */
 export class StatementCache {
@@ -10,14 +11,6 @@ export class StatementCache {
   ) {}
 
   get(sql: string): Database.Statement {
-    let st = this.statements.get(sql);
-    if (st) {
-      this.statements.delete(sql);
-    } else {
-      st = this.db.prepare(sql);
-      if (this.statements.size >= this.size) this.statements.delete(this.statements.keys().next().value!);
-    }
-    this.statements.set(sql, st);
-    return st;
+    return useRecent(this.statements, sql, () => this.db.prepare(sql), this.size);
   }
 }
