@@ -42,3 +42,31 @@ describe('host-to-host HTTP client', () => {
     }
   });
 });
+
+describe('host-to-host HTTP client: response text', () => {
+  it('reads ASCII, UTF-8 (characters split across chunks), byte-order-marked and empty bodies as their text', async () => {
+    const unicode = JSON.stringify({ city: 'Zürich', name: '名前', smile: '😀', large: 'x'.repeat(200_000) });
+    const ascii = JSON.stringify({ documentLinks: Array.from({ length: 20_000 }, (_, i) => `/core/examples/doc-${i}`) });
+    const s: Server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      const bytes = req.url === '/ascii' ? Buffer.from(ascii) : req.url === '/bom' ? Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(unicode)]) : req.url === '/empty' ? Buffer.alloc(0) : Buffer.from(unicode);
+      // Odd-sized writes: multi-byte characters are cut between chunks.
+      for (let at = 0; at < bytes.length; at += 7_777) res.write(bytes.subarray(at, at + 7_777));
+      res.end();
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const uri = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const client = new HttpClient();
+    try {
+      assert.equal((await client.send<string>(`${uri}/ascii`, { method: 'GET', rawBody: true })).body, ascii);
+      assert.equal((await client.send<string>(`${uri}/utf8`, { method: 'GET', rawBody: true })).body, unicode);
+      const parsed = (await client.send<{ city: string; name: string; smile: string }>(`${uri}/utf8`, { method: 'GET' })).body;
+      assert.deepEqual([parsed.city, parsed.name, parsed.smile], ['Zürich', '名前', '😀']);
+      assert.equal((await client.send<string>(`${uri}/bom`, { method: 'GET', rawBody: true })).body, unicode, 'the byte order mark is not part of the text');
+      assert.equal((await client.send<unknown>(`${uri}/empty`, { method: 'GET' })).body, undefined);
+    } finally {
+      await client.close();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+});

@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
 import { fromServiceErrorResponse, kryptonError, type KryptonError } from '../core/errors.js';
-import { closeDropped } from '../core/http-client.js';
+import { closeDropped, responseText } from '../core/http-client.js';
 import { useRecent } from '../core/recently-used.js';
 import type { PeerAuth } from './peer-auth.js';
 
@@ -64,7 +64,7 @@ export class PeerClient {
     }
     try {
       const res = await this.pool(u.origin).request({ method: req.method, path, headers, ...(body === undefined ? {} : { body }), headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs });
-      return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+      return { status: res.statusCode, headers: res.headers, text: await responseText(res.body) };
     } catch (cause) {
       const e = cause as Error & { code?: string };
       if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') {

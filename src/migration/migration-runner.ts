@@ -50,10 +50,13 @@ export async function runMigration(ctx: RunContext): Promise<void> {
   const started = performance.now();
   checkExpiry(ctx);
   const processedBefore = state.progress.processedServiceCount;
-  const sources = await resolveNodes(ctx, state.sourceReferences, state.sourceNodeGroupReference, 'source');
-  const destinations = await resolveNodes(ctx, state.destinationReferences, state.destinationNodeGroupReference, 'destination');
-  await checkFactory(ctx, sources, state.sourceFactoryLink, 'source');
-  await checkFactory(ctx, destinations.slice(0, 1), state.destinationFactoryLink, 'destination');
+  // Both groups are resolved, and both factories checked, side by side: a run starts sooner. A
+  // failure of either fails the run with its own message, the source's first when both fail.
+  const [sources, destinations] = await both(
+    resolveNodes(ctx, state.sourceReferences, state.sourceNodeGroupReference, 'source'),
+    resolveNodes(ctx, state.destinationReferences, state.destinationNodeGroupReference, 'destination'),
+  );
+  await both(checkFactory(ctx, sources, state.sourceFactoryLink, 'source'), checkFactory(ctx, destinations.slice(0, 1), state.destinationFactoryLink, 'destination'));
   const from = startTime(state);
   if (state.migrationOptions.includes('ESTIMATE_COUNT')) await estimate(ctx, sources[0]!, from);
   let maxSeen = state.latestSourceUpdateTimeMicros;
@@ -69,6 +72,14 @@ export async function runMigration(ctx: RunContext): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   state.progress.lastRunDurationMicros = Math.round(seconds * 1e6);
   state.progress.documentsPerSecond = Math.round((state.progress.processedServiceCount - processedBefore) / Math.max(seconds, 1e-3));
+}
+
+/** Both results; when both fail, the first one's error (Promise.all would reject with whichever failed first in time). */
+async function both<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  return [ra.value, rb.value];
 }
 
 /** The node base URIs of a group (explicit references, or the AVAILABLE members of a node group). */
