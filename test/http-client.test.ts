@@ -49,7 +49,14 @@ describe('host-to-host HTTP client: response text', () => {
     const ascii = JSON.stringify({ documentLinks: Array.from({ length: 20_000 }, (_, i) => `/core/examples/doc-${i}`) });
     const s: Server = createServer((req, res) => {
       res.setHeader('content-type', 'application/json');
-      const bytes = req.url === '/ascii' ? Buffer.from(ascii) : req.url === '/bom' ? Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(unicode)]) : req.url === '/empty' ? Buffer.alloc(0) : Buffer.from(unicode);
+      const bytes =
+        req.url === '/ascii'
+          ? Buffer.from(ascii)
+          : req.url === '/bom'
+            ? Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(unicode)])
+            : req.url === '/empty'
+              ? Buffer.alloc(0)
+              : Buffer.from(unicode);
       // Odd-sized writes: multi-byte characters are cut between chunks.
       for (let at = 0; at < bytes.length; at += 7_777) res.write(bytes.subarray(at, at + 7_777));
       res.end();

@@ -72,20 +72,34 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
     const row = reader.get<{ n: number }>(`SELECT count(*) AS n FROM docs d WHERE ${conds.join(' AND ')}`, params);
     return { links: [], documents: undefined, count: row?.n ?? 0, after: undefined, queryTimeMicros: elapsedMicros(started) };
   }
-  const keyCols = plan.keys.map((k, i) => `${k.expr} AS k${i}`);
-  const keyParams = plan.keys.flatMap((k) => k.params);
   const order = plan.keys.map((k) => `${k.expr} ${k.desc ? 'DESC' : 'ASC'}`).join(', ');
   const orderParams = plan.keys.flatMap((k) => k.params);
   const expand = isExpanded(spec);
   const selecting = hasOption(spec, 'SELECT_LINKS');
+  // Rows are arrays (IndexReader.rows): the link, the version, the JSON when needed, then each sort
+  // key's value for the keyset cursor; a key that is one of those columns (the link, as a
+  // migration's tie-break) is read from it instead of a second time.
+  const cols = ['d.link', 'd.version'];
+  if (expand || selecting || plan.ownerFilter) cols.push('d.json');
+  const keyAt: number[] = [];
+  const keyParams: unknown[] = [];
+  for (const k of plan.keys) {
+    const same = k.params.length === 0 ? cols.indexOf(k.expr) : -1;
+    if (same >= 0 && cols[same] !== 'd.json') keyAt.push(same);
+    else {
+      keyAt.push(cols.length);
+      cols.push(k.expr);
+      keyParams.push(...k.params);
+    }
+  }
   const fetch = (cond: { sql: string; params: readonly unknown[] } | undefined, n: number) => {
     const where = cond ? [...conds, `(${cond.sql})`] : conds;
-    const sql = `SELECT d.link, d.version${expand || selecting || plan.ownerFilter ? ', d.json' : ''}, ${keyCols.join(', ')} FROM docs d
+    const sql = `SELECT ${cols.join(', ')} FROM docs d
     WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`;
-    return reader.all<Record<string, unknown>>(sql, [...keyParams, ...params, ...(cond?.params ?? []), ...orderParams, n, after ? 0 : offset]);
+    return reader.rows(sql, [...keyParams, ...params, ...(cond?.params ?? []), ...orderParams, n, after ? 0 : offset]);
   };
   const fetchLimit = plan.ownerFilter ? limit * 4 + 1 : limit + 1;
-  let rows: Record<string, unknown>[];
+  let rows: unknown[][];
   if (!after) rows = fetch(undefined, fetchLimit);
   else if (twoColumns(plan.keys, after)) {
     // Keyset over (a, b), as two index seeks: the rest of a's group, then beyond a.
@@ -97,7 +111,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   const links: string[] = [];
   const documents = expand ? new Map<string, string>() : undefined;
   const selectedLinks = selecting ? new Map<string, Record<string, string>>() : undefined;
-  let last: Record<string, unknown> | undefined;
+  let last: unknown[] | undefined;
   let more = false;
   for (const row of rows) {
     if (links.length === limit) {
@@ -105,14 +119,15 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
       break;
     }
     last = row;
-    if (plan.ownerFilter && !plan.ownerFilter(row['link'] as string)) continue;
-    const link = allVersions ? `${row['link'] as string}?documentVersion=${row['version'] as number}` : (row['link'] as string);
+    const rowLink = row[0] as string;
+    if (plan.ownerFilter && !plan.ownerFilter(rowLink)) continue;
+    const link = allVersions ? `${rowLink}?documentVersion=${row[1] as number}` : rowLink;
     links.push(link);
-    documents?.set(link, shapeDocument(spec, row['json'] as string));
-    selectedLinks?.set(link, selectLinks(spec, JSON.parse(row['json'] as string) as Doc));
+    documents?.set(link, shapeDocument(spec, row[2] as string));
+    selectedLinks?.set(link, selectLinks(spec, JSON.parse(row[2] as string) as Doc));
   }
   if (!more && plan.ownerFilter && rows.length === fetchLimit) more = true;
-  const cursor = more && last ? plan.keys.map((_, i) => last![`k${i}`]) : undefined;
+  const cursor = more && last ? keyAt.map((i) => last![i]) : undefined;
   const page: QueryPage = { links, documents, count: links.length, after: cursor, queryTimeMicros: elapsedMicros(started) };
   if (selectedLinks) page.selectedLinks = selectedLinks;
   return page;

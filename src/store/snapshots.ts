@@ -6,6 +6,22 @@ import { StatementCache } from './statement-cache.js';
 export interface IndexReader {
   all<T>(sql: string, params: readonly unknown[]): T[];
   get<T>(sql: string, params: readonly unknown[]): T | undefined;
+  /** Like all, each row as an array of its columns' values in SELECT order (no object built per row). */
+  rows(sql: string, params: readonly unknown[]): unknown[][];
+}
+
+/**
+ * A statement's rows as arrays. Building an object per row cost a query page more than reading it
+ * (measured: 10,000 documents, 28 ms of CPU as objects, 17.5 ms as arrays). The mode is set per
+ * call: statements are cached by SQL text and shared with `all` callers.
+ */
+export function rawRows(statement: Database.Statement, params: readonly unknown[]): unknown[][] {
+  statement.raw(true);
+  try {
+    return statement.all(...params) as unknown[][];
+  } finally {
+    statement.raw(false);
+  }
 }
 
 /** Read connections open at once for snapshots; beyond it a stream reads the shared connection. */
@@ -76,6 +92,10 @@ export class Snapshot implements IndexReader {
     return this.live()
       .prepared(sql)
       .get(...params) as T | undefined;
+  }
+
+  rows(sql: string, params: readonly unknown[]): unknown[][] {
+    return rawRows(this.live().prepared(sql), params);
   }
 
   /** Ends the read transaction and returns the connection to the pool. Idempotent. */

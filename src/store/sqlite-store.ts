@@ -9,7 +9,7 @@ import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
 import { CommitLog, encodeRecordParts } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
-import { SnapshotPool, type IndexReader, type Snapshot } from './snapshots.js';
+import { rawRows, SnapshotPool, type IndexReader, type Snapshot } from './snapshots.js';
 import { StatementCache } from './statement-cache.js';
 import { BatchApplier, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
@@ -347,6 +347,11 @@ export class SqliteStore implements IndexReader {
   get<T>(sql: string, params: readonly unknown[]): T | undefined {
     this.commits.sync();
     return this.prepared(sql).get(...params) as T | undefined;
+  }
+
+  rows(sql: string, params: readonly unknown[]): unknown[][] {
+    this.commits.sync();
+    return rawRows(this.prepared(sql), params);
   }
 
   /** Query-engine statements (cached by SQL text). */
