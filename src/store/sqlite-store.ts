@@ -22,8 +22,8 @@ export interface OpenOptions {
   snapshotMaxAgeMs?: number;
   /** The largest document the writer thread must hold (its heap is sized for it): the request body limit. */
   largestDocumentBytes?: number;
-  /** SQLite's automatic checkpoint threshold in pages for this connection (default SQLite's, 1,000). */
-  walAutocheckpointPages?: number;
+  /** SQLite's automatic checkpoint threshold in pages for this connection (undefined: SQLite's, 1,000). */
+  walAutocheckpointPages?: number | undefined;
 }
 
 const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
@@ -36,7 +36,7 @@ const CHECKPOINT_INTERVAL_MS = 200;
  * pages without stopping the writer (a 100,000-document migration: no writer checkpoint at all,
  * against seven of about 40 ms each at SQLite's 1,000 pages).
  */
-export const WRITER_WAL_AUTOCHECKPOINT_PAGES = 8192;
+const WRITER_WAL_AUTOCHECKPOINT_PAGES = 8192;
 
 /**
  * SQLite page size of a new index. Measured, inserting 100,000 example documents in batches of
@@ -391,26 +391,12 @@ export class SqliteStore implements IndexReader {
   async close(): Promise<void> {
     if (!this.db.open) return;
     await this.commits.drain();
-    if (this.checkpointer) {
-      const c = this.checkpointer;
-      this.checkpointer = undefined;
-      await new Promise<void>((resolve) => {
-        c.once('message', () => resolve());
-        c.once('exit', () => resolve());
-        c.postMessage({ stop: true });
-      });
-      await c.terminate();
-    }
-    if (this.writer) {
-      const w = this.writer;
-      this.writer = undefined;
-      await new Promise<void>((resolve) => {
-        w.once('message', () => resolve());
-        w.once('exit', () => resolve());
-        w.postMessage({ id: -1, close: true });
-      });
-      await w.terminate();
-    }
+    const checkpointer = this.checkpointer;
+    this.checkpointer = undefined;
+    if (checkpointer) await stopWorker(checkpointer, { stop: true });
+    const writer = this.writer;
+    this.writer = undefined;
+    if (writer) await stopWorker(writer, { id: -1, close: true });
     this.log?.close(this.commits.idle);
     this.snapshots.close();
     try {
@@ -419,6 +405,16 @@ export class SqliteStore implements IndexReader {
       this.db.close();
     }
   }
+}
+
+/** Sends a worker its stop message, waits for its answer (or its exit) and terminates it. */
+async function stopWorker(worker: Worker, message: unknown): Promise<void> {
+  await new Promise<void>((resolve) => {
+    worker.once('message', () => resolve());
+    worker.once('exit', () => resolve());
+    worker.postMessage(message);
+  });
+  await worker.terminate();
 }
 
 function readFormat(db: Database.Database): number | undefined {

@@ -8,8 +8,7 @@ import { BatchApplier } from './write-ops.js';
  * handlers and serves reads on its own connection (WAL readers see every committed batch) while
  * this thread commits, so HTTP and JSON work overlap with SQLite work.
  */
-const walAutocheckpointPages = workerData.walAutocheckpointPages as number | undefined;
-const store = SqliteStore.open(workerData.dir as string, walAutocheckpointPages === undefined ? { writer: 'sync' } : { writer: 'sync', walAutocheckpointPages });
+const store = SqliteStore.open(workerData.dir as string, { writer: 'sync', walAutocheckpointPages: workerData.walAutocheckpointPages as number | undefined });
 /** The last applied batch id, shared with the main thread (a read there may wait for a batch). */
 const applied = new Int32Array(workerData.applied as SharedArrayBuffer);
 const applier = new BatchApplier(store);
