@@ -138,7 +138,7 @@ export class NodeGroup {
   // ---- questions ----
 
   quorum(): number {
-    return this.self().membershipQuorum;
+    return this.view.nodes[this.selfId]!.membershipQuorum;
   }
 
   /** `--peerRequestTimeoutMicros` in milliseconds (every request to a peer). */
@@ -159,8 +159,12 @@ export class NodeGroup {
     return { id: n.id, groupReference: n.groupReference, isLocal: n.id === this.selfId };
   }
 
+  /** owner(key).isLocal, without building the Owner (every request of a host alone asks it). */
   isLocalOwner(key: string): boolean {
-    return this.owner(key).isLocal;
+    const candidates = this.ownerCandidates();
+    if (candidates.length === 0) return true;
+    if (candidates.length === 1) return candidates[0]!.node.id === this.selfId;
+    return selectNodes(key, candidates)[0]!.id === this.selfId;
   }
 
   /**
@@ -196,7 +200,9 @@ export class NodeGroup {
 
   /** Peers that receive replicated versions: every member that is not UNAVAILABLE/REPLACED/OBSERVER. */
   replicationTargets(): NodeState[] {
-    return this.peers().filter((n) => !isUnavailable(n) && !isObserver(n));
+    const targets: NodeState[] = [];
+    for (const n of Object.values(this.view.nodes)) if (n.id !== this.selfId && !isUnavailable(n) && !isObserver(n)) targets.push(n);
+    return targets;
   }
 
   /** Xenon's isMembershipSettled: alone with quorum 1, or no local change for 5 gossip rounds. */

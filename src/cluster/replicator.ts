@@ -75,17 +75,27 @@ export class Replicator implements ReplicationHook {
 
   /** The owner stamps the epoch; a node that became owner of a document increments it (B.5). */
   private stampEpochs(pending: readonly Pending[]): void {
+    // A request writes one version: no map of links for it.
+    if (pending.length === 1) {
+      pending[0]!.doc['documentEpoch'] = this.epochOf(pending[0]!);
+      return;
+    }
     const epochs = new Map<string, number>();
     for (const p of pending) {
       const link = p.doc['documentSelfLink'] as string;
       let epoch = epochs.get(link);
       if (epoch === undefined) {
-        const prev = p.isNew ? undefined : this.host.store.getLatest(link);
-        epoch = prev ? storedStamp(prev).epoch + (prev.owner !== this.host.id ? 1 : 0) : 0;
+        epoch = this.epochOf(p);
         epochs.set(link, epoch);
       }
       p.doc['documentEpoch'] = epoch;
     }
+  }
+
+  /** The epoch of a new version: its link's epoch, plus one when this node takes over from another owner. */
+  private epochOf(p: Pending): number {
+    const prev = p.isNew ? undefined : this.host.store.getLatest(p.doc['documentSelfLink'] as string);
+    return prev ? storedStamp(prev).epoch + (prev.owner !== this.host.id ? 1 : 0) : 0;
   }
 
   /**

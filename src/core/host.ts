@@ -10,7 +10,7 @@ import { SystemClock, type Clock } from './clock.js';
 import { LinkLocks } from './link-locks.js';
 import { HttpClient } from './http-client.js';
 import { createHttpServer, errorReply } from './http-server.js';
-import { JsonStream, type Operation, type Reply } from './operation.js';
+import { JsonStream, REQUEST_COUNT_STAT, type Operation, type Reply } from './operation.js';
 import { ServiceStats, UTILITY_SUFFIXES, type Service } from './service.js';
 import type { ServiceDefinition } from './service-definition.js';
 import { genericUtility } from '../services/utility-handlers.js';
@@ -298,7 +298,7 @@ export class Host {
     const path = op.path;
     const direct = this.services.get(path);
     if (direct) {
-      this.statsFor(path).adjust(`${op.action}requestCount`, 1, this.clock.nowMicros());
+      this.statsFor(path).adjust(REQUEST_COUNT_STAT[op.action], 1, this.clock.nowMicros());
       return direct.handle(op);
     }
     const slash = path.lastIndexOf('/');

@@ -5,6 +5,9 @@ import { parseJsonBody } from './lenient-json.js';
 export type Action = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
 export const ACTIONS: readonly Action[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
+/** Xenon's per-action request statistic (`POSTrequestCount`, …), one string per action (not built per request). */
+export const REQUEST_COUNT_STAT: Readonly<Record<Action, string>> = Object.freeze(Object.fromEntries(ACTIONS.map((a) => [a, `${a}requestCount`])) as Record<Action, string>);
+
 /** Xenon pragma directives (standard `pragma` header, `;`-joined). */
 export const Pragma = Object.freeze({
   FORCE_INDEX_UPDATE: 'xn-force-index-update',

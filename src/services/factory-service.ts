@@ -1,7 +1,7 @@
 import { fail } from '../core/errors.js';
 import type { Host } from '../core/host.js';
 import type { Doc } from '../core/document.js';
-import { JsonStream, Pragma, RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
+import { JsonStream, Pragma, RawJson, REQUEST_COUNT_STAT, type Operation, type ReadScope, type Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { DocumentWriter, type WriteInput } from './document-writer.js';
@@ -68,7 +68,7 @@ export class FactoryService implements Service {
 
   async handleChild(op: Operation, childLink: string, suffix: string | undefined): Promise<Reply> {
     if (suffix) return this.childUtility(op, childLink, suffix);
-    this.host.statsFor(childLink).adjust(`${op.action}requestCount`, 1, this.host.clock.nowMicros());
+    this.host.statsFor(childLink).adjust(REQUEST_COUNT_STAT[op.action], 1, this.host.clock.nowMicros());
     switch (op.action) {
       case 'GET':
         return { status: 200, body: new RawJson(this.readLive(childLink, op).json) };
