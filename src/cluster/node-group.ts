@@ -153,18 +153,21 @@ export class NodeGroup {
    * then Xenon's rule applies (every member that is not UNAVAILABLE). Alone, this node owns all.
    */
   owner(key: string): Owner {
-    const candidates = this.ownerCandidates();
-    const n = selectNodes(key, candidates)[0];
+    const n = this.ownerNode(key);
     if (!n) return { id: this.selfId, groupReference: this.groupReference, isLocal: true };
     return { id: n.id, groupReference: n.groupReference, isLocal: n.id === this.selfId };
   }
 
   /** owner(key).isLocal, without building the Owner (every request of a host alone asks it). */
   isLocalOwner(key: string): boolean {
+    const n = this.ownerNode(key);
+    return n === undefined || n.id === this.selfId;
+  }
+
+  /** The owner candidate closest to `key`; undefined when there is none. */
+  private ownerNode(key: string): NodeState | undefined {
     const candidates = this.ownerCandidates();
-    if (candidates.length === 0) return true;
-    if (candidates.length === 1) return candidates[0]!.node.id === this.selfId;
-    return selectNodes(key, candidates)[0]!.id === this.selfId;
+    return candidates.length === 1 ? candidates[0]!.node : selectNodes(key, candidates)[0];
   }
 
   /**
