@@ -54,6 +54,30 @@ describe('ResultPage: a source page read a slice at a time', () => {
     assert.deepEqual(shuffled.documents(shuffled.links), [{ v: 1 }, { v: 3 }]);
   });
 
+  it('returns the same documents a slice at a time (documentsBetween) as by link, whatever the layout', () => {
+    for (const indent of [undefined, 2]) {
+      const many: Record<string, unknown> = {};
+      for (let i = 0; i < 25; i++) many[`/core/examples/d${i}`] = { name: `d${i}`, counter: i, ...(i % 3 === 0 ? tricky['/core/examples/a'] : {}) };
+      const page = ResultPage.parse(JSON.stringify(queryTask(many), null, indent));
+      const sliced = [0, 7, 14, 21].flatMap((at) => page.documentsBetween(at, at + 7));
+      assert.deepEqual(sliced, Object.values(many));
+      assert.deepEqual(page.documentsBetween(24, 100), [many['/core/examples/d24']]);
+      assert.deepEqual(page.documentsBetween(30, 40), []);
+    }
+    // A wrong split boundary found in the middle of slices: the rest of the page is scanned instead.
+    const sneaky = { '/x/1': { s: ',"/x/2":{"fake":2}' }, '/x/2': { real: 2 }, '/x/3': { real: 3 } };
+    const page = ResultPage.parse(JSON.stringify(queryTask(sneaky)));
+    assert.deepEqual([...page.documentsBetween(0, 1), ...page.documentsBetween(1, 3)], Object.values(sneaky));
+  });
+
+  it('does not take a nested "documentLinks" member for the page\'s links', () => {
+    const text = JSON.stringify({ results: { documentLinks: ['/x/1', '/x/2'], extra: { documentLinks: ['/x/2'] }, documents: { '/x/2': { v: 2 } } } });
+    const page = ResultPage.parse(text);
+    assert.deepEqual(page.links, ['/x/1', '/x/2']);
+    assert.deepEqual(page.documentsBetween(0, 2), [{ v: 2 }]);
+    assert.deepEqual(page.documents(['/x/2', '/x/1']), [{ v: 2 }]);
+  });
+
   it('skips links without a document, and documents that are not objects', () => {
     const page = ResultPage.parse(
       JSON.stringify(
@@ -109,6 +133,8 @@ describe('ResultPage: a source page read a slice at a time', () => {
         page.documents(page.links),
         expected.documentLinks.map((l: string) => expected.documents[l]),
       );
+      const again = ResultPage.parse(text);
+      assert.deepEqual([...again.documentsBetween(0, 2), ...again.documentsBetween(2, 99)], page.documents(page.links));
     }
   });
 

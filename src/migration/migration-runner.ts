@@ -271,7 +271,7 @@ async function migrateNode(ctx: RunContext, node: string, destinations: string[]
       pending = nextLink ? fetchPage(ctx, node, nextLink) : undefined;
       pending?.catch(() => undefined);
       for (let at = 0; at < page.links.length; at += SLICE) {
-        let docs = page.documents(page.links.slice(at, at + SLICE));
+        let docs = page.documentsBetween(at, at + SLICE);
         if (passed && docs.length > 0 && atOrBefore(docs[0]!, passed)) {
           const fetched = docs.length;
           docs = docs.filter((d) => !atOrBefore(d, passed));
