@@ -195,35 +195,52 @@ async function migrate(blue: BenchHost, green: BenchHost, count: number): Promis
   return { seconds: (ended - started) / 1000, afterFirstTenth: { seconds: (ended - from.at) / 1000, docs: count - from.docs }, peakBlue: blue.peakRssMb(), peakGreen: green.peakRssMb() };
 }
 
-/** Migration between two hosts vs the raw copy limit; then 1,000,000 documents for memory. */
+/**
+ * Migration between two hosts vs the raw copy limit; then 1,000,000 documents for memory. The
+ * 100,000-document migration runs three times, each between two fresh hosts (green starts cold, as
+ * in an upgrade): the goal is checked on the median, as the POST goal is on the median of its rounds,
+ * because one run on this shared machine moves by ±10% from one minute to the next.
+ */
 async function benchMigration(): Promise<void> {
   const sizes = [n(100_000), n(1_000_000)];
   const rows: Record<string, string | number> = {};
   for (const count of sizes) {
-    const [blue, green] = await Promise.all([startHost(), startHost()]);
-    try {
-      await loadExamples(blue.uri, count);
-      blue.resetPeakRss(); // the peak while serving the migration, not while the benchmark loaded it
-      const m = await migrate(blue, green, count);
-      rows[`${fmt(count)} docs: end-to-end migration (docs/s; goal >= 40,000)`] = count / m.seconds;
-      rows[`${fmt(count)} docs: rate past the first tenth (docs/s; reported: the start runs cold)`] = m.afterFirstTenth.docs / m.afterFirstTenth.seconds;
-      rows[`${fmt(count)} docs: peak RSS blue / green (MB; goal <= 300)`] = `${m.peakBlue} / ${m.peakGreen}`;
-      if (count === sizes[1]) {
-        green.resetPeakRss();
-        const started = performance.now();
-        const listing = await request(`${green.uri}/core/examples`, 'GET');
-        if (listing.documentCount !== count) throw new Error(`listing returned ${listing.documentCount}`);
-        rows[`${fmt(count)} docs: plain factory listing, one GET (s)`] = (performance.now() - started) / 1000;
-        rows[`${fmt(count)} docs: green peak RSS while listing (MB)`] = green.peakRssMb();
+    const first = count === sizes[0];
+    const runs: Awaited<ReturnType<typeof migrate>>[] = [];
+    const after: Record<string, string | number> = {};
+    for (let run = 0; run < (first ? 3 : 1); run++) {
+      const [blue, green] = await Promise.all([startHost(), startHost()]);
+      try {
+        await loadExamples(blue.uri, count);
+        blue.resetPeakRss(); // the peak while serving the migration, not while the benchmark loaded it
+        runs.push(await migrate(blue, green, count));
+        if (!first) {
+          green.resetPeakRss();
+          const started = performance.now();
+          const listing = await request(`${green.uri}/core/examples`, 'GET');
+          if (listing.documentCount !== count) throw new Error(`listing returned ${listing.documentCount}`);
+          after[`${fmt(count)} docs: plain factory listing, one GET (s)`] = (performance.now() - started) / 1000;
+          after[`${fmt(count)} docs: green peak RSS while listing (MB)`] = green.peakRssMb();
+        }
+        if (first && run === 0) {
+          const raw = await rawCopy(blue.sandbox);
+          after[`${fmt(count)} docs: raw index copy, one process, no HTTP (docs/s) [baseline]`] = raw.docs / raw.seconds;
+          after[`${fmt(count)} docs: ratio raw / first migration (reported, not a goal: DECISIONS)`] = raw.docs / raw.seconds / (count / runs[0]!.seconds);
+        }
+      } finally {
+        await Promise.all([blue.stop(), green.stop()]);
       }
-      if (count === sizes[0]) {
-        const raw = await rawCopy(blue.sandbox);
-        rows[`${fmt(count)} docs: raw index copy, one process, no HTTP (docs/s) [baseline]`] = raw.docs / raw.seconds;
-        rows[`${fmt(count)} docs: ratio raw / migration (reported, not a goal: DECISIONS)`] = raw.docs / raw.seconds / (count / m.seconds);
-      }
-    } finally {
-      await Promise.all([blue.stop(), green.stop()]);
     }
+    const rates = runs.map((m) => count / m.seconds);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    if (runs.length > 1) rows[`${fmt(count)} docs: end-to-end migration, each run (docs/s)`] = rates.map((r) => fmt(r)).join(' / ');
+    rows[`${fmt(count)} docs: end-to-end migration${runs.length > 1 ? ', median' : ''} (docs/s; goal >= 40,000)`] = median(rates);
+    rows[`${fmt(count)} docs: rate past the first tenth${runs.length > 1 ? ', median' : ''} (docs/s; reported: the start runs cold)`] = median(
+      runs.map((m) => m.afterFirstTenth.docs / m.afterFirstTenth.seconds),
+    );
+    rows[`${fmt(count)} docs: peak RSS blue / green${runs.length > 1 ? ', highest of the runs' : ''} (MB; goal <= 300)`] =
+      `${Math.max(...runs.map((m) => m.peakBlue))} / ${Math.max(...runs.map((m) => m.peakGreen))}`;
+    Object.assign(rows, after);
   }
   report('migration task between two hosts', rows);
 }
