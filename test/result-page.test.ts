@@ -138,6 +138,15 @@ describe('ResultPage: a source page read a slice at a time', () => {
     }
   });
 
+  it('answers a REMOTE error for a page that splits but holds a document that is not JSON', () => {
+    const page = ResultPage.parse('{"results":{"documentLinks":["/a","/b"],"documents":{"/a":{"x":1,},"/b":{"y":2}}}}');
+    assert.deepEqual(page.links, ['/a', '/b']);
+    assert.throws(
+      () => page.documentsBetween(0, 2),
+      (err: unknown) => err instanceof KryptonError && /unreadable document \/a/.test(err.message),
+    );
+  });
+
   it('refuses what is not a QueryTask with an error that names the source', () => {
     for (const text of ['', 'not json', '{"results":{"documents":{"/a":{"x":1}', '{"results":{"documents":{"/a":{"x":"unterminated}}}', '[1,2]', '{"results":{"documents":{"/a" {}}}}']) {
       assert.throws(

@@ -115,13 +115,12 @@ export class ResultPage {
         // A boundary was wrong (or the page is damaged): find every span the slow way.
         this.split = undefined;
         this.order = undefined;
-        scanSpans(this.text, this.documentsAt!, this.spans);
       }
     }
-    const span = this.spans.get(link);
-    if (!span) return undefined;
     try {
-      return JSON.parse(this.text.slice(span.start, span.end)) as unknown;
+      if (this.spans.size === 0 && this.documentsAt !== undefined) scanSpans(this.text, this.documentsAt, this.spans);
+      const span = this.spans.get(link);
+      return span ? (JSON.parse(this.text.slice(span.start, span.end)) as unknown) : undefined;
     } catch (cause) {
       throw kryptonError('REMOTE', `the source answered a query page with an unreadable document ${link}: ${(cause as Error).message}`, { cause });
     }
