@@ -17,6 +17,8 @@ const SCALE = Number(process.env['BENCH_SCALE'] ?? 1);
 const ONLY = process.env['BENCH_ONLY'];
 const n = (count: number) => Math.max(1000, Math.round(count * SCALE));
 const results: Record<string, unknown> = {};
+/** The middle value (the upper one of an even count). */
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function report(section: string, lines: Record<string, string | number>): void {
   results[section] = lines;
@@ -51,7 +53,7 @@ async function benchPost(): Promise<void> {
     const warm: Array<{ bare: number; krypton: number }> = [];
     for (let r = 0; r < rounds; r++) warm.push({ bare: ab(bareUrl, body, requests, 5), krypton: ab(kryptonUrl, body, requests, 5) });
     const ratios = warm.map((w) => w.krypton / w.bare);
-    const mid = [...ratios].sort((a, b) => a - b)[Math.floor(rounds / 2)]!;
+    const mid = median(ratios);
     const list = (xs: number[], digits = 0) => xs.map((x) => fmt(x, digits)).join(' / ');
     report(`POST /core/examples, ab -c 5 -n ${requests} (no keep-alive)`, {
       'cold round: bare / krypton (req/s)': list([cold.bare, cold.krypton]),
@@ -82,7 +84,7 @@ async function benchQueries(): Promise<void> {
         await fn();
         t.push(performance.now() - s);
       }
-      return t.sort((a, b) => a - b)[Math.floor(t.length / 2)]!;
+      return median(t);
     };
     const getMs = await time(() => request(`${host.uri}/core/examples/${target}`, 'GET'), 300);
     const insideIndex: number[] = [];
@@ -117,7 +119,7 @@ async function benchQueries(): Promise<void> {
       'GET one document by link, median (ms) [baseline]': getMs,
       'direct term query on name, median round trip (ms)': queryMs,
       'ratio query / GET': queryMs / getMs,
-      'term query time inside the index, median (queryTimeMicros)': insideIndex.sort((a, b) => a - b)[Math.floor(insideIndex.length / 2)]!,
+      'term query time inside the index, median (queryTimeMicros)': median(insideIndex),
       'paged scan, EXPAND_CONTENT, 10,000/page (docs/s)': scanned / scanSeconds,
       'raw SQLite read of the same rows in-process (docs/s)': rawRows / rawSeconds,
       'ratio scan / raw read': scanned / scanSeconds / (rawRows / rawSeconds),
@@ -232,7 +234,6 @@ async function benchMigration(): Promise<void> {
       }
     }
     const rates = runs.map((m) => count / m.seconds);
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     if (runs.length > 1) rows[`${fmt(count)} docs: end-to-end migration, each run (docs/s)`] = rates.map((r) => fmt(r)).join(' / ');
     rows[`${fmt(count)} docs: end-to-end migration${runs.length > 1 ? ', median' : ''} (docs/s; goal >= 40,000)`] = median(rates);
     rows[`${fmt(count)} docs: rate past the first tenth${runs.length > 1 ? ', median' : ''} (docs/s; reported: the start runs cold)`] = median(
