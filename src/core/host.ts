@@ -104,6 +104,29 @@ export interface HostComponent {
   maintain?(nowMicros: number): Promise<void> | void;
 }
 
+const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * `t.toString(16)` for the non-negative integers clocks give (microseconds), at a tenth of its cost
+ * (V8 converts a double digit by digit): the digits above the low 24 bits change every 16 s and are
+ * kept; the low 24 bits are three table lookups. A generated id is one per POST.
+ */
+export class HexTime {
+  private high = -1;
+  private highHex = '';
+
+  of(t: number): string {
+    if (!(t >= 0x1000000) || !Number.isSafeInteger(t)) return t.toString(16);
+    const high = Math.floor(t / 0x1000000);
+    const low = t - high * 0x1000000;
+    if (high !== this.high) {
+      this.high = high;
+      this.highHex = high.toString(16);
+    }
+    return this.highHex + HEX_BYTES[low >>> 16]! + HEX_BYTES[(low >>> 8) & 255]! + HEX_BYTES[low & 255]!;
+  }
+}
+
 /**
  * A krypton host: one process serving services at URI links over HTTP, with one embedded index.
  * Request pipeline: parse (http-server) → filters (authorize, forward to owner) → route → handle.
@@ -119,6 +142,7 @@ export class Host {
   readonly subscriptions = new Subscriptions(this);
   id = '';
   private idPrefix = '';
+  private readonly hexTime = new HexTime();
   private readonly services = new Map<string, Service>();
   /** Stats of the services registered here (a fixed set). */
   private readonly stats = new Map<string, ServiceStats>();
@@ -152,7 +176,7 @@ export class Host {
 
   /** A new document id in Xenon's format: hex(hash(hostId)) + hex(nowMicros); unique per host. */
   newId(): string {
-    return this.idPrefix + this.clock.nowMicros().toString(16);
+    return this.idPrefix + this.hexTime.of(this.clock.nowMicros());
   }
 
   register(service: Service): void {

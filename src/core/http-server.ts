@@ -18,12 +18,8 @@ export function createHttpServer(dispatch: Dispatcher, options: HttpServerOption
   const server = createServer((req, res) => {
     res.sendDate = false; // Xenon's responses carry no date (spec §1.3)
     const done = options.track?.();
-    if (done) res.once('close', done);
-    handle(req, res, dispatch, options).catch((err) => {
-      options.onError(err, undefined);
-      if (!res.headersSent) writeReply(req, res, errorReply(err));
-      else res.destroy();
-    });
+    if (done) res.on('close', done); // emitted once
+    receive(req, res, dispatch, options);
   });
   // Bytes that are not HTTP never reach a handler: answer them with a ServiceErrorResponse too.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -44,22 +40,74 @@ export function createHttpServer(dispatch: Dispatcher, options: HttpServerOption
   return server;
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, dispatch: Dispatcher, options: HttpServerOptions): Promise<void> {
-  const method = (req.method ?? '') as Action;
+/**
+ * Reads a request's body, then handles it (see handle). Callbacks, not a promise per body: this
+ * runs for every request, and the body usually arrives in one chunk.
+ */
+function receive(req: IncomingMessage, res: ServerResponse, dispatch: Dispatcher, options: HttpServerOptions): void {
+  const method = req.method as Action;
   if (!ACTIONS.includes(method)) {
     req.resume();
-    res.setHeader('connection', 'close');
-    writeReply(req, res, errorReply(kryptonError('BAD_REQUEST', `Unsupported method: ${req.method}`)));
+    refuse(req, res, kryptonError('BAD_REQUEST', `Unsupported method: ${req.method}`));
     return;
   }
-  let bodyText: string | undefined;
-  try {
-    bodyText = await readBody(req, options.requestPayloadSizeLimit);
-  } catch (err) {
-    res.setHeader('connection', 'close');
-    writeReply(req, res, errorReply(err));
+  const limit = options.requestPayloadSizeLimit;
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) {
+    req.resume();
+    refuse(req, res, kryptonError('PAYLOAD_TOO_LARGE', `Content-Length ${declared} is greater than max size allowed ${limit}`));
     return;
   }
+  let first: Buffer | undefined;
+  let more: Buffer[] | undefined;
+  let size = 0;
+  let failed = false;
+  req.on('data', (c: Buffer) => {
+    if (failed) return;
+    size += c.length;
+    if (size > limit) {
+      failed = true;
+      refuse(req, res, kryptonError('PAYLOAD_TOO_LARGE', `request body is greater than max size allowed ${limit}`));
+      return;
+    }
+    if (first === undefined) first = c;
+    else if (more === undefined) more = [first, c];
+    else more.push(c);
+  });
+  // A body cut short (the client left): 'end' never comes and nobody is left to answer. No 'error'
+  // listener: node:http emits a request's errors only to listeners, and there is nothing to do.
+  req.on('end', () => {
+    if (failed) return;
+    let bodyText: string | undefined;
+    if (first !== undefined && size > 0) {
+      let buf = more ? Buffer.concat(more, size) : first;
+      if (req.headers['content-encoding'] === 'gzip') {
+        try {
+          buf = gunzipSync(buf, { maxOutputLength: limit });
+        } catch (cause) {
+          refuse(req, res, kryptonError('BAD_REQUEST', 'invalid gzip request body', { cause }));
+          return;
+        }
+      }
+      bodyText = buf.toString('utf8');
+    }
+    handle(req, res, dispatch, options, bodyText).catch((err) => {
+      options.onError(err, undefined);
+      if (!res.headersSent) writeReply(req, res, errorReply(err));
+      else res.destroy();
+    });
+  });
+}
+
+/** Answers a request that cannot be read (its connection is closed after the answer). */
+function refuse(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  if (res.headersSent) return;
+  res.setHeader('connection', 'close');
+  writeReply(req, res, errorReply(err));
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, dispatch: Dispatcher, options: HttpServerOptions, bodyText: string | undefined): Promise<void> {
+  const method = req.method as Action;
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   let path = q < 0 ? url : url.slice(0, q);
@@ -106,44 +154,6 @@ function safeDecode(s: string): string {
 export function errorReply(err: unknown): Reply {
   const body = toServiceErrorResponse(err);
   return { status: body.statusCode, body };
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      reject(kryptonError('PAYLOAD_TOO_LARGE', `Content-Length ${declared} is greater than max size allowed ${limit}`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (c: Buffer) => {
-      if (failed) return;
-      size += c.length;
-      if (size > limit) {
-        failed = true;
-        reject(kryptonError('PAYLOAD_TOO_LARGE', `request body is greater than max size allowed ${limit}`));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      if (failed) return;
-      if (size === 0) return resolve(undefined);
-      let buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      if (req.headers['content-encoding'] === 'gzip') {
-        try {
-          buf = gunzipSync(buf, { maxOutputLength: limit });
-        } catch (cause) {
-          return reject(kryptonError('BAD_REQUEST', 'invalid gzip request body', { cause }));
-        }
-      }
-      resolve(buf.toString('utf8'));
-    });
-  });
 }
 
 function serialize(body: unknown): string {

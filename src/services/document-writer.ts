@@ -13,6 +13,8 @@ import type { WireVersion, WriteOp } from '../store/write-ops.js';
 import type { Durability } from '../store/commit-queue.js';
 
 const DEFAULT_RETENTION = { limit: 1000, floor: 500 };
+/** Committed documents whose texts a writer keeps for their replies (see recentDocs). */
+const RECENT_TEXTS = 8;
 const IMPORT_CHUNK = 1000;
 /** Documents prepared between two event-loop turns of an import. */
 const IMPORT_YIELD_EVERY = 250;
@@ -75,8 +77,15 @@ export interface ReplicationHook {
 export class DocumentWriter {
   private readonly retention;
   private readonly check: TypeCheck<TSchema> | undefined;
-  /** The stored JSON text of documents this writer committed, so replies are not serialized twice. */
-  private readonly texts = new WeakMap<Doc, string>();
+  /**
+   * The last documents this writer committed for requests, with their stored JSON texts (a ring).
+   * A request's reply (replyBody) is built in the same turn as its commit, so it finds its own
+   * document here and is not serialized twice; one that is not found is serialized again. A
+   * WeakMap of every committed text cost more per write (an ephemeron each) than it saved.
+   */
+  private readonly recentDocs: Array<Doc | undefined> = new Array(RECENT_TEXTS).fill(undefined);
+  private readonly recentTexts: string[] = new Array(RECENT_TEXTS).fill('');
+  private recentNext = 0;
   /** Set on every host by src/cluster (a host alone is a group of one). */
   replication: ReplicationHook | undefined;
   /**
@@ -100,7 +109,8 @@ export class DocumentWriter {
 
   /** A reply body for a committed document: its stored JSON text as is. */
   replyBody(doc: Doc): RawJson {
-    return new RawJson(this.texts.get(doc) ?? JSON.stringify(doc));
+    const i = this.recentDocs.indexOf(doc);
+    return new RawJson(i >= 0 ? this.recentTexts[i]! : JSON.stringify(doc));
   }
 
   get factoryLink(): string {
@@ -426,7 +436,12 @@ export class DocumentWriter {
       if (purgeFirst) ops.push({ t: 'purge', link });
       const json = JSON.stringify(doc);
       // Imports never answer with the document: no reply text to keep.
-      if (durability !== 'import') this.texts.set(doc, json);
+      if (durability !== 'import') {
+        const k = this.recentNext;
+        this.recentDocs[k] = doc;
+        this.recentTexts[k] = json;
+        this.recentNext = (k + 1) % RECENT_TEXTS;
+      }
       const v: WireVersion = {
         link,
         factory: this.def.factoryLink,

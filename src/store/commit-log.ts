@@ -171,10 +171,21 @@ function encodeHeader(seq: number, ops: readonly WriteOp[], doc: (json: string) 
     } else {
       const v = op.v;
       const r = op.retention;
+      if (v.inJson && !v.fields && shortEntry.matches(op)) {
+        entry = shortEntry.text;
+        doc(v.json);
+        emit();
+        pending = entry;
+        count = 1;
+        previous = op;
+        continue;
+      }
       const common = `"k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}`;
       const tail = (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') + (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '');
-      if (v.inJson) entry = `{"t":"d",${common}${tail}}`;
-      else {
+      if (v.inJson) {
+        entry = `{"t":"d",${common}${tail}}`;
+        if (!v.fields) shortEntry.keep(op, entry);
+      } else {
         entry =
           `{"t":"w",${common},"l":${quote(v.link)},"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)}` +
           `,"e":${num(v.expiration)},"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}${tail}}`;
@@ -189,6 +200,28 @@ function encodeHeader(seq: number, ops: readonly WriteOp[], doc: (json: string) 
   emit();
   return `${head}]}`;
 }
+
+/**
+ * The last header entry of a write whose built-ins are all in its document: the same for every
+ * write of a factory (a request's POST, PUT or PATCH), so it is built once, not per request.
+ */
+const shortEntry = {
+  knownNew: false,
+  retention: undefined as RetentionPolicy | undefined,
+  factory: '',
+  fixed: undefined as readonly string[] | undefined,
+  text: '',
+  matches(op: Extract<WriteOp, { t: 'write' }>): boolean {
+    return this.text !== '' && op.knownNew === this.knownNew && op.retention === this.retention && op.v.factory === this.factory && op.v.fixedItemNameFields === this.fixed;
+  },
+  keep(op: Extract<WriteOp, { t: 'write' }>, text: string): void {
+    this.knownNew = op.knownNew === true;
+    this.retention = op.retention;
+    this.factory = op.v.factory;
+    this.fixed = op.v.fixedItemNameFields;
+    this.text = text;
+  },
+};
 
 /** Whether `op`'s header entry is `previous`'s: both writes with their built-ins in the document, the same factory and retention, no fields given. */
 function alike(previous: WriteOp | undefined, op: Extract<WriteOp, { t: 'write' }>): boolean {
