@@ -170,25 +170,22 @@ function encodeHeader(seq: number, ops: readonly WriteOp[], doc: (json: string) 
       continue;
     } else {
       const v = op.v;
-      const r = op.retention;
-      if (v.inJson && !v.fields && shortEntry.matches(op)) {
-        entry = shortEntry.text;
-        doc(v.json);
-        emit();
-        pending = entry;
-        count = 1;
-        previous = op;
-        continue;
-      }
-      const common = `"k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}`;
-      const tail = (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') + (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '');
-      if (v.inJson) {
-        entry = `{"t":"d",${common}${tail}}`;
-        if (!v.fields) shortEntry.keep(op, entry);
-      } else {
-        entry =
-          `{"t":"w",${common},"l":${quote(v.link)},"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)}` +
-          `,"e":${num(v.expiration)},"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}${tail}}`;
+      if (alike(lastShort.op, op)) entry = lastShort.text;
+      else {
+        const r = op.retention;
+        const common = `"k":${op.knownNew ? 1 : 0},"r":${r ? `[${num(r.limit)},${num(r.floor)}]` : 'null'},"f":${quoteCached(v.factory)}`;
+        const tail = (v.fixedItemNameFields ? `,"x":${JSON.stringify(v.fixedItemNameFields)}` : '') + (v.fields ? `,"i":${JSON.stringify(v.fields)}` : '');
+        if (v.inJson) {
+          entry = `{"t":"d",${common}${tail}}`;
+          if (!v.fields) {
+            lastShort.op = op;
+            lastShort.text = entry;
+          }
+        } else {
+          entry =
+            `{"t":"w",${common},"l":${quote(v.link)},"n":${num(v.version)},"K":${quoteCached(v.kind)},"u":${num(v.updateTime)},"a":${quoteCached(v.action)}` +
+            `,"e":${num(v.expiration)},"w":${quoteCached(v.owner)},"p":${quoteCached(v.authPrincipal)}${tail}}`;
+        }
       }
       doc(v.json);
     }
@@ -202,26 +199,11 @@ function encodeHeader(seq: number, ops: readonly WriteOp[], doc: (json: string) 
 }
 
 /**
- * The last header entry of a write whose built-ins are all in its document: the same for every
- * write of a factory (a request's POST, PUT or PATCH), so it is built once, not per request.
+ * The last short header entry built (a write whose built-ins are all in its document): a factory's
+ * writes share it (a request's POST, PUT or PATCH), so it is built once, not per request; alike()
+ * tells whether a write's entry is this one.
  */
-const shortEntry = {
-  knownNew: false,
-  retention: undefined as RetentionPolicy | undefined,
-  factory: '',
-  fixed: undefined as readonly string[] | undefined,
-  text: '',
-  matches(op: Extract<WriteOp, { t: 'write' }>): boolean {
-    return this.text !== '' && op.knownNew === this.knownNew && op.retention === this.retention && op.v.factory === this.factory && op.v.fixedItemNameFields === this.fixed;
-  },
-  keep(op: Extract<WriteOp, { t: 'write' }>, text: string): void {
-    this.knownNew = op.knownNew === true;
-    this.retention = op.retention;
-    this.factory = op.v.factory;
-    this.fixed = op.v.fixedItemNameFields;
-    this.text = text;
-  },
-};
+const lastShort: { op: WriteOp | undefined; text: string } = { op: undefined, text: '' };
 
 /** Whether `op`'s header entry is `previous`'s: both writes with their built-ins in the document, the same factory and retention, no fields given. */
 function alike(previous: WriteOp | undefined, op: Extract<WriteOp, { t: 'write' }>): boolean {
