@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../src/store/sqlite-store.js';
 import { indexFields } from '../src/query/field-indexer.js';
-import { ab, closePools, fmt, freePort, loadExamples, request, startHost, type BenchHost } from './support.js';
+import { ab, closePools, cpuMicros, fmt, freePort, loadExamples, request, startHost, type BenchHost } from './support.js';
 
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 1);
 const ONLY = process.env['BENCH_ONLY'];
@@ -51,10 +51,26 @@ async function benchPost(): Promise<void> {
     ab(kryptonUrl, body, 2000, 5);
     const cold = { bare: ab(bareUrl, body, requests, 5), krypton: ab(kryptonUrl, body, requests, 5) };
     const warm: Array<{ bare: number; krypton: number }> = [];
-    for (let r = 0; r < rounds; r++) warm.push({ bare: ab(bareUrl, body, requests, 5), krypton: ab(kryptonUrl, body, requests, 5) });
+    // CPU per request of each server in each round: a figure the machine's noise moves less than req/s.
+    const cpu: Record<'bare' | 'krypton', Array<{ main: number; all: number }>> = { bare: [], krypton: [] };
+    const measured = (name: 'bare' | 'krypton', pid: number, url: string): number => {
+      const before = cpuMicros(pid);
+      const rps = ab(url, body, requests, 5);
+      const after = cpuMicros(pid);
+      if (before && after) cpu[name].push({ main: (after.main - before.main) / requests, all: (after.all - before.all) / requests });
+      return rps;
+    };
+    for (let r = 0; r < rounds; r++) warm.push({ bare: measured('bare', bare.pid!, bareUrl), krypton: measured('krypton', host.proc.pid!, kryptonUrl) });
     const ratios = warm.map((w) => w.krypton / w.bare);
     const mid = median(ratios);
     const list = (xs: number[], digits = 0) => xs.map((x) => fmt(x, digits)).join(' / ');
+    const cpuRows: Record<string, string | number> = {};
+    if (cpu.bare.length === rounds && cpu.krypton.length === rounds) {
+      const main = { bare: median(cpu.bare.map((c) => c.main)), krypton: median(cpu.krypton.map((c) => c.main)) };
+      cpuRows['warm rounds: main-thread CPU a request, bare / krypton (µs, median)'] = list([main.bare, main.krypton], 1);
+      cpuRows["warm rounds: all threads' CPU a request, bare / krypton (µs, median)"] = list([median(cpu.bare.map((c) => c.all)), median(cpu.krypton.map((c) => c.all))], 1);
+      cpuRows['main-thread CPU ratio bare / krypton (reported: req/s if each were bound by its main thread)'] = main.bare / main.krypton;
+    }
     report(`POST /core/examples, ab -c 5 -n ${requests} (no keep-alive)`, {
       'cold round: bare / krypton (req/s)': list([cold.bare, cold.krypton]),
       'cold round: ratio (reported, not the goal)': cold.krypton / cold.bare,
@@ -62,6 +78,7 @@ async function benchPost(): Promise<void> {
       'warm rounds: krypton, durable writes (req/s)': list(warm.map((w) => w.krypton)),
       'warm rounds: ratio krypton / bare, each': list(ratios, 2),
       'ratio krypton / bare, median (goal >= 0.70)': mid,
+      ...cpuRows,
       'krypton peak RSS (MB)': host.peakRssMb(),
     });
   } finally {
