@@ -4,7 +4,7 @@
  * BENCH_SCALE=0.1 shrinks every document count (for a quick look); BENCH_ONLY=name runs one section;
  * BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' passes node flags to every host the benchmark starts.
  */
-import { writeFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +38,8 @@ function report(section: string, lines: Record<string, string | number>): void {
 async function benchPost(): Promise<void> {
   const requests = n(20_000);
   const rounds = 5;
-  const body = join(mkdtempSync(join(tmpdir(), 'kb-')), 'example.json');
+  const bodyDir = mkdtempSync(join(tmpdir(), 'kb-'));
+  const body = join(bodyDir, 'example.json');
   writeFileSync(body, '{"name": "example-1", "counter": 1}\n');
   const port = await freePort();
   const bare = spawn(process.execPath, [join(import.meta.dirname, 'bare-server.mjs'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -84,6 +85,7 @@ async function benchPost(): Promise<void> {
   } finally {
     bare.kill('SIGTERM');
     await host.stop();
+    rmSync(bodyDir, { recursive: true, force: true });
   }
 }
 
@@ -186,6 +188,7 @@ async function rawCopy(sourceSandbox: string): Promise<{ docs: number; seconds: 
   const seconds = (performance.now() - started) / 1000;
   src.close();
   await dst.close();
+  rmSync(dir, { recursive: true, force: true });
   return { docs: count, seconds };
 }
 

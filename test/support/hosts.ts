@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -7,8 +7,21 @@ import { join, resolve } from 'node:path';
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const CLI = join(ROOT, 'dist', 'cli', 'krypton.js');
 
+/**
+ * Directories tempDir made in this test process, removed when it exits: a run of the suite would
+ * otherwise leave hundreds of sandboxes behind, gigabytes in all. KRYPTON_KEEP_TEST_DIRS=1 keeps
+ * them (to look into a failure).
+ */
+const made: string[] = [];
+process.once('exit', () => {
+  if (process.env['KRYPTON_KEEP_TEST_DIRS'] === '1') return;
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = 'krypton-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 export async function freePort(): Promise<number> {
