@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { pino, type Logger } from 'pino';
+import { pino, stdSerializers, type Logger } from 'pino';
 import { SandboxLock } from '../store/sandbox-lock.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { opLink } from '../store/write-ops.js';
@@ -18,6 +18,7 @@ import { Subscriptions } from '../services/subscriptions.js';
 import { QueryPages } from '../query/query-pages.js';
 import { xenonFnv64 } from './fnv-hash.js';
 import { useRecent } from './recently-used.js';
+import { ErrorLogThrottle } from './error-log-throttle.js';
 
 export interface HostOptions {
   port: number;
@@ -155,12 +156,16 @@ export class Host {
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private inFlight = 0;
   private stopping = false;
+  /** The same server error of many requests is logged once per window (a full disk, a broken handler). */
+  private readonly errorLog = new ErrorLogThrottle();
   port = 0;
 
   constructor(options: Partial<HostOptions> = {}) {
     this.options = { ...DEFAULT_HOST_OPTIONS, ...options };
     this.clock = this.options.clock ?? new SystemClock();
-    this.log = pino({ level: this.options.logLevel, base: null });
+    // errWithCause: an error's message as it is, its cause nested (pino's default appends the
+    // cause's message to the error's, which ours already quote).
+    this.log = pino({ level: this.options.logLevel, base: null, serializers: { err: stdSerializers.errWithCause } });
   }
 
   /** Base URI peers and clients use for this host. */
@@ -343,8 +348,11 @@ export class Host {
   private logError(err: unknown, op: Operation | undefined): void {
     const status = (err as { statusCode?: number }).statusCode ?? 500;
     const ctx = op ? { action: op.action, path: op.path } : {};
-    if (status >= 500) this.log.error({ err, ...ctx }, 'request failed');
-    else this.log.debug({ status, reason: (err as Error).message, ...ctx }, 'request rejected');
+    if (status >= 500) {
+      const held = this.errorLog.admit(`${status} ${(err as Error | undefined)?.message}`);
+      if (held === undefined) return;
+      this.log.error({ err, ...ctx, ...(held > 0 ? { repeatsNotLogged: held } : {}) }, 'request failed');
+    } else this.log.debug({ status, reason: (err as Error).message, ...ctx }, 'request rejected');
   }
 
   /** Graceful stop: stop accepting, finish in-flight requests, stop components, close the index. */
