@@ -1,10 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { http, startHost, tempDir } from './support/hosts.js';
+import { http, startHost, tempDir, waitFor } from './support/hosts.js';
+import { encodeRecord } from '../src/store/commit-log.js';
 import { fuzzRequests } from './support/fuzz.js';
 
 /** Sends raw bytes (bad methods, broken JSON) the way a misbehaving client would. */
@@ -289,6 +290,28 @@ describe('bad input never crashes the host nor half-writes', () => {
     }
   });
 
+  it('skips, and reports, only a logged write that can never be applied when it replays the log', async () => {
+    const sandbox = tempDir();
+    const logDir = join(sandbox, 'commit-log');
+    mkdirSync(logDir);
+    const record = (seq: number, id: string, name: string) => {
+      const link = `/core/examples/${id}`;
+      const json = JSON.stringify({ name, counter: seq, keyValues: {}, tags: [], documentSelfLink: link, documentVersion: 0, documentUpdateTimeMicros: 1_000 + seq });
+      const v = { link, factory: '/core/examples', version: 0, kind: null, updateTime: 1_000 + seq, action: 'POST', expiration: 0, owner: 'h', authPrincipal: null, json };
+      return encodeRecord(seq, [{ t: 'write', v, knownNew: true }]);
+    };
+    // #2 writes version 0 of a link #1 already wrote, as new: the index's unique (link, version) refuses it, always.
+    writeFileSync(join(logDir, `${'1'.padStart(16, '0')}.log`), record(1, 'a', 'first') + record(2, 'a', 'duplicate') + record(3, 'b', 'after'));
+    const h = await startHost(['--logLevel=info'], { sandbox });
+    try {
+      assert.equal((await http('GET', `${h.uri}/core/examples/a`)).json.name, 'first');
+      assert.equal((await http('GET', `${h.uri}/core/examples/b`)).json.name, 'after', 'the replay goes on past it');
+      await waitFor(async () => /"error":"#2: UNIQUE constraint failed[^\n]*"msg":"a logged write could not be replayed"/.test(h.output()), 'the skipped write reported');
+    } finally {
+      assert.equal(await h.stop(), 0);
+    }
+  });
+
   it('halts writes, and loses nothing, when the index cannot take an acknowledged write', async () => {
     const sandbox = tempDir();
     const h = await startHost(['--logLevel=info'], { sandbox });
@@ -322,6 +345,20 @@ describe('bad input never crashes the host nor half-writes', () => {
     } finally {
       if (locked) locker.close();
       assert.equal(await h.stop(), 0);
+    }
+    // Started while the index still cannot take them (locked again): the host refuses to start
+    // rather than skip acknowledged writes, and keeps the log.
+    const relocker = new Database(join(sandbox, 'index.sqlite'));
+    relocker.exec('BEGIN IMMEDIATE');
+    try {
+      await assert.rejects(
+        startHost(['--logLevel=info'], { sandbox }),
+        /host exited with 1: .*the index cannot take the acknowledged writes of the commit log from #\d+ on \(database is locked\)\. Nothing was skipped/s,
+      );
+      assert.ok(readdirSync(join(sandbox, 'commit-log')).length > 0, 'the log is kept');
+    } finally {
+      relocker.exec('ROLLBACK');
+      relocker.close();
     }
     const again = await startHost(['--logLevel=info'], { sandbox });
     try {

@@ -11,7 +11,7 @@ import { CommitLog, encodeRecordParts } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
 import { rawRows, SnapshotPool, type IndexReader, type Snapshot } from './snapshots.js';
 import { StatementCache } from './statement-cache.js';
-import { BatchApplier, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
+import { applyOps, BatchApplier, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
 export interface OpenOptions {
   /** 'thread' (default for on-disk sandboxes): commits run on a writer thread; 'sync': in this thread. */
@@ -134,20 +134,54 @@ export class SqliteStore implements IndexReader {
     this.commits = new CommitQueue(this.startWriter(dir, writerHeapMb(options.largestDocumentBytes)), this.log, lastSeq, options.flushDelayMs);
   }
 
-  /** Applies the commit log's records the index does not have yet (a crash came first); returns the last sequence number. */
+  /**
+   * Applies the commit log's records the index does not have yet (a crash, or a halted writer, came
+   * first); returns the last sequence number. The log is removed only once every record is applied.
+   * A record that can never be applied (recordsFault) is reported and skipped so that the host can
+   * start; any other failure (a full disk, an I/O error, the index locked by another process) stops
+   * the start with the log kept, since skipping would lose writes that clients were answered for.
+   */
   private replay(logDir: string): number {
     let last = Number((this.stmts.getMeta.get(LOG_SEQ_KEY) as { value: string } | undefined)?.value ?? 0);
-    let chunk: WriteOp[][] = [];
-    const applier = new BatchApplier(this);
+    let chunk: Array<{ s: number; o: WriteOp[] }> = [];
+    const cannotReplay = (err: unknown, seq: number) =>
+      kryptonError(
+        'STORAGE',
+        `the index cannot take the acknowledged writes of the commit log from #${seq} on (${(err as Error).message}). Nothing was skipped: the log is kept in ${logDir}. Fix the cause (free disk space, stop the process holding the index) and start the host again.`,
+        { cause: err },
+      );
     const apply = () => {
       if (chunk.length === 0) return;
-      chunk.push([logPositionOp(last)]);
-      // No log positions given: a failed record is reported and skipped, the replay goes on.
-      for (const e of applier.apply(chunk, [])) if (e !== undefined) this.replayed.failed.push(e);
+      const records = chunk;
       chunk = [];
+      const end = records[records.length - 1]!.s;
+      try {
+        this.applyTransaction(() => {
+          for (const r of records) applyOps(this, r.o);
+          applyOps(this, [logPositionOp(end)]);
+        });
+        return;
+      } catch (err) {
+        if (!recordsFault(err)) throw cannotReplay(err, records[0]!.s);
+      }
+      // One record at a time, each with its log position: only the faulty ones are skipped.
+      for (const r of records) {
+        try {
+          this.applyTransaction(() => applyOps(this, [...r.o, logPositionOp(r.s)]));
+          continue;
+        } catch (err) {
+          if (!recordsFault(err)) throw cannotReplay(err, r.s);
+          this.replayed.failed.push(`#${r.s}: ${(err as Error).message}`);
+        }
+        try {
+          this.applyTransaction(() => applyOps(this, [logPositionOp(r.s)]));
+        } catch (err) {
+          throw cannotReplay(err, r.s + 1);
+        }
+      }
     };
     for (const rec of CommitLog.records(logDir, last)) {
-      chunk.push(rec.o);
+      chunk.push(rec);
       last = rec.s;
       this.replayed.writes++;
       if (chunk.length >= 1000) apply();
@@ -239,7 +273,13 @@ export class SqliteStore implements IndexReader {
     }
     db.exec(SCHEMA_DDL);
     registerQueryFunctions(db);
-    const store = new SqliteStore(db, dir, options);
+    let store: SqliteStore;
+    try {
+      store = new SqliteStore(db, dir, options);
+    } catch (err) {
+      db.close(); // the commit log could not be replayed: nothing else holds the index open yet
+      throw err;
+    }
     if (found === undefined) store.setMeta('formatVersion', String(FORMAT_VERSION));
     return store;
   }
@@ -432,4 +472,14 @@ function readFormat(db: Database.Database): number | undefined {
  */
 function writerHeapMb(largestDocumentBytes = 64 * 1024 * 1024): number {
   return Math.max(64, 64 + Math.ceil((4 * largestDocumentBytes) / (1024 * 1024)));
+}
+
+/**
+ * True when a write failed because of what it writes (a constraint, a value SQLite refuses, a record
+ * that cannot be decoded): applying it again can never succeed. Any other SQLite failure (a full
+ * disk, an I/O error, the index locked, read-only or damaged) is the environment's and can be fixed.
+ */
+function recordsFault(err: unknown): boolean {
+  if (!(err instanceof Database.SqliteError)) return true;
+  return /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(err.code);
 }
