@@ -106,7 +106,6 @@ export async function loadServiceModules(paths: readonly string[]): Promise<Serv
   return out;
 }
 
-/** `krypton host`: starts a host and runs until SIGINT/SIGTERM (graceful stop, exit 0). */
 /**
  * V8 lets its heap grow up to 4x past what survived the last full collection before collecting
  * again. A migration keeps about 60 MB of pages alive, so green's heap reached 210 MB (RSS 370 MB
@@ -117,29 +116,36 @@ function boundHeapGrowth(): void {
   setFlagsFromString('--heap-growing-percent=50');
 }
 
+/** `krypton host`: starts a host and runs until SIGINT/SIGTERM (graceful stop: exit 0, or 1 if the stop failed). */
 export async function runHost(args: readonly string[]): Promise<number> {
   const flags = parseFlags(args, HOST_FLAGS);
   boundHeapGrowth();
   const services = await loadServiceModules((flags['services'] as string[] | undefined) ?? []);
   const host = new Host({ ...hostOptionsFromFlags(flags), services });
-  let stopping: Promise<void> | undefined;
+  /** Resolves with the exit code: 0, or 1 when the stop failed (logged). */
+  let stopping: Promise<number> | undefined;
   const stop = (reason: string) => {
     stopping ??= (async () => {
       host.log.info({ reason }, 'stopping');
-      await host.stop();
+      try {
+        await host.stop();
+      } catch (err) {
+        host.log.error({ err }, 'stopped with an error');
+        return 1;
+      }
       host.log.info('stopped');
+      return 0;
     })();
     return stopping;
   };
   // A bug must not take the whole host down with it: log it loudly and keep serving.
   process.on('unhandledRejection', (err) => host.log.error({ err }, 'unhandled rejection'));
-  await host.start((h) => installCoreServices(h, () => void stop('DELETE /core/management').then(() => process.exit(0))));
+  await host.start((h) => installCoreServices(h, () => void stop('DELETE /core/management').then((code) => process.exit(code))));
   if (host.options.bindAddress === '0.0.0.0' && !host.options.publicUri && host.options.peerNodes.length > 0) {
     host.log.warn({ uri: host.uri }, 'bound to 0.0.0.0 without --publicUri: peers are told this host is at 127.0.0.1, which only works on one machine');
   }
   process.stdout.write(`krypton host ready id=${host.id} uri=${host.uri} sandbox=${resolve(host.options.sandbox)}\n`);
-  await new Promise<void>((resolveDone) => {
+  return new Promise<number>((resolveDone) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop(sig).then(resolveDone));
   });
-  return 0;
 }

@@ -237,7 +237,11 @@ export class Host {
       const { writes, failed } = this.store.replayed;
       if (writes > 0) this.log.info({ writes, failed: failed.length }, 'replayed acknowledged writes from the commit log into the index');
       for (const error of failed.slice(0, 10)) this.log.error({ error }, 'a logged write could not be replayed');
-      this.store.commits.onApplyError = (error, ops) => this.log.error({ error, links: ops.map(opLink).filter((l) => l !== undefined) }, 'an acknowledged write could not be applied to the index');
+      this.store.commits.onApplyError = (error, ops) => {
+        const links = ops.map(opLink).filter((l) => l !== undefined);
+        // Up to 2,048 writes a batch: the first links name them, the count says how many.
+        this.log.error({ error, writes: links.length, links: links.slice(0, 20) }, 'acknowledged writes could not be applied to the index (they are kept in the commit log)');
+      };
       this.id = this.options.id ?? this.store.getMeta('hostId') ?? randomUUID();
       this.store.setMeta('hostId', this.id);
       this.subscriptions.watch();
@@ -279,7 +283,9 @@ export class Host {
       this.subscriptions.sweep(now);
       for (const c of this.components) await c.maintain?.(now);
     } catch (err) {
-      this.log.error({ err }, 'maintenance failed');
+      // Once a second while the cause lasts (a halted index): logged once per window, as request errors are.
+      const held = this.errorLog.admit(`maintenance ${(err as Error | undefined)?.message}`);
+      if (held !== undefined) this.log.error({ err, ...(held > 0 ? { repeatsNotLogged: held } : {}) }, 'maintenance failed');
     }
   }
 

@@ -95,7 +95,7 @@ export class CommitQueue {
   /** Newest logged-but-unapplied version per link (null: purged). */
   private readonly overlay = new Map<string, { seq: number; v: StoredVersion | null }>();
   private readonly listeners: Array<(ops: readonly WriteOp[]) => void> = [];
-  /** Called when a logged (already acknowledged) write could not be applied. */
+  /** Called once per batch with the logged (already acknowledged) writes it could not apply: the first one's error, and their ops. */
   onApplyError: (message: string, ops: readonly WriteOp[]) => void = () => undefined;
 
   constructor(
@@ -219,16 +219,22 @@ export class CommitQueue {
       this.lostWrites = true;
       this.halt(errorOf(batch.entries.indexOf(lost))!);
     }
-    batch.entries.forEach((e, k) => {
+    // Acknowledged writes the index did not take are reported once for the batch (a full disk fails them all).
+    let notApplied: { error: string; ops: WriteOp[] } | undefined;
+    for (let k = 0; k < batch.entries.length; k++) {
+      const e = batch.entries[k]!;
       const error = errorOf(k);
       if (e.logged) {
-        if (error !== undefined) this.onApplyError(error, e.ops);
+        if (error === undefined) continue;
+        notApplied ??= { error, ops: [] };
+        notApplied.ops.push(...e.ops);
       } else if (error !== undefined) e.reject!(new Error(error));
       else {
         this.committed(e.ops);
         e.resolve!();
       }
-    });
+    }
+    if (notApplied) this.onApplyError(notApplied.error, notApplied.ops);
     this.wakeSettled(id);
     // Logged writes wait for the timer (larger batches); anyone awaiting a commit goes now.
     if (this.queue.length > 0) this.schedule(this.queue.length >= this.maxBatch || this.queue.some((e) => !e.logged));

@@ -441,6 +441,9 @@ export class SqliteStore implements IndexReader {
     this.snapshots.close();
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (cause) {
+      // Every commit is in the WAL already: only its copy into the database file is left undone.
+      throw kryptonError('STORAGE', `the index was closed without its last checkpoint (${(cause as Error).message}); nothing is lost: the WAL is kept and checkpointed at the next start`, { cause });
     } finally {
       this.db.close();
     }
