@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { http, startHost, tempDir, waitFor } from './support/hosts.js';
+import { http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { encodeRecord } from '../src/store/commit-log.js';
 import { fuzzRequests } from './support/fuzz.js';
 
@@ -312,53 +312,83 @@ describe('bad input never crashes the host nor half-writes', () => {
     }
   });
 
-  it('halts writes, and loses nothing, when the index cannot take an acknowledged write', async () => {
-    const sandbox = tempDir();
-    const h = await startHost(['--logLevel=info'], { sandbox });
-    // Another process holds the index's write lock: the writer thread's commits time out (SQLITE_BUSY).
-    const locker = new Database(join(sandbox, 'index.sqlite'));
+  /**
+   * Halts a host's writes: another process holds the index's write lock, so the writer thread's
+   * commits time out (SQLITE_BUSY). Returns the lock and the writes acknowledged before the refusal.
+   */
+  async function haltByLock(h: RunningHost): Promise<{ locker: Database.Database; acked: Map<string, Record<string, unknown>> }> {
+    const locker = new Database(join(h.sandbox, 'index.sqlite'));
     locker.pragma('busy_timeout = 0');
     locker.exec('BEGIN IMMEDIATE');
-    let locked = true;
     const acked = new Map<string, Record<string, unknown>>();
+    let refused: { status: number; json: Record<string, unknown> } | undefined;
+    for (let i = 0; !refused; i++) {
+      assert.ok(i < 400, 'the host should refuse writes once it knows the index cannot take them');
+      const r = await http('POST', `${h.uri}/core/examples`, { name: `w-${i}`, documentSelfLink: `w-${i}`, counter: i });
+      if (r.status === 200) acked.set(r.json['documentSelfLink'] as string, r.json);
+      else refused = r;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(refused.status, 500);
+    assert.match(String(refused.json['message']), /could not apply an acknowledged write \(database is locked\); writes are refused until it does/);
+    assert.ok(acked.size > 0);
+    // Reads still see every acknowledged write.
+    const first = [...acked.keys()][0]!;
+    assert.deepEqual((await http('GET', `${h.uri}${first}`)).json, acked.get(first));
+    return { locker, acked };
+  }
+
+  it('halts writes when the index cannot take an acknowledged write, and takes them again by itself once it can, losing nothing', async () => {
+    const h = await startHost(['--logLevel=info']);
+    let locker: Database.Database | undefined;
     try {
-      let refused: { status: number; json: Record<string, unknown> } | undefined;
-      for (let i = 0; !refused; i++) {
-        assert.ok(i < 400, 'the host should refuse writes once it knows the index cannot take them');
-        const r = await http('POST', `${h.uri}/core/examples`, { name: `w-${i}`, documentSelfLink: `w-${i}`, counter: i });
-        if (r.status === 200) acked.set(r.json['documentSelfLink'] as string, r.json);
-        else refused = r;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.equal(refused.status, 500);
-      assert.match(String(refused.json['message']), /could not apply an acknowledged write/);
-      assert.ok(acked.size > 0);
-      // Reads still see every acknowledged write.
-      const first = [...acked.keys()][0]!;
-      assert.deepEqual((await http('GET', `${h.uri}${first}`)).json, acked.get(first));
+      const halted = await haltByLock(h);
+      locker = halted.locker;
+      const acked = halted.acked;
+      assert.ok(readdirSync(join(h.sandbox, 'commit-log')).length > 0, 'the unapplied writes are kept in the commit log');
       locker.exec('ROLLBACK');
       locker.close();
-      locked = false;
-      // The lock is gone, but the host stays halted: nothing may be applied after a lost write.
-      assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'after' })).status, 500);
-      assert.ok(readdirSync(join(sandbox, 'commit-log')).length > 0, 'the unapplied writes are kept in the commit log');
+      locker = undefined;
+      // The host tries every few seconds whether the index takes the writes it lacks, in order.
+      const after = await waitFor(
+        async () => {
+          const r = await http('POST', `${h.uri}/core/examples`, { name: 'after', documentSelfLink: 'after' });
+          return r.status === 200 ? r.json : undefined;
+        },
+        'writes taken again',
+        30_000,
+        250,
+      );
+      acked.set('/core/examples/after', after);
+      assert.match(h.output(), /"msg":"the index takes writes again/);
+      const listed = (await http('GET', `${h.uri}/core/examples?expand`)).json;
+      assert.equal(listed.documentCount, acked.size, 'every acknowledged write is in the index, once');
+      for (const [link, doc] of acked) assert.deepEqual(listed.documents[link], doc, `${link} is exactly as acknowledged`);
     } finally {
-      if (locked) locker.close();
+      locker?.close();
       assert.equal(await h.stop(), 0);
     }
-    // Started while the index still cannot take them (locked again): the host refuses to start
-    // rather than skip acknowledged writes, and keeps the log.
-    const relocker = new Database(join(sandbox, 'index.sqlite'));
-    relocker.exec('BEGIN IMMEDIATE');
+    assert.deepEqual(readdirSync(join(h.sandbox, 'commit-log')), [], 'a clean stop leaves an empty commit log');
+  });
+
+  it('refuses to start, rather than skip them, while the index still cannot take the acknowledged writes it lacks', async () => {
+    const sandbox = tempDir();
+    const h = await startHost(['--logLevel=info'], { sandbox });
+    const { locker, acked } = await haltByLock(h).catch(async (err) => {
+      await h.stop();
+      throw err;
+    });
     try {
+      // Stopped and started while the index is still locked: the start refuses, the log is kept.
+      assert.ok([0, 1].includes((await h.stop()) ?? -1));
       await assert.rejects(
         startHost(['--logLevel=info'], { sandbox }),
         /host exited with 1: .*the index cannot take the acknowledged writes of the commit log from #\d+ on \(database is locked\)\. Nothing was skipped/s,
       );
       assert.ok(readdirSync(join(sandbox, 'commit-log')).length > 0, 'the log is kept');
     } finally {
-      relocker.exec('ROLLBACK');
-      relocker.close();
+      locker.exec('ROLLBACK');
+      locker.close();
     }
     const again = await startHost(['--logLevel=info'], { sandbox });
     try {

@@ -20,6 +20,9 @@ import { xenonFnv64 } from './fnv-hash.js';
 import { useRecent } from './recently-used.js';
 import { ErrorLogThrottle } from './error-log-throttle.js';
 
+/** How often a host whose writes are halted tries whether the index takes them again. */
+const RESUME_INTERVAL_MICROS = 5_000_000;
+
 export interface HostOptions {
   port: number;
   bindAddress: string;
@@ -158,6 +161,8 @@ export class Host {
   private stopping = false;
   /** The same server error of many requests is logged once per window (a full disk, a broken handler). */
   private readonly errorLog = new ErrorLogThrottle();
+  /** When maintenance may next try to end a halt of writes (resumeWrites). */
+  private nextResumeAttempt = 0;
   port = 0;
 
   constructor(options: Partial<HostOptions> = {}) {
@@ -278,7 +283,9 @@ export class Host {
     if (this.stopping) return;
     try {
       const now = this.clock.nowMicros();
-      await this.store.purgeExpired(now);
+      if (this.store.writesHalted) await this.resumeWrites(now);
+      // Expiry purges are writes: none while they are refused.
+      if (!this.store.writesHalted) await this.store.purgeExpired(now);
       this.queryPages.sweep(now);
       this.subscriptions.sweep(now);
       for (const c of this.components) await c.maintain?.(now);
@@ -287,6 +294,17 @@ export class Host {
       const held = this.errorLog.admit(`maintenance ${(err as Error | undefined)?.message}`);
       if (held !== undefined) this.log.error({ err, ...(held > 0 ? { repeatsNotLogged: held } : {}) }, 'maintenance failed');
     }
+  }
+
+  /**
+   * While writes are halted (the index could not take an acknowledged write), tries every
+   * RESUME_INTERVAL_MICROS whether it takes the writes it lacks now (space freed, a lock released).
+   */
+  private async resumeWrites(now: number): Promise<void> {
+    if (now < this.nextResumeAttempt) return;
+    this.nextResumeAttempt = now + RESUME_INTERVAL_MICROS;
+    const writes = await this.store.resumeWrites();
+    if (writes !== undefined) this.log.info({ writes }, 'the index takes writes again: the acknowledged writes it lacked were applied from the commit log');
   }
 
   /** Routes one operation: filters, then exact link, utility suffix, factory child, else 404. */

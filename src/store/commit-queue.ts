@@ -32,6 +32,12 @@ export interface WriterBackend {
   post(id: number, groups: readonly PostedGroup[], logSeqs: number[]): void;
   /** Blocks this thread until batch `id` is applied; false if the writer is gone. */
   waitApplied(id: number): boolean;
+  /**
+   * After a halt: the writer applies the commit log's records the index lacks. Resolves with the
+   * last sequence number applied and how many records that was; rejects if the index still cannot
+   * take them. Absent: no log.
+   */
+  resume?(): Promise<{ last: number; writes: number }>;
 }
 
 /**
@@ -88,8 +94,11 @@ export class CommitQueue {
   /** Inside settledRead: reads do not wait (see there). */
   private settledReading = false;
   private failure: Error | undefined;
-  /** Some acknowledged write was not applied (it is in the log only, until the next start). */
+  /** Some acknowledged write was not applied (it is in the log only, until resume or the next start). */
   private lostWrites = false;
+  /** Writes are refused because an acknowledged one could not be applied (see halt, resume). */
+  private halted = false;
+  private resuming = false;
   /** Entries readers wait for (see Entry.awaited), queued or posted, not yet answered by the writer. */
   private awaited = 0;
   /** Newest logged-but-unapplied version per link (null: purged). */
@@ -340,7 +349,51 @@ export class CommitQueue {
    */
   private halt(cause: string): void {
     if (this.failure) return;
-    this.fail(kryptonError('STORAGE', `the index could not apply an acknowledged write (${cause}); writes are refused until the host is restarted, which applies it from the commit log`));
+    this.halted = true;
+    this.fail(
+      kryptonError(
+        'STORAGE',
+        `the index could not apply an acknowledged write (${cause}); writes are refused until it does: the host tries again every few seconds, and a restart applies it from the commit log too`,
+      ),
+    );
+  }
+
+  /** True while writes are refused after a halt (resume may end it). */
+  get isHalted(): boolean {
+    return this.halted;
+  }
+
+  /**
+   * Ends a halt if the index now takes the acknowledged writes it lacked (space freed, the lock
+   * released): the writer applies them from the commit log, in order; then they leave the queue,
+   * the overlay and the log, and writes are taken again. Returns how many were applied, or
+   * undefined while the index still refuses them (the halt goes on; nothing was skipped).
+   */
+  async resume(): Promise<number | undefined> {
+    if (!this.halted || this.resuming || !this.backend.resume) return undefined;
+    this.resuming = true;
+    let last: number;
+    let writes: number;
+    try {
+      ({ last, writes } = await this.backend.resume());
+    } catch {
+      return undefined;
+    } finally {
+      this.resuming = false;
+    }
+    // Writes were refused since the halt, so the log ends at this.seq; anything short of it stays halted.
+    if (last < this.seq || this.posted.length > 0) return undefined;
+    for (const e of this.queue) {
+      if (e.awaited) this.awaited--;
+      this.backlog--;
+    }
+    this.queue = [];
+    this.overlay.clear();
+    this.log?.release(last);
+    this.lostWrites = false;
+    this.halted = false;
+    this.failure = undefined;
+    return writes;
   }
 
   /** The writer is gone or halted: queued and in-flight writes fail, later ones are refused. */

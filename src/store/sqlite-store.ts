@@ -27,6 +27,8 @@ export interface OpenOptions {
 }
 
 const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
+/** The id of the writer thread's answer to a resume message (batch ids are positive). */
+const RESUME_ID = -2;
 const CHECKPOINT_WORKER_FILE = new URL('./checkpoint-worker.js', import.meta.url);
 /** How often the checkpointer thread checkpoints the WAL while writes are being applied (checkpoint-worker.ts). */
 const CHECKPOINT_INTERVAL_MS = 200;
@@ -247,6 +249,28 @@ export class SqliteStore implements IndexReader {
           Atomics.wait(applied, 0, now, 50);
         }
       },
+      resume: () =>
+        new Promise((resolve, reject) => {
+          if (stopped) return reject(stopped);
+          // Its answer carries RESUME_ID, which no batch has (onApplied ignores it).
+          const answered = (m: { id: number; resumed?: { last: number; writes: number }; resumeError?: string }) => {
+            if (m.id !== RESUME_ID) return;
+            done();
+            if (m.resumed) resolve(m.resumed);
+            else reject(new Error(m.resumeError ?? 'resume failed'));
+          };
+          const exited = () => {
+            done();
+            reject(new Error('the index writer stopped'));
+          };
+          const done = () => {
+            worker.off('message', answered);
+            worker.off('exit', exited);
+          };
+          worker.on('message', answered);
+          worker.on('exit', exited);
+          worker.postMessage({ id: RESUME_ID, resume: join(dir, 'commit-log') });
+        }),
     };
   }
 
@@ -395,6 +419,16 @@ export class SqliteStore implements IndexReader {
   }
 
   /** Queues the purge of expired documents on the writer. */
+  /** True while writes are refused because the index could not take an acknowledged one (CommitQueue.halt). */
+  get writesHalted(): boolean {
+    return this.commits.isHalted;
+  }
+
+  /** Tries to end a halt (CommitQueue.resume): the number of logged writes applied, or undefined while it goes on. */
+  resumeWrites(): Promise<number | undefined> {
+    return this.commits.resume();
+  }
+
   purgeExpired(nowMicros: number): Promise<void> {
     return this.commits.submit([{ t: 'purgeExpired', now: nowMicros }]) ?? Promise.resolve();
   }

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './sqlite-store.js';
-import { decodeRecord } from './commit-log.js';
-import { BatchApplier } from './write-ops.js';
+import { CommitLog, decodeRecord } from './commit-log.js';
+import { BatchApplier, LOG_SEQ_KEY } from './write-ops.js';
 
 /**
  * The writer thread: owns the index's write connection. The main thread parses requests, runs
@@ -12,7 +12,45 @@ const store = SqliteStore.open(workerData.dir as string, { writer: 'sync', walAu
 /** The last applied batch id, shared with the main thread (a read there may wait for a batch). */
 const applied = new Int32Array(workerData.applied as SharedArrayBuffer);
 const applier = new BatchApplier(store);
-parentPort!.on('message', (msg: { id: number; records?: Array<string | string[]>; logSeqs?: number[]; close?: boolean }) => {
+/**
+ * After a halt (see BatchApplier): applies the commit log's records the index lacks, in order, each
+ * chunk with its log position. Returns the last sequence number applied and how many records that
+ * was; throws, halted again, if the index still cannot take one.
+ */
+function catchUp(logDir: string): { last: number; writes: number } {
+  applier.halted = undefined;
+  let last = Number(store.getMeta(LOG_SEQ_KEY) ?? 0);
+  let writes = 0;
+  let chunk: Array<{ s: number; o: ReturnType<typeof decodeRecord> }> = [];
+  const apply = () => {
+    const failed = applier
+      .apply(
+        chunk.map((r) => r.o),
+        chunk.map((r) => r.s),
+      )
+      .find((e) => e !== undefined);
+    chunk = [];
+    if (failed !== undefined) throw new Error(failed);
+  };
+  for (const rec of CommitLog.records(logDir, last)) {
+    chunk.push(rec);
+    last = rec.s;
+    writes++;
+    if (chunk.length >= 1000) apply();
+  }
+  if (chunk.length > 0) apply();
+  return { last, writes };
+}
+
+parentPort!.on('message', (msg: { id: number; records?: Array<string | string[]>; logSeqs?: number[]; close?: boolean; resume?: string }) => {
+  if (msg.resume !== undefined) {
+    try {
+      parentPort!.postMessage({ id: msg.id, resumed: catchUp(msg.resume) });
+    } catch (err) {
+      parentPort!.postMessage({ id: msg.id, resumeError: (err as Error).message });
+    }
+    return;
+  }
   if (msg.close) {
     void store.close().then(() => parentPort!.postMessage({ id: msg.id, results: [] }));
     return;
