@@ -2,7 +2,7 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+import { http, startHost, tempDir, writesTakenAgain, type RunningHost } from './support/hosts.js';
 
 /** Mounts a tmpfs of `mb` MB at `dir` (root only); false where this machine does not allow it. */
 function mountTmpfs(dir: string, mb: number, remount = false): boolean {
@@ -72,15 +72,7 @@ describe('a full disk', () => {
     try {
       const acked = await fill(h);
       assert.ok(mountTmpfs(mountPoint, 64, true), 'the tmpfs grows');
-      const after = await waitFor(
-        async () => {
-          const r = await http('POST', `${h.uri}/core/examples`, { name: 'after', documentSelfLink: 'after' });
-          return r.status === 200 ? r.json : undefined;
-        },
-        'writes taken again',
-        30_000,
-        250,
-      );
+      const after = await writesTakenAgain(h);
       acked.set('/core/examples/after', after);
       await assertHolds(h, acked);
       // When the index itself had halted (not only the log's appends failing), it resumed by itself.

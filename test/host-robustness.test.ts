@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+import { http, startHost, tempDir, waitFor, writesTakenAgain, type RunningHost } from './support/hosts.js';
 import { encodeRecord } from '../src/store/commit-log.js';
 import { fuzzRequests } from './support/fuzz.js';
 
@@ -350,15 +350,7 @@ describe('bad input never crashes the host nor half-writes', () => {
       locker.close();
       locker = undefined;
       // The host tries every few seconds whether the index takes the writes it lacks, in order.
-      const after = await waitFor(
-        async () => {
-          const r = await http('POST', `${h.uri}/core/examples`, { name: 'after', documentSelfLink: 'after' });
-          return r.status === 200 ? r.json : undefined;
-        },
-        'writes taken again',
-        30_000,
-        250,
-      );
+      const after = await writesTakenAgain(h);
       acked.set('/core/examples/after', after);
       assert.match(h.output(), /"msg":"the index takes writes again/);
       const listed = (await http('GET', `${h.uri}/core/examples?expand`)).json;

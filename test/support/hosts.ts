@@ -125,3 +125,16 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, wh
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** POSTs `/core/examples/after` until a host whose writes were refused takes them again; returns the stored document. */
+export async function writesTakenAgain(h: RunningHost): Promise<Record<string, unknown>> {
+  return waitFor(
+    async () => {
+      const r = await http('POST', `${h.uri}/core/examples`, { name: 'after', documentSelfLink: 'after' });
+      return r.status === 200 ? r.json : undefined;
+    },
+    'writes taken again',
+    30_000,
+    250,
+  );
+}
