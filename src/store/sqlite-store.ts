@@ -27,7 +27,8 @@ export interface OpenOptions {
 }
 
 const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
-/** The id of the writer thread's answer to a resume message (batch ids are positive). */
+/** The ids of the writer thread's answers to a close and a resume message (batch ids are positive). */
+const CLOSE_ID = -1;
 const RESUME_ID = -2;
 const CHECKPOINT_WORKER_FILE = new URL('./checkpoint-worker.js', import.meta.url);
 /** How often the checkpointer thread checkpoints the WAL while writes are being applied (checkpoint-worker.ts). */
@@ -467,10 +468,10 @@ export class SqliteStore implements IndexReader {
     await this.commits.drain();
     const checkpointer = this.checkpointer;
     this.checkpointer = undefined;
-    if (checkpointer) await stopWorker(checkpointer, { stop: true });
+    if (checkpointer) await stopWorker(checkpointer, { stop: true }, (m) => m.stopped === true);
     const writer = this.writer;
     this.writer = undefined;
-    if (writer) await stopWorker(writer, { id: -1, close: true });
+    if (writer) await stopWorker(writer, { id: CLOSE_ID, close: true }, (m) => m.id === CLOSE_ID);
     this.log?.close(this.commits.idle);
     this.snapshots.close();
     try {
@@ -484,10 +485,20 @@ export class SqliteStore implements IndexReader {
   }
 }
 
-/** Sends a worker its stop message, waits for its answer (or its exit) and terminates it. */
-async function stopWorker(worker: Worker, message: unknown): Promise<void> {
+/**
+ * Sends a worker its stop message, waits for the answer to it (or the worker's exit) and terminates
+ * it. Only that answer will do: the writer may still answer a batch or a resume sent earlier, and
+ * terminating it then would cut its close short in the middle of an SQLite call (seen: a native
+ * crash of the whole process when the close's checkpoint failed on a full disk meanwhile).
+ */
+async function stopWorker(worker: Worker, message: unknown, isAnswer: (m: { id?: number; stopped?: boolean }) => boolean): Promise<void> {
   await new Promise<void>((resolve) => {
-    worker.once('message', () => resolve());
+    const answered = (m: { id?: number; stopped?: boolean }) => {
+      if (!isAnswer(m)) return;
+      worker.off('message', answered);
+      resolve();
+    };
+    worker.on('message', answered);
     worker.once('exit', () => resolve());
     worker.postMessage(message);
   });

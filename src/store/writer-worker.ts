@@ -52,7 +52,10 @@ parentPort!.on('message', (msg: { id: number; records?: Array<string | string[]>
     return;
   }
   if (msg.close) {
-    void store.close().then(() => parentPort!.postMessage({ id: msg.id, results: [] }));
+    // A failed close (its last checkpoint on a full disk) is answered too: the main thread's own
+    // close meets the same failure and reports it.
+    const answer = () => parentPort!.postMessage({ id: msg.id, results: [] });
+    store.close().then(answer, answer);
     return;
   }
   let results: Array<string | undefined>;
