@@ -96,8 +96,6 @@ export class CommitQueue {
   private failure: Error | undefined;
   /** Some acknowledged write was not applied (it is in the log only, until resume or the next start). */
   private lostWrites = false;
-  /** Writes are refused because an acknowledged one could not be applied (see halt, resume). */
-  private halted = false;
   private resuming = false;
   /** Entries readers wait for (see Entry.awaited), queued or posted, not yet answered by the writer. */
   private awaited = 0;
@@ -349,7 +347,6 @@ export class CommitQueue {
    */
   private halt(cause: string): void {
     if (this.failure) return;
-    this.halted = true;
     this.fail(
       kryptonError(
         'STORAGE',
@@ -358,9 +355,9 @@ export class CommitQueue {
     );
   }
 
-  /** True while writes are refused after a halt (resume may end it). */
+  /** True while writes are refused after an acknowledged write was not applied (resume may end it). */
   get isHalted(): boolean {
-    return this.halted;
+    return this.lostWrites && this.failure !== undefined;
   }
 
   /**
@@ -370,7 +367,7 @@ export class CommitQueue {
    * undefined while the index still refuses them (the halt goes on; nothing was skipped).
    */
   async resume(): Promise<number | undefined> {
-    if (!this.halted || this.resuming || !this.backend.resume) return undefined;
+    if (!this.isHalted || this.resuming || !this.backend.resume) return undefined;
     this.resuming = true;
     let last: number;
     let writes: number;
@@ -391,7 +388,6 @@ export class CommitQueue {
     this.overlay.clear();
     this.log?.release(last);
     this.lostWrites = false;
-    this.halted = false;
     this.failure = undefined;
     return writes;
   }
