@@ -291,8 +291,7 @@ export class Host {
       for (const c of this.components) await c.maintain?.(now);
     } catch (err) {
       // Once a second while the cause lasts (a halted index): logged once per window, as request errors are.
-      const held = this.errorLog.admit(`maintenance ${(err as Error | undefined)?.message}`);
-      if (held !== undefined) this.log.error({ err, ...(held > 0 ? { repeatsNotLogged: held } : {}) }, 'maintenance failed');
+      this.logErrorOncePerWindow(`maintenance ${(err as Error | undefined)?.message}`, { err }, 'maintenance failed');
     }
   }
 
@@ -372,11 +371,14 @@ export class Host {
   private logError(err: unknown, op: Operation | undefined): void {
     const status = (err as { statusCode?: number }).statusCode ?? 500;
     const ctx = op ? { action: op.action, path: op.path } : {};
-    if (status >= 500) {
-      const held = this.errorLog.admit(`${status} ${(err as Error | undefined)?.message}`);
-      if (held === undefined) return;
-      this.log.error({ err, ...ctx, ...(held > 0 ? { repeatsNotLogged: held } : {}) }, 'request failed');
-    } else this.log.debug({ status, reason: (err as Error).message, ...ctx }, 'request rejected');
+    if (status >= 500) this.logErrorOncePerWindow(`${status} ${(err as Error | undefined)?.message}`, { err, ...ctx }, 'request failed');
+    else this.log.debug({ status, reason: (err as Error).message, ...ctx }, 'request rejected');
+  }
+
+  /** Logs an error unless the same one (`key`) was logged less than a window ago; see ErrorLogThrottle. */
+  private logErrorOncePerWindow(key: string, fields: Record<string, unknown>, message: string): void {
+    const held = this.errorLog.admit(key);
+    if (held !== undefined) this.log.error({ ...fields, ...(held > 0 ? { repeatsNotLogged: held } : {}) }, message);
   }
 
   /** Graceful stop: stop accepting, finish in-flight requests, stop components, close the index. */

@@ -109,6 +109,19 @@ export class CommitLog {
     }
   }
 
+  /** CommitLog.records in runs of at most `size`, each applied in one transaction by a replay. */
+  static *chunks(dir: string, appliedSeq: number, size = 1000): Generator<LogRecord[]> {
+    let chunk: LogRecord[] = [];
+    for (const rec of CommitLog.records(dir, appliedSeq)) {
+      chunk.push(rec);
+      if (chunk.length >= size) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) yield chunk;
+  }
+
   /** Removes every segment (after a replay committed them). */
   static clear(dir: string): void {
     for (const name of segmentNames(dir)) rmSync(join(dir, name), { force: true });

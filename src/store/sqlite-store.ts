@@ -146,24 +146,22 @@ export class SqliteStore implements IndexReader {
    */
   private replay(logDir: string): number {
     let last = Number((this.stmts.getMeta.get(LOG_SEQ_KEY) as { value: string } | undefined)?.value ?? 0);
-    let chunk: Array<{ s: number; o: WriteOp[] }> = [];
     const cannotReplay = (err: unknown, seq: number) =>
       kryptonError(
         'STORAGE',
         `the index cannot take the acknowledged writes of the commit log from #${seq} on (${(err as Error).message}). Nothing was skipped: the log is kept in ${logDir}. Fix the cause (free disk space, stop the process holding the index) and start the host again.`,
         { cause: err },
       );
-    const apply = () => {
-      if (chunk.length === 0) return;
-      const records = chunk;
-      chunk = [];
+    for (const records of CommitLog.chunks(logDir, last)) {
       const end = records[records.length - 1]!.s;
+      this.replayed.writes += records.length;
+      last = end;
       try {
         this.applyTransaction(() => {
           for (const r of records) applyOps(this, r.o);
           applyOps(this, [logPositionOp(end)]);
         });
-        return;
+        continue;
       } catch (err) {
         if (!recordsFault(err)) throw cannotReplay(err, records[0]!.s);
       }
@@ -182,14 +180,7 @@ export class SqliteStore implements IndexReader {
           throw cannotReplay(err, r.s + 1);
         }
       }
-    };
-    for (const rec of CommitLog.records(logDir, last)) {
-      chunk.push(rec);
-      last = rec.s;
-      this.replayed.writes++;
-      if (chunk.length >= 1000) apply();
     }
-    apply();
     CommitLog.clear(logDir);
     return last;
   }
@@ -250,28 +241,12 @@ export class SqliteStore implements IndexReader {
           Atomics.wait(applied, 0, now, 50);
         }
       },
-      resume: () =>
-        new Promise((resolve, reject) => {
-          if (stopped) return reject(stopped);
-          // Its answer carries RESUME_ID, which no batch has (onApplied ignores it).
-          const answered = (m: { id: number; resumed?: { last: number; writes: number }; resumeError?: string }) => {
-            if (m.id !== RESUME_ID) return;
-            done();
-            if (m.resumed) resolve(m.resumed);
-            else reject(new Error(m.resumeError ?? 'resume failed'));
-          };
-          const exited = () => {
-            done();
-            reject(new Error('the index writer stopped'));
-          };
-          const done = () => {
-            worker.off('message', answered);
-            worker.off('exit', exited);
-          };
-          worker.on('message', answered);
-          worker.on('exit', exited);
-          worker.postMessage({ id: RESUME_ID, resume: join(dir, 'commit-log') });
-        }),
+      resume: async () => {
+        if (stopped) throw stopped;
+        const m = await ask<{ id?: number; resumed?: { last: number; writes: number }; resumeError?: string }>(worker, { id: RESUME_ID, resume: join(dir, 'commit-log') }, (a) => a.id === RESUME_ID);
+        if (m?.resumed) return m.resumed;
+        throw new Error(m ? (m.resumeError ?? 'resume failed') : 'the index writer stopped');
+      },
     };
   }
 
@@ -486,22 +461,38 @@ export class SqliteStore implements IndexReader {
 }
 
 /**
+ * Posts a message to a worker and waits for the answer to it: the first message `isAnswer` accepts,
+ * or undefined if the worker exits first. Other messages (a batch's answer) are left to their listener.
+ */
+function ask<A>(worker: Worker, message: unknown, isAnswer: (m: A) => boolean): Promise<A | undefined> {
+  return new Promise((resolve) => {
+    const answered = (m: A) => {
+      if (!isAnswer(m)) return;
+      done();
+      resolve(m);
+    };
+    const exited = () => {
+      done();
+      resolve(undefined);
+    };
+    const done = () => {
+      worker.off('message', answered);
+      worker.off('exit', exited);
+    };
+    worker.on('message', answered);
+    worker.on('exit', exited);
+    worker.postMessage(message);
+  });
+}
+
+/**
  * Sends a worker its stop message, waits for the answer to it (or the worker's exit) and terminates
  * it. Only that answer will do: the writer may still answer a batch or a resume sent earlier, and
  * terminating it then would cut its close short in the middle of an SQLite call (seen: a native
  * crash of the whole process when the close's checkpoint failed on a full disk meanwhile).
  */
 async function stopWorker(worker: Worker, message: unknown, isAnswer: (m: { id?: number; stopped?: boolean }) => boolean): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const answered = (m: { id?: number; stopped?: boolean }) => {
-      if (!isAnswer(m)) return;
-      worker.off('message', answered);
-      resolve();
-    };
-    worker.on('message', answered);
-    worker.once('exit', () => resolve());
-    worker.postMessage(message);
-  });
+  await ask(worker, message, isAnswer);
   await worker.terminate();
 }
 

@@ -21,24 +21,17 @@ function catchUp(logDir: string): { last: number; writes: number } {
   applier.halted = undefined;
   let last = Number(store.getMeta(LOG_SEQ_KEY) ?? 0);
   let writes = 0;
-  let chunk: Array<{ s: number; o: ReturnType<typeof decodeRecord> }> = [];
-  const apply = () => {
+  for (const records of CommitLog.chunks(logDir, last)) {
     const failed = applier
       .apply(
-        chunk.map((r) => r.o),
-        chunk.map((r) => r.s),
+        records.map((r) => r.o),
+        records.map((r) => r.s),
       )
       .find((e) => e !== undefined);
-    chunk = [];
     if (failed !== undefined) throw new Error(failed);
-  };
-  for (const rec of CommitLog.records(logDir, last)) {
-    chunk.push(rec);
-    last = rec.s;
-    writes++;
-    if (chunk.length >= 1000) apply();
+    last = records[records.length - 1]!.s;
+    writes += records.length;
   }
-  if (chunk.length > 0) apply();
   return { last, writes };
 }
 
