@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
-import { SCHEMA_DDL } from '../src/store/schema.js';
+import type Database from 'better-sqlite3';
+import { INDEXED_STRING_CHARS } from '../src/store/schema.js';
+import { SqliteStore } from '../src/store/sqlite-store.js';
 import { indexFields, MAX_INDEXED_FIELDS } from '../src/query/field-indexer.js';
-import { compileSort, compileWhere, keysetCondition, phraseMatches, prefixUpperBound, registerQueryFunctions, wildcardToGlob, type SortKey } from '../src/query/query-compiler.js';
+import { compileSort, compileWhere, keysetCondition, phraseMatches, prefixUpperBound, wildcardToGlob, type SortKey } from '../src/query/query-compiler.js';
 import { normalizeQuerySpec } from '../src/query/query-validator.js';
 import type { QuerySpecification } from '../src/query/query-types.js';
 
@@ -20,26 +21,29 @@ interface Row {
   body: Record<string, unknown>;
 }
 
+/** An in-memory index written by the store's own write path (a row per document version). */
 function openDb(rows: Row[]): Database.Database {
-  const db = new Database(':memory:');
-  db.exec(SCHEMA_DDL);
-  registerQueryFunctions(db);
-  const insertDoc = db.prepare(
-    `INSERT INTO docs (link, factory, version, kind, update_time, action, expiration, owner, auth_principal, latest, json)
-     VALUES (?, ?, ?, ?, ?, 'POST', ?, 'host', ?, 1, ?)`,
-  );
-  const insertProp = db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval) VALUES (?, ?, ?, ?, ?)');
-  db.transaction(() => {
+  const store = SqliteStore.open(':memory:');
+  store.applyTransaction(() => {
     rows.forEach((r, i) => {
       const factory = r.link.slice(0, r.link.lastIndexOf('/'));
       const kind = r.kind === undefined ? EX : r.kind;
-      const info = insertDoc.run(r.link, factory, r.version ?? 0, kind, r.updateTime ?? 1000 + i, r.expiration ?? 0, r.authPrincipal ?? null, JSON.stringify(r.body));
-      indexFields(r.body, { fixedItemNameFields: ['keyValues'] }).forEach((f, seq) => {
-        insertProp.run(info.lastInsertRowid, f.name, seq, f.s, f.n);
-      });
+      const v = {
+        link: r.link,
+        factory,
+        version: r.version ?? 0,
+        kind,
+        updateTime: r.updateTime ?? 1000 + i,
+        action: 'POST',
+        expiration: r.expiration ?? 0,
+        owner: 'host',
+        authPrincipal: r.authPrincipal ?? null,
+        json: JSON.stringify(r.body),
+      };
+      store.write(v, indexFields(r.body, { fixedItemNameFields: ['keyValues'] }), undefined, true);
     });
-  })();
-  return db;
+  });
+  return store.db;
 }
 
 const ROWS: Row[] = [
@@ -251,12 +255,12 @@ describe('query compiler: boolean semantics', () => {
       const rows = db.prepare(`EXPLAIN QUERY PLAN SELECT d.link FROM docs d WHERE ${w.sql}`).all(...w.params) as { detail: string }[];
       return rows.map((r) => r.detail).join('\n');
     };
-    assert.match(plan(term('name', 'alpha')), /USING COVERING INDEX props_by_string \(name=\? AND sval=\?\)/);
-    assert.match(plan(term('name', 'alp', 'PREFIX')), /USING COVERING INDEX props_by_string \(name=\? AND sval>\? AND sval<\?\)/);
-    assert.match(plan(term('name', 'al*a', 'WILDCARD')), /USING COVERING INDEX props_by_string \(name=\? AND sval>\? AND sval<\?\)/);
+    assert.match(plan(term('name', 'alpha')), /USING COVERING INDEX props_by_string_2 \(name=\? AND sval=\?\)/);
+    assert.match(plan(term('name', 'alp', 'PREFIX')), /USING COVERING INDEX props_by_string_2 \(name=\? AND sval>\? AND sval<\?\)/);
+    assert.match(plan(term('name', 'al*a', 'WILDCARD')), /USING COVERING INDEX props_by_string_2 \(name=\? AND sval>\? AND sval<\?\)/);
     assert.match(plan(range('counter', { min: 1, max: 5 })), /USING COVERING INDEX props_by_number \(name=\? AND nval>\? AND nval<\?\)/);
     // SQLite ≥ 3.50 also bounds sval (IS NOT NULL) in the index search: either plan uses the index.
-    assert.match(plan(term('description', 'quick brown', 'PHRASE')), /props_by_string \(name=\?( AND sval>\?)?\)/);
+    assert.match(plan(term('description', 'quick brown', 'PHRASE')), /props_by_string_2 \(name=\?( AND sval>\?)?\)/);
     assert.match(plan(term('name', 'alpha')), /SEARCH d USING INTEGER PRIMARY KEY/);
   });
 });
@@ -338,7 +342,7 @@ describe('query compiler: sorting and keyset paging', () => {
         ['', false],
       ],
     );
-    assert.match(keys[0]!.expr, /SELECT min\(sval\) FROM props/);
+    assert.match(keys[0]!.expr, /SELECT min\(\(CASE WHEN props\.long_id IS NULL THEN props\.sval ELSE .*long_strings.*\)\) FROM props/);
     assert.match(keys[1]!.expr, /SELECT min\(nval\) FROM props/);
     assert.equal(keys[2]!.expr, 'd.link');
     assert.equal(keys[3]!.expr, 'd.id');
@@ -391,6 +395,97 @@ describe('query compiler: sorting and keyset paging', () => {
     const descNull = keysetCondition([desc, id], [null, 5]);
     assert.equal(descNull.sql, '(x IS ? AND d.id > ?)');
     assert.throws(() => keysetCondition([asc, id], [1]), /keyset cursor/);
+  });
+});
+
+describe('query compiler: long string values (stored by a prefix and their whole text)', () => {
+  // Format 2 keeps the first INDEXED_STRING_CHARS of a longer string in the index rows; every
+  // condition must still be decided on the whole value.
+  const L = INDEXED_STRING_CHARS;
+  const head = 'lorem ipsum dolor '.repeat(20).slice(0, L); // exactly L characters
+  const values: Record<string, string> = {
+    l1: `${head}x: the alpha tail words`,
+    l2: `${head}y: the beta tail words`,
+    l3: head, // a short value: exactly the stored prefix of l1 and l2
+    l4: `${head.slice(0, L - 1)}\u{1f600} emoji across the limit`, // the prefix would split a surrogate pair
+    l5: `${head}x: the alpha tail words and more`,
+  };
+  // l2 is written first: an index that compared only prefixes would order l2 before l1.
+  const rows: Row[] = ['l2', 'l1', 'l3', 'l4', 'l5'].map((id) => ({ link: `/core/examples/${id}`, body: { name: values[id], keyValues: { k: values[id] }, tags: [values[id], 'short'] } }));
+  rows.push({ link: '/core/examples/s1', body: { name: 'short', tags: ['short'] } });
+  before(() => {
+    db = openDb(rows);
+  });
+
+  it('stores a long value once a version, by its prefix in the index rows', () => {
+    const longRows = db.prepare('SELECT count(*) AS n FROM long_strings').get() as { n: number };
+    assert.equal(longRows.n, 4, 'l1, l2, l4, l5 each once although name, keyValues.k, keyValues and tags.item hold it');
+    const widest = db.prepare('SELECT max(length(sval)) AS n FROM props').get() as { n: number };
+    assert.ok(widest.n <= L, `index rows hold at most ${L} characters (got ${widest.n})`);
+  });
+
+  it('TERM matches the whole value, never a value its prefix equals', () => {
+    assert.deepEqual(match(term('name', values['l1']!)), ['l1']);
+    assert.deepEqual(match(term('name', values['l3']!)), ['l3']);
+    assert.deepEqual(match(term('name', values['l4']!)), ['l4']);
+    assert.deepEqual(match(term('name', `${head}x: the alpha tail`)), []);
+    assert.deepEqual(match(term('tags.item', values['l2']!)), ['l2']);
+    assert.deepEqual(match(term('keyValues.k', values['l5']!)), ['l5']);
+    assert.deepEqual(match(term('keyValues', values['l5']!)), ['l5'], 'FIXED_ITEM_NAME values');
+    assert.deepEqual(
+      match(group(undefined, term('name', values['l1']!, undefined, 'SHOULD_OCCUR'), term('name', values['l3']!, undefined, 'SHOULD_OCCUR'), term('name', 'short', undefined, 'SHOULD_OCCUR'))),
+      ['l1', 'l3', 's1'],
+      'long and short values in one IN',
+    );
+    assert.deepEqual(match(group(undefined, term('documentKind', EX), term('name', values['l2']!, undefined, 'MUST_NOT_OCCUR'))), ['l1', 'l3', 'l4', 'l5', 's1']);
+  });
+
+  it('PREFIX and WILDCARD look past the stored prefix', () => {
+    assert.deepEqual(match(term('name', head.slice(0, 50), 'PREFIX')), ['l1', 'l2', 'l3', 'l4', 'l5']);
+    assert.deepEqual(match(term('name', head, 'PREFIX')), ['l1', 'l2', 'l3', 'l5']);
+    assert.deepEqual(match(term('name', `${head}x`, 'PREFIX')), ['l1', 'l5']);
+    assert.deepEqual(match(term('name', `${head}x: the alpha tail words `, 'PREFIX')), ['l5']);
+    assert.deepEqual(match(term('name', `${head.slice(0, L - 1)}\u{1f600}`, 'PREFIX')), ['l4']);
+    assert.deepEqual(match(term('name', '*tail words', 'WILDCARD')), ['l1', 'l2']);
+    assert.deepEqual(match(term('name', 'lorem*alpha*', 'WILDCARD')), ['l1', 'l5']);
+    assert.deepEqual(match(term('name', `${head}?: the beta*`, 'WILDCARD')), ['l2']);
+    assert.deepEqual(match(term('name', `${head}x*`, 'WILDCARD')), ['l1', 'l5']);
+    assert.deepEqual(match(term('name', `${head}y: the beta tail words`, 'WILDCARD')), ['l2'], 'a pattern without wildcards is a TERM');
+  });
+
+  it('PHRASE reads the whole text', () => {
+    assert.deepEqual(match(term('name', 'alpha tail', 'PHRASE')), ['l1', 'l5']);
+    assert.deepEqual(match(term('name', 'emoji across', 'PHRASE')), ['l4']);
+  });
+
+  it('sorts by the whole value and pages through ties of the prefix', () => {
+    const spec = normalizeQuerySpec({ query: term('documentKind', EX), sortTerm: { propertyName: 'name', propertyType: 'STRING' } });
+    const keys = compileSort(spec);
+    const where = compileWhere(spec.query!);
+    const order = keys.map((k) => `${k.expr} ${k.desc ? 'DESC' : 'ASC'}`).join(', ');
+    const cols = keys.map((k, i) => `${k.expr} AS k${i}`).join(', ');
+    // Code point order: l3 is a prefix of l1, l2 and l5; the emoji sorts after ASCII; 'short' last.
+    const want = ['l3', 'l1', 'l5', 'l2', 'l4', 's1'];
+    const all = db
+      .prepare(`SELECT d.link, ${cols} FROM docs d WHERE ${where.sql} ORDER BY ${order}`)
+      .all(...keys.flatMap((k) => k.params), ...where.params, ...keys.flatMap((k) => k.params)) as Record<string, unknown>[];
+    assert.deepEqual(
+      all.map((r) => (r['link'] as string).split('/').pop()),
+      want,
+    );
+    // One row a page, each page after the previous one's keys.
+    const paged: string[] = [];
+    let after: unknown[] | undefined;
+    for (let i = 0; i < 10; i++) {
+      const k = after ? keysetCondition(keys, after) : { sql: '1', params: [] };
+      const row = db
+        .prepare(`SELECT d.link, ${cols} FROM docs d WHERE ${where.sql} AND ${k.sql} ORDER BY ${order} LIMIT 1`)
+        .get(...keys.flatMap((x) => x.params), ...where.params, ...k.params, ...keys.flatMap((x) => x.params)) as Record<string, unknown> | undefined;
+      if (!row) break;
+      paged.push((row['link'] as string).split('/').pop()!);
+      after = keys.map((_, j) => row[`k${j}`]);
+    }
+    assert.deepEqual(paged, want);
   });
 });
 

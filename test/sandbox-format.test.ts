@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { ROOT, http, startHost, tempDir } from './support/hosts.js';
+import { ROOT, http, startHost, tempDir, waitFor } from './support/hosts.js';
 
 describe('sandbox format compatibility', () => {
   it('opens a sandbox written by release 0.1.0 (format 1) and serves its documents and history', async () => {
@@ -94,7 +94,8 @@ describe('sandbox format compatibility', () => {
     writeFileSync(join(sandbox, 'commit-log', '0000000000000001.log'), `${lines.join('\n')}\n`);
     const h = await startHost(['--logLevel=info'], { sandbox });
     try {
-      assert.match(h.output(), /replayed acknowledged writes from the commit log/);
+      // Log lines are written asynchronously: the ready line may come first.
+      await waitFor(async () => /replayed acknowledged writes from the commit log/.test(h.output()), 'the replay in the log');
       assert.deepEqual((await http('GET', `${h.uri}/core/examples/f4`)).json, f4);
       assert.deepEqual((await http('GET', `${h.uri}/core/examples/f2`)).json, f2);
       const q = await http('POST', `${h.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'logged-by-0.1' } } } });

@@ -6,6 +6,7 @@ import type { Host } from '../core/host.js';
 import { ACTIONS, RawJson, type Operation, type Reply } from '../core/operation.js';
 import { defineStatefulService, type StatefulServiceDefinition } from '../core/service-definition.js';
 import { FactoryService } from '../services/factory-service.js';
+import { hasStringField } from '../query/query-compiler.js';
 import { normalizeQuerySpec } from '../query/query-validator.js';
 import type { Query } from '../query/query-types.js';
 import {
@@ -125,10 +126,8 @@ function patchQuery(current: Query, body: Doc): Query {
 }
 
 function liveRoleNaming(host: Host, field: string, link: string): string | undefined {
-  const row = host.store.get<{ link: string }>(
-    `SELECT d.link FROM docs d WHERE d.factory = ? AND d.latest = 1 AND d.action != 'DELETE' AND d.id IN (SELECT doc_id FROM props WHERE name = ? AND sval = ?) LIMIT 1`,
-    [ROLES_LINK, field, link],
-  );
+  const byField = hasStringField(field, [link]);
+  const row = host.store.get<{ link: string }>(`SELECT d.link FROM docs d WHERE d.factory = ? AND d.latest = 1 AND d.action != 'DELETE' AND ${byField.sql} LIMIT 1`, [ROLES_LINK, ...byField.params]);
   return row?.link;
 }
 

@@ -1,5 +1,6 @@
 import { longField, type Doc } from '../core/document.js';
 import { fail, kryptonError, toServiceErrorResponse } from '../core/errors.js';
+import { hasStringField } from '../query/query-compiler.js';
 import type { Operation, Reply } from '../core/operation.js';
 import type { Service } from '../core/service.js';
 import { AUTH_COOKIE, AUTH_TOKEN_HEADER, BASIC_AUTH_LINK, CREDENTIALS_LINK, USERS_LINK } from './auth-links.js';
@@ -94,10 +95,11 @@ export class BasicAuthService implements Service {
   }
 
   private liveByField(factory: string, field: string, value: string, limit: number): Doc[] {
+    const byField = hasStringField(field, [value]);
     const rows = this.rt.host.store.all<{ json: string }>(
       `SELECT d.json FROM docs d WHERE d.factory = ? AND d.latest = 1 AND d.action != 'DELETE' AND (d.expiration = 0 OR d.expiration > ?)
-         AND d.id IN (SELECT doc_id FROM props WHERE name = ? AND sval = ?) ORDER BY d.id LIMIT ?`,
-      [factory, this.rt.host.clock.nowMicros(), field, value, limit],
+         AND ${byField.sql} ORDER BY d.id LIMIT ?`,
+      [factory, this.rt.host.clock.nowMicros(), ...byField.params, limit],
     );
     return rows.map((r) => JSON.parse(r.json) as Doc);
   }

@@ -2,7 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import type { Doc } from '../core/document.js';
 import type { Host } from '../core/host.js';
 import { ACTIONS, type Action } from '../core/operation.js';
-import { compileWhere, type SqlFragment } from '../query/query-compiler.js';
+import { compileWhere, hasStringField, type SqlFragment } from '../query/query-compiler.js';
 import type { Query } from '../query/query-types.js';
 import { normalizeQuerySpec } from '../query/query-validator.js';
 import {
@@ -168,7 +168,8 @@ export class PolicyEngine {
     const email = user['email'];
     if (typeof email !== 'string') return undefined;
     let newest: number | undefined;
-    for (const c of this.liveInFactory(CREDENTIALS_LINK, `AND d.id IN (SELECT doc_id FROM props WHERE name = 'userEmail' AND sval = ?)`, [email])) {
+    const byEmail = hasStringField('userEmail', [email]);
+    for (const c of this.liveInFactory(CREDENTIALS_LINK, `AND ${byEmail.sql}`, byEmail.params)) {
       const t = c[PASSWORD_CHANGED_FIELD];
       if (typeof t === 'number' && (newest === undefined || t > newest)) newest = t;
     }
@@ -197,7 +198,8 @@ export class PolicyEngine {
     const warnings: string[] = [];
     const groupLinks = this.groupsOf(user);
     if (groupLinks.length === 0) return new AuthContext(principal, generation, new Map());
-    const roles = this.liveInFactory(ROLES_LINK, `AND d.id IN (SELECT doc_id FROM props WHERE name = 'userGroupLink' AND sval IN (${groupLinks.map(() => '?').join(', ')}))`, groupLinks);
+    const byGroup = hasStringField('userGroupLink', groupLinks);
+    const roles = this.liveInFactory(ROLES_LINK, `AND ${byGroup.sql}`, byGroup.params);
     const verbs = new Map<Action, VerbPolicy>();
     for (const role of roles) {
       const policy = role['policy'] === 'DENY' ? 'DENY' : role['policy'] === 'ALLOW' ? 'ALLOW' : undefined;

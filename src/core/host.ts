@@ -239,6 +239,8 @@ export class Host {
     if (this.options.sandbox !== ':memory:') this.sandboxLock = SandboxLock.acquire(this.options.sandbox);
     try {
       this.store = SqliteStore.open(this.options.sandbox, { flushDelayMs: this.options.indexFlushDelayMs, largestDocumentBytes: this.options.requestPayloadSizeLimit });
+      const upgraded = this.store.upgraded;
+      if (upgraded) this.log.info(upgraded, `upgraded the index from format ${upgraded.from} to ${upgraded.to}`);
       const { writes, failed } = this.store.replayed;
       if (writes > 0) this.log.info({ writes, failed: failed.length }, 'replayed acknowledged writes from the commit log into the index');
       for (const error of failed.slice(0, 10)) this.log.error({ error }, 'a logged write could not be replayed');

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { fail } from '../core/errors.js';
-import { BUILTIN_COLUMNS } from '../store/schema.js';
+import { BUILTIN_COLUMNS, INDEXED_STRING_CHARS, indexedPrefix, longStringHash, stringHead, wholeString } from '../store/schema.js';
 import type { NumericRange, Query, QuerySpecification, QueryTerm } from './query-types.js';
 
 /**
@@ -100,12 +100,68 @@ function compileAnyOf(clauses: readonly Query[]): SqlFragment[] {
 }
 
 function exactIn(name: string, values: readonly string[]): SqlFragment {
-  const list = `IN (${values.map(() => '?').join(', ')})`;
   const builtin = BUILTIN_COLUMNS[name];
-  if (builtin) return builtin.numeric ? NOTHING : { sql: `(${builtin.column} IS NOT NULL AND ${builtin.column} ${list})`, params: [...values] };
+  if (builtin) return builtin.numeric ? NOTHING : { sql: `(${builtin.column} IS NOT NULL AND ${oneOf(builtin.column, values)})`, params: [...values] };
   if (!isUserField(name)) return NOTHING;
-  return propsLookup(name, { sql: `sval ${list}`, params: [...values] });
+  return propsLookup(name, PROPS_STRINGS.equals(values));
 }
+
+/** `col = ?` or `col IN (?, …)`. */
+function oneOf(col: string, values: readonly unknown[]): string {
+  return values.length === 1 ? `${col} = ?` : `${col} IN (${values.map(() => '?').join(', ')})`;
+}
+
+/**
+ * Where a string field's values are, for the conditions of stringCondition: its whole text
+ * (`whole`, an SQL expression), and conditions an index can serve: it equals one of some values, it
+ * starts with a prefix.
+ */
+interface StringColumn {
+  whole: string;
+  /** The field has a string value (lets SQLite use an index whose rows all have one). */
+  present: string;
+  equals(values: readonly string[]): SqlFragment;
+  prefix(prefix: string): SqlFragment;
+}
+
+/** A built-in field: a column of `docs`, always whole. */
+function builtinStrings(col: string): StringColumn {
+  return { whole: col, present: `${col} IS NOT NULL`, equals: (values) => ({ sql: oneOf(col, values), params: [...values] }), prefix: (p) => prefixCondition(col, p) };
+}
+
+const WHOLE_PROPS_STRING = `(${wholeString('props')})`;
+
+/**
+ * The string values of `props` (within `SELECT … FROM props WHERE name = ? AND …`): `sval` holds a
+ * value whole, or the first INDEXED_STRING_CHARS of a long one whose text is in long_strings
+ * (`long_id`, see schema.ts). Each condition first narrows by `sval` (the index) and reads a long
+ * value's text only where the prefix cannot decide.
+ */
+const PROPS_STRINGS: StringColumn = {
+  whole: WHOLE_PROPS_STRING,
+  present: 'sval IS NOT NULL',
+  equals(values) {
+    const short = values.filter((v) => v.length <= INDEXED_STRING_CHARS);
+    const long = values.filter((v) => v.length > INDEXED_STRING_CHARS);
+    // A short value never equals a long one, whose prefix it may be.
+    const parts: SqlFragment[] = [];
+    if (short.length > 0) parts.push({ sql: `${oneOf('sval', short)} AND long_id IS NULL`, params: short });
+    if (long.length > 0) {
+      // The texts found by hash first: one set for every candidate row, however many share a prefix.
+      const texts = `SELECT id FROM long_strings WHERE ${oneOf('hash', long)} AND ${oneOf('value', long)}`;
+      parts.push({ sql: `${oneOf('sval', long)} AND long_id IN (${texts})`, params: [...long.map(indexedPrefix), ...long.map(longStringHash), ...long] });
+    }
+    return parts.length === 1 ? parts[0]! : { sql: `((${parts[0]!.sql}) OR (${parts[1]!.sql}))`, params: [...parts[0]!.params, ...parts[1]!.params] };
+  },
+  prefix(p) {
+    // A long value's stored prefix is at least INDEXED_STRING_CHARS - 1 long, so a shorter prefix
+    // is decided by `sval` alone.
+    if (p.length < INDEXED_STRING_CHARS) return prefixCondition('sval', p);
+    const narrow = prefixCondition('sval', stringHead(p, INDEXED_STRING_CHARS - 1));
+    const exact = prefixCondition(WHOLE_PROPS_STRING, p);
+    return { sql: `${narrow.sql} AND ${exact.sql}`, params: [...narrow.params, ...exact.params] };
+  },
+};
 
 function isUserField(name: string): boolean {
   return !name.startsWith('document');
@@ -118,13 +174,13 @@ function compileTerm(term: QueryTerm): SqlFragment {
   if (!isUserField(term.propertyName)) return NOTHING;
   if (term.range) return propsLookup(term.propertyName, rangeCondition('nval', term.range));
   // Numbers are indexed only as numbers (nval), so a string match never finds them (as in Xenon).
-  const cond = stringCondition('sval', term);
+  const cond = stringCondition(PROPS_STRINGS, term);
   return cond === NOTHING ? NOTHING : propsLookup(term.propertyName, cond);
 }
 
 function builtinTerm(term: QueryTerm, column: string, numeric: boolean): SqlFragment {
   if (Boolean(term.range) !== numeric) return NOTHING;
-  const cond = term.range ? rangeCondition(column, term.range) : stringCondition(column, term);
+  const cond = term.range ? rangeCondition(column, term.range) : stringCondition(builtinStrings(column), term);
   if (cond === NOTHING) return NOTHING;
   // IS NOT NULL keeps the expression two-valued, so NOT(...) of a missing value is true, as in Lucene.
   // Xenon indexes documentExpirationTimeMicros only when it is > 0.
@@ -132,22 +188,30 @@ function builtinTerm(term: QueryTerm, column: string, numeric: boolean): SqlFrag
   return { sql: `(${guard} AND ${cond.sql})`, params: cond.params };
 }
 
+/**
+ * `d.id IN (…)`: the document has a field `name` holding one of `values` (whole strings). For
+ * lookups outside queries (credentials by email, roles by group).
+ */
+export function hasStringField(name: string, values: readonly string[]): SqlFragment {
+  return propsLookup(name, PROPS_STRINGS.equals(values));
+}
+
 /** `d.id IN (…)` over the props index for `name`; `cond` constrains sval or nval. */
 function propsLookup(name: string, cond: SqlFragment): SqlFragment {
   return { sql: `d.id IN (SELECT doc_id FROM props WHERE name = ? AND ${cond.sql})`, params: [name, ...cond.params] };
 }
 
-function stringCondition(col: string, term: QueryTerm): SqlFragment {
+function stringCondition(col: StringColumn, term: QueryTerm): SqlFragment {
   const value = term.matchValue ?? '';
   switch (term.matchType ?? 'TERM') {
     case 'PREFIX':
-      return prefixCondition(col, value);
+      return col.prefix(value);
     case 'WILDCARD':
       return wildcardCondition(col, value);
     case 'PHRASE':
-      return { sql: `${col} IS NOT NULL AND ${PHRASE_FUNCTION}(${col}, ?)`, params: [value] };
+      return { sql: `${col.present} AND ${PHRASE_FUNCTION}(${col.whole}, ?)`, params: [value] };
     default:
-      return { sql: `${col} = ?`, params: [value] };
+      return col.equals([value]);
   }
 }
 
@@ -172,14 +236,14 @@ export function prefixUpperBound(prefix: string): string | undefined {
   return undefined;
 }
 
-function wildcardCondition(col: string, pattern: string): SqlFragment {
+function wildcardCondition(col: StringColumn, pattern: string): SqlFragment {
   const w = wildcardToGlob(pattern);
-  if (w.literal) return { sql: `${col} = ?`, params: [w.prefix] };
-  if (w.prefixOnly) return prefixCondition(col, w.prefix);
-  const glob: SqlFragment = { sql: `${col} GLOB ?`, params: [w.glob] };
+  if (w.literal) return col.equals([w.prefix]);
+  if (w.prefixOnly) return col.prefix(w.prefix);
+  const glob: SqlFragment = { sql: `${col.present} AND ${col.whole} GLOB ?`, params: [w.glob] };
   if (w.prefix === '') return glob;
   // The literal prefix as a range lets SQLite use the index before testing the pattern.
-  const range = prefixCondition(col, w.prefix);
+  const range = col.prefix(w.prefix);
   return { sql: `${range.sql} AND ${glob.sql}`, params: [...range.params, ...glob.params] };
 }
 
@@ -263,8 +327,8 @@ function sortKey(term: QueryTerm, desc: boolean): SortKey {
   const builtin = BUILTIN_COLUMNS[name];
   if (builtin) return { expr: builtin.column, params: [], desc, name };
   if (!isUserField(name)) return { expr: 'NULL', params: [], desc, name };
-  const col = term.propertyType && NUMERIC_SORT_TYPES.has(term.propertyType) ? 'nval' : 'sval';
-  return { expr: `(SELECT min(${col}) FROM props WHERE doc_id = d.id AND name = ?)`, params: [name], desc, name };
+  const value = term.propertyType && NUMERIC_SORT_TYPES.has(term.propertyType) ? 'nval' : PROPS_STRINGS.whole;
+  return { expr: `(SELECT min(${value}) FROM props WHERE doc_id = d.id AND name = ?)`, params: [name], desc, name };
 }
 
 /**

@@ -6,7 +6,7 @@ import { compileSort, compileWhere, keysetCondition, type SortKey } from './quer
 import type { Query, QuerySpecification } from './query-types.js';
 import { distinctSelected, selectLinks } from './selected-links.js';
 import type { IndexReader, Snapshot } from '../store/snapshots.js';
-import { BUILTIN_COLUMNS } from '../store/schema.js';
+import { BUILTIN_COLUMNS, wholeString } from '../store/schema.js';
 
 /** One executed page of a query: links in order, and the stored JSON when expanding. */
 export interface QueryPage {
@@ -166,7 +166,7 @@ export function runGroups(
   let value: string;
   if (builtin) value = builtin.column;
   else {
-    value = key.numeric ? 'p.nval' : 'p.sval';
+    value = key.numeric ? 'p.nval' : `(${wholeString('p')})`;
     from = 'docs d JOIN props p ON p.doc_id = d.id AND p.name = ?';
     params.unshift(key.field);
   }

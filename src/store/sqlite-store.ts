@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { fail, kryptonError } from '../core/errors.js';
-import { FORMAT_VERSION, SCHEMA_DDL } from './schema.js';
+import { FORMAT_VERSION, INDEXED_STRING_CHARS, indexedPrefix, longStringHash, SCHEMA_DDL, UPGRADE_FORMAT_1_DDL } from './schema.js';
 import type { IndexedField } from '../query/field-indexer.js';
 import { registerQueryFunctions } from '../query/query-compiler.js';
 import { CommitLog, encodeRecordParts } from './commit-log.js';
@@ -100,6 +100,8 @@ export class SqliteStore implements IndexReader {
   private writer: Worker | undefined;
   private checkpointer: Worker | undefined;
   private log: CommitLog | undefined;
+  /** Set when opening upgraded an index of an older format (the host logs it). */
+  upgraded: FormatUpgrade | undefined;
   /** What opening replayed from the commit log (writes acknowledged before a crash). */
   readonly replayed: { writes: number; failed: string[] } = { writes: 0, failed: [] };
 
@@ -116,7 +118,8 @@ export class SqliteStore implements IndexReader {
         `INSERT INTO docs (link, factory, version, kind, update_time, action, expiration, owner, auth_principal, latest, json)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`,
       ),
-      insertProp: db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval) VALUES (?, ?, ?, ?, ?)'),
+      insertProp: db.prepare('INSERT INTO props (doc_id, name, seq, sval, nval, long_id) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertLongString: db.prepare('INSERT INTO long_strings (hash, value) VALUES (?, ?)'),
       deletePropsOfLink: db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ?)'),
       deleteLink: db.prepare('DELETE FROM docs WHERE link = ?'),
       deletePropsBelow: db.prepare('DELETE FROM props WHERE doc_id IN (SELECT id FROM docs WHERE link = ? AND version < ?)'),
@@ -271,7 +274,14 @@ export class SqliteStore implements IndexReader {
       db.close();
       fail('STORAGE', `the sandbox ${dir} was written by a newer krypton (index format ${found}; this release reads up to ${FORMAT_VERSION}). Use the newer release or another --sandbox.`);
     }
-    db.exec(SCHEMA_DDL);
+    let upgraded: FormatUpgrade | undefined;
+    try {
+      if (found === 1) upgraded = upgradeFormat1(db);
+      else db.exec(SCHEMA_DDL);
+    } catch (cause) {
+      db.close();
+      throw kryptonError('STORAGE', `cannot ${found === 1 ? 'upgrade the index format 1 to 2' : 'set up the index'} in ${dir}: ${(cause as Error).message}. The index is unchanged.`, { cause });
+    }
     registerQueryFunctions(db);
     let store: SqliteStore;
     try {
@@ -281,6 +291,7 @@ export class SqliteStore implements IndexReader {
       throw err;
     }
     if (found === undefined) store.setMeta('formatVersion', String(FORMAT_VERSION));
+    store.upgraded = upgraded;
     return store;
   }
 
@@ -323,9 +334,23 @@ export class SqliteStore implements IndexReader {
     if (!knownNew) this.stmts.unsetLatest.run(v.link);
     // Positional binding: measurably cheaper than named parameters on this hot path.
     const id = Number(this.stmts.insert.run(v.link, v.factory, v.version, v.kind, v.updateTime, v.action, v.expiration, v.owner, v.authPrincipal, v.json).lastInsertRowid);
+    let longIds: Map<string, number> | undefined;
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i]!;
-      this.stmts.insertProp.run(id, f.name, i, f.s, f.n);
+      const s = f.s;
+      if (s === null || s.length <= INDEXED_STRING_CHARS) {
+        this.stmts.insertProp.run(id, f.name, i, s, f.n, null);
+        continue;
+      }
+      // A long string (see schema.ts): its text once per version, however many fields hold it
+      // (a FIXED_ITEM_NAME map indexes each value twice); the props rows refer to it.
+      longIds ??= new Map();
+      let longId = longIds.get(s);
+      if (longId === undefined) {
+        longId = Number(this.stmts.insertLongString.run(longStringHash(s), s).lastInsertRowid);
+        longIds.set(s, longId);
+      }
+      this.stmts.insertProp.run(id, f.name, i, indexedPrefix(s), null, longId);
     }
     if (retention && v.version >= retention.limit && (v.version - retention.limit) % Math.max(1, retention.limit - retention.floor) === 0) {
       this.stmts.deletePropsBelow.run(v.link, v.version - retention.floor);
@@ -494,6 +519,50 @@ function ask<A>(worker: Worker, message: unknown, isAnswer: (m: A) => boolean): 
 async function stopWorker(worker: Worker, message: unknown, isAnswer: (m: { id?: number; stopped?: boolean }) => boolean): Promise<void> {
   await ask(worker, message, isAnswer);
   await worker.terminate();
+}
+
+export interface FormatUpgrade {
+  from: number;
+  to: number;
+  /** String values moved out of the index rows into long_strings. */
+  longStrings: number;
+  ms: number;
+}
+
+/**
+ * Format 1 → 2 in one transaction (a failure, or a crash, leaves format 1 as it was): every string
+ * value longer than INDEXED_STRING_CHARS moves from its props row into long_strings, the row keeping
+ * its prefix, as format 2 writes it (see schema.ts). Reads props in key order, a page at a time.
+ * The pages the long values took stay in the file as free pages, reused by later writes.
+ */
+function upgradeFormat1(db: Database.Database): FormatUpgrade {
+  const started = performance.now();
+  let longStrings = 0;
+  db.transaction(() => {
+    db.exec(UPGRADE_FORMAT_1_DDL);
+    // Bytes >= UTF-16 code units, so this finds every value longer than the limit (and a few not).
+    const page = db.prepare(
+      `SELECT doc_id AS docId, name, seq, sval FROM props WHERE (doc_id, name, seq) > (?, ?, ?) AND length(CAST(sval AS BLOB)) > ${INDEXED_STRING_CHARS} ORDER BY doc_id, name, seq LIMIT 1000`,
+    );
+    const insert = db.prepare('INSERT INTO long_strings (hash, value) VALUES (?, ?)');
+    const update = db.prepare('UPDATE props SET sval = ?, long_id = ? WHERE doc_id = ? AND name = ? AND seq = ?');
+    let after: [number, string, number] = [-1, '', -1];
+    for (;;) {
+      const rows = page.all(...after) as Array<{ docId: number; name: string; seq: number; sval: string }>;
+      for (const r of rows) {
+        if (r.sval.length <= INDEXED_STRING_CHARS) continue;
+        const longId = Number(insert.run(longStringHash(r.sval), r.sval).lastInsertRowid);
+        update.run(indexedPrefix(r.sval), longId, r.docId, r.name, r.seq);
+        longStrings++;
+      }
+      if (rows.length < 1000) break;
+      const last = rows[rows.length - 1]!;
+      after = [last.docId, last.name, last.seq];
+    }
+    db.exec(SCHEMA_DDL);
+    db.prepare("UPDATE meta SET value = ? WHERE key = 'formatVersion'").run(String(FORMAT_VERSION));
+  })();
+  return { from: 1, to: FORMAT_VERSION, longStrings, ms: Math.round(performance.now() - started) };
 }
 
 function readFormat(db: Database.Database): number | undefined {
