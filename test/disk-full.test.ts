@@ -2,7 +2,8 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { http, startHost, tempDir, writesTakenAgain, type RunningHost } from './support/hosts.js';
+import { http, startHost, tempDir, waitFor, writesTakenAgain, type RunningHost } from './support/hosts.js';
+import { migrationTask } from './support/data.js';
 
 /** Mounts a tmpfs of `mb` MB at `dir` (root only); false where this machine does not allow it. */
 function mountTmpfs(dir: string, mb: number, remount = false): boolean {
@@ -79,6 +80,47 @@ describe('a full disk', () => {
       if (h.output().includes('acknowledged writes could not be applied')) assert.match(h.output(), /"msg":"the index takes writes again/);
     } finally {
       assert.equal(await h.stop(), 0);
+    }
+  });
+
+  it('a migration onto a full disk: the task answers FAILED at once, and records it once there is space', async (t) => {
+    const mountPoint = smallDisk(t);
+    if (!mountPoint) return;
+    const blue = await startHost();
+    const green = await startHost(['--logLevel=info'], { sandbox: join(mountPoint, 'sandbox') });
+    try {
+      const big = 'x'.repeat(20_000);
+      for (let i = 0; i < 700; i += 100) {
+        const documents = Array.from({ length: 100 }, (_, k) => ({ name: `m-${i + k}`, documentSelfLink: `/m-${i + k}`, keyValues: { big } }));
+        assert.equal((await http('POST', `${blue.uri}/management/migration-import`, { destinationFactoryLink: '/core/examples', documents })).status, 200);
+      }
+      const task = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green));
+      assert.equal(task.status, 200, task.text);
+      const link = `${green.uri}${task.json.documentSelfLink}`;
+      // 14 MB of documents do not fit in 12 MB: the run fails, and says so although the index
+      // cannot record it yet.
+      const failed = await waitFor(async () => {
+        const g = await http('GET', link);
+        return g.json.taskInfo.stage === 'FAILED' && g.json;
+      }, 'the task to fail');
+      assert.match(String(failed.taskInfo.failure.message), /no space left on device|disk is full|database or disk is full/i);
+      assert.ok(mountTmpfs(mountPoint, 64, true), 'the tmpfs grows');
+      // Recorded: at once, or by a retry once there is room (the host takes writes again by itself).
+      const out = () => green.output();
+      await waitFor(async () => /"msg":"migration outcome recorded"/.test(out()) || !/recording the migration outcome failed/.test(out()), 'the outcome recorded');
+    } finally {
+      await blue.stop();
+      await stopOnFullDisk(green);
+    }
+    // Recorded: a restart finds the task FAILED (it would run it again had it stayed STARTED).
+    const again = await startHost(['--logLevel=info'], { sandbox: green.sandbox });
+    try {
+      const tasks = (await http('GET', `${again.uri}/management/migration-tasks?expand`)).json;
+      const [doc] = Object.values(tasks.documents) as Array<{ taskInfo: { stage: string } }>;
+      assert.equal(doc!.taskInfo.stage, 'FAILED');
+      assert.doesNotMatch(again.output(), /resuming migration task/);
+    } finally {
+      assert.equal(await again.stop(), 0);
     }
   });
 

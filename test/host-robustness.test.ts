@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { createConnection } from 'node:net';
 import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -406,6 +407,45 @@ describe('the largest bodies and shutdown during an upload', () => {
       assert.deepEqual([...listed.json.documentLinks].sort(), ['/core/examples/after', '/core/examples/big']);
     } finally {
       await h.stop();
+    }
+  });
+
+  it('answers 408 to a request whose body stalls past --requestTimeoutMicros, writing nothing, and serves on', async () => {
+    const h = await startHost(['--requestTimeoutMicros=1000000']);
+    try {
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = createConnection({ host: '127.0.0.1', port: h.port }, () => {
+          socket.write('POST /core/examples HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"name": "stalled", "documentSelfLink": "stalled"');
+        });
+        let text = '';
+        socket.setTimeout(15_000, () => socket.destroy()); // never answered: fails below, does not hang
+        socket.on('data', (d) => (text += d));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      const waited = Date.now() - started;
+      assert.match(answer, /^HTTP\/1\.1 408 /);
+      assert.equal(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).statusCode, 408);
+      assert.ok(waited >= 900 && waited < 10_000, `answered after ${waited} ms`);
+      assert.equal((await http('GET', `${h.uri}/core/examples/stalled`)).status, 404, 'nothing half-written');
+      // A slow client within the limit is served.
+      const slow = await new Promise<number>((resolve, reject) => {
+        const body = JSON.stringify({ name: 'slow-but-in-time', documentSelfLink: 'in-time' });
+        const req = request(
+          { host: '127.0.0.1', port: h.port, method: 'POST', path: '/core/examples', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.write(body.slice(0, 10));
+        setTimeout(() => req.end(body.slice(10)), 300);
+      });
+      assert.equal(slow, 200);
+    } finally {
+      assert.equal(await h.stop(), 0);
     }
   });
 

@@ -22,6 +22,7 @@ export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   keyPassphrase: { type: 'string', help: 'passphrase of --keyFile' },
   services: { type: 'list', repeatable: true, help: 'JavaScript module exporting service definitions (repeatable)' },
   requestPayloadSizeLimit: { type: 'int', help: 'largest accepted request body in bytes (default 67108864)' },
+  requestTimeoutMicros: { type: 'int', help: 'a request whose headers and body have not all arrived this long after it began is answered 408 (default 300000000)' },
   maintenanceIntervalMicros: { type: 'int', help: 'host maintenance period: expiry purge (default 1000000)' },
   indexFlushDelayMs: { type: 'int', help: 'longest wait of an acknowledged write in the commit log before it is applied to the index in a batch (default 50)' },
   queryTaskExpirationMicros: { type: 'int', help: 'default lifetime of query tasks and pages (default 600000000)' },
@@ -68,6 +69,7 @@ export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
   for (const [k, v] of Object.entries(flags)) if (!HOST_FLAGS[k]?.ignored && k !== 'services') o[k] = v;
   if (typeof o['port'] === 'number' && o['port'] > 65535) throw new UsageError(`--port must be at most 65535: ${o['port']}`);
   if (o['requestPayloadSizeLimit'] === 0) throw new UsageError('--requestPayloadSizeLimit must be positive');
+  if (typeof o['requestTimeoutMicros'] === 'number' && o['requestTimeoutMicros'] < 1000) throw new UsageError('--requestTimeoutMicros must be at least 1000');
   if (o['queryPageLimit'] === 0) throw new UsageError('--queryPageLimit must be positive');
   if (o['queryTaskLimit'] === 0) throw new UsageError('--queryTaskLimit must be positive');
   if (o['subscriptionLimit'] === 0) throw new UsageError('--subscriptionLimit must be positive');

@@ -39,6 +39,8 @@ export interface HostOptions {
   /** User services (the authoring API); ExampleService and the core services are always started. */
   services: ServiceDefinition[];
   requestPayloadSizeLimit: number;
+  /** A request not fully received this long after it began is answered 408 (a slow or stalled client; see http-server.ts). */
+  requestTimeoutMicros: number;
   /** Period of host maintenance (expiration purge, task expiry). */
   maintenanceIntervalMicros: number;
   /** Longest wait of a logged write before the index applies it (see store/commit-queue.ts). */
@@ -75,6 +77,7 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   adminUser: 'admin@localhost',
   services: [],
   requestPayloadSizeLimit: 64 * 1024 * 1024,
+  requestTimeoutMicros: 300_000_000,
   maintenanceIntervalMicros: 1_000_000,
   indexFlushDelayMs: 50,
   queryTaskExpirationMicros: 600_000_000,
@@ -257,6 +260,7 @@ export class Host {
       for (const c of this.components) await c.start?.();
       this.server = createHttpServer((op) => this.dispatch(op), {
         requestPayloadSizeLimit: this.options.requestPayloadSizeLimit,
+        requestTimeoutMs: Math.max(1, Math.round(this.options.requestTimeoutMicros / 1000)),
         onError: (err, op) => this.logError(err, op),
         // From its first byte: a request still uploading its body is in flight too (stop waits).
         track: () => {

@@ -8,6 +8,8 @@ export type Dispatcher = (op: Operation) => Promise<Reply>;
 
 export interface HttpServerOptions {
   requestPayloadSizeLimit: number;
+  /** A request whose headers and body have not all arrived this long after it began is answered 408 and its connection closed. */
+  requestTimeoutMs: number;
   onError: (err: unknown, op: Operation | undefined) => void;
   /** Called when a request arrives (its body may still be uploading); the result when its response is done or cut. */
   track?: () => () => void;
@@ -15,12 +17,24 @@ export interface HttpServerOptions {
 
 /** node:http adapter: request → Operation → dispatcher → Reply → response, Xenon's header rules. */
 export function createHttpServer(dispatch: Dispatcher, options: HttpServerOptions): Server {
-  const server = createServer((req, res) => {
-    res.sendDate = false; // Xenon's responses carry no date (spec §1.3)
-    const done = options.track?.();
-    if (done) res.on('close', done); // emitted once
-    receive(req, res, dispatch, options);
-  });
+  // Idle keep-alive connections close after 60 s; a request must bring its headers within 65 s (and
+  // within the request timeout), and all of its body within the request timeout. Node checks these
+  // deadlines every connectionsCheckingInterval, here a tenth of the request timeout (at most 30 s).
+  const requestTimeout = options.requestTimeoutMs;
+  const server = createServer(
+    {
+      keepAliveTimeout: 60_000,
+      headersTimeout: Math.min(65_000, requestTimeout),
+      requestTimeout,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(requestTimeout / 10))),
+    },
+    (req, res) => {
+      res.sendDate = false; // Xenon's responses carry no date (spec §1.3)
+      const done = options.track?.();
+      if (done) res.on('close', done); // emitted once
+      receive(req, res, dispatch, options);
+    },
+  );
   // Bytes that are not HTTP never reach a handler: answer them with a ServiceErrorResponse too.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -34,9 +48,6 @@ export function createHttpServer(dispatch: Dispatcher, options: HttpServerOption
       `HTTP/1.1 ${body.statusCode} ${timedOut ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
     );
   });
-  server.keepAliveTimeout = 60_000;
-  server.headersTimeout = 65_000;
-  server.requestTimeout = 0;
   return server;
 }
 

@@ -398,7 +398,8 @@ export function timeout(ctx: RunContext): { timeoutMs?: number } {
   return t && t > 0 ? { timeoutMs: Math.ceil(t / 1000) } : { timeoutMs: 120_000 };
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
     signal.addEventListener(

@@ -1,11 +1,11 @@
 import { fail, toServiceErrorResponse } from '../core/errors.js';
 import type { Doc } from '../core/document.js';
 import type { Host } from '../core/host.js';
-import type { Operation, Reply } from '../core/operation.js';
+import { RawJson, type Operation, type Reply } from '../core/operation.js';
 import { ServiceStats } from '../core/service.js';
 import { defineStatefulService } from '../core/service-definition.js';
 import { FactoryService } from '../services/factory-service.js';
-import { runMigration } from './migration-runner.js';
+import { runMigration, sleep } from './migration-runner.js';
 import { initialState, MIGRATION_TASK_KIND, MIGRATION_TASKS_LINK, TERMINAL_STAGES, type MigrationTaskState, type TaskStage } from './migration-state.js';
 
 const SAVE_INTERVAL_MS = 250;
@@ -39,6 +39,11 @@ export class MigrationTaskService extends FactoryService {
   private readonly running = new Map<string, Running>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly lastSave = new Map<string, number>();
+  /**
+   * Outcomes of finished runs not recorded yet (the index refuses writes, e.g. a full disk, or a
+   * group lacks its quorum): a GET of the task answers with them meanwhile (see saveOutcome).
+   */
+  private readonly unrecorded = new Map<string, MigrationTaskState>();
   identity: TaskIdentity = () => ({});
   /**
    * Optional in-process import into this host's factories (set by install). `credentials`: the
@@ -81,7 +86,11 @@ export class MigrationTaskService extends FactoryService {
     // swap its source, factories or ownerPrincipal (the identity it runs as) after that check.
     if (!suffix && op.action === 'PUT') fail('METHOD_NOT_ALLOWED', 'a migration task cannot be replaced: PATCH taskInfo.stage (CANCELLED or STARTED), or POST a new task');
     if (!suffix && op.action === 'DELETE') await this.cancel(childLink);
-    return super.handleChild(op, childLink, suffix);
+    const reply = await super.handleChild(op, childLink, suffix);
+    const outcome = !suffix && op.action === 'GET' && reply.status === 200 ? this.unrecorded.get(childLink) : undefined;
+    if (!outcome) return reply;
+    const stored = (reply.body instanceof RawJson ? JSON.parse(reply.body.text) : reply.body) as Doc;
+    return { ...reply, body: { ...stored, taskInfo: outcome.taskInfo, progress: outcome.progress, checkpoints: outcome.checkpoints } };
   }
 
   private load(link: string): MigrationTaskState | undefined {
@@ -158,7 +167,7 @@ export class MigrationTaskService extends FactoryService {
       this.taskHost.log.warn({ link, message: failure.message }, 'migration run failed');
     }
     try {
-      await this.saveOutcome(link, state);
+      await this.saveOutcome(link, state, abort.signal);
     } catch (err) {
       this.taskHost.log.warn({ link, message: (err as Error).message }, 'migration task state not saved');
       // The task document is gone (DELETE, or purged): nothing to record, nothing to run again.
@@ -172,17 +181,31 @@ export class MigrationTaskService extends FactoryService {
     await this.save(link, state, true).catch((err) => this.taskHost.log.warn({ link, message: (err as Error).message }, 'progress of the cancelled run not saved'));
   }
 
-  /** The outcome must be recorded (a node group may refuse writes for a moment): retried with backoff. */
-  private async saveOutcome(link: string, state: MigrationTaskState): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.save(link, state, true);
-        return;
-      } catch (err) {
-        if (attempt >= 8 || (err as { statusCode?: number }).statusCode === 404) throw err;
-        this.taskHost.log.warn({ link, attempt, reason: (err as Error).message }, 'recording the migration outcome failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+  /**
+   * The outcome must be recorded: retried with backoff (at most 5 s apart) for as long as it takes (a
+   * node group may refuse writes for a moment; a full disk until space is freed, which the host
+   * notices by itself). Meanwhile GET answers with it (unrecorded). Ends without recording if the
+   * task is deleted (404) or the run is aborted (a cancel, or the host stopping: the stored stage is
+   * still STARTED, so the next start runs the task again from its checkpoints).
+   */
+  private async saveOutcome(link: string, state: MigrationTaskState, signal: AbortSignal): Promise<void> {
+    this.unrecorded.set(link, state);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.save(link, state, true);
+          if (attempt > 1) this.taskHost.log.info({ link, attempts: attempt, stage: state.taskInfo.stage }, 'migration outcome recorded');
+          return;
+        } catch (err) {
+          if (signal.aborted || (err as { statusCode?: number }).statusCode === 404) throw err;
+          // Logged at the first failures, then every tenth (about once a minute).
+          if (attempt <= 3 || attempt % 10 === 0) this.taskHost.log.warn({ link, attempt, reason: (err as Error).message }, 'recording the migration outcome failed; retrying');
+          await sleep(Math.min(5000, 250 * 2 ** attempt), signal);
+          if (signal.aborted) throw err;
+        }
       }
+    } finally {
+      this.unrecorded.delete(link);
     }
   }
 
