@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { getHeapStatistics } from 'node:v8';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { pino, stdSerializers, type Logger } from 'pino';
@@ -9,7 +10,7 @@ import { fail, kryptonError } from './errors.js';
 import { SystemClock, type Clock } from './clock.js';
 import { LinkLocks } from './link-locks.js';
 import { HttpClient } from './http-client.js';
-import { createHttpServer, errorReply } from './http-server.js';
+import { BodyBudget, createHttpServer, errorReply } from './http-server.js';
 import { JsonStream, REQUEST_COUNT_STAT, type Operation, type Reply } from './operation.js';
 import { ServiceStats, UTILITY_SUFFIXES, type Service } from './service.js';
 import type { ServiceDefinition } from './service-definition.js';
@@ -261,6 +262,8 @@ export class Host {
       this.server = createHttpServer((op) => this.dispatch(op), {
         requestPayloadSizeLimit: this.options.requestPayloadSizeLimit,
         requestTimeoutMs: Math.max(1, Math.round(this.options.requestTimeoutMicros / 1000)),
+        // A tenth of the heap: a body is held four or five times over while it is handled.
+        bodyBudget: new BodyBudget(Math.max(this.options.requestPayloadSizeLimit, Math.floor(getHeapStatistics().heap_size_limit / 10))),
         onError: (err, op) => this.logError(err, op),
         // From its first byte: a request still uploading its body is in flight too (stop waits).
         track: () => {

@@ -17,6 +17,8 @@ export interface QueryPage {
   count: number;
   /** Sort-key values of the last row, when more rows follow (keyset cursor). */
   after: unknown[] | undefined;
+  /** The page ended at MAX_PAGE_BYTES of document text, before its row limit. */
+  full?: true;
   queryTimeMicros: number;
   /** SELECT_LINKS: per result link, the links its `linkTerms` fields hold (see selectLinks). */
   selectedLinks?: Map<string, Record<string, string>>;
@@ -60,7 +62,16 @@ export function planQuery(spec: QuerySpecification, extra?: Query): QueryPlan {
 }
 
 /**
- * Runs one page: at most `limit` rows strictly after `after` in sort order. Streams nothing into
+ * Document text a page holds at most (at least one document): a page's documents are held in
+ * memory, on the host that serves it and on the one that reads it (a migration's destination holds
+ * two), so a page of 10,000 large documents (the migration's default) must not be read whole. Cut
+ * there, a page is followed by a nextPageLink as any other. Pages of small documents never come
+ * near it (10,000 example documents are about 4 MB).
+ */
+export const MAX_PAGE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Runs one page: at most `limit` rows (and MAX_PAGE_BYTES of document text) strictly after `after` in sort order. Streams nothing into
  * memory beyond the page (keyset paging; no snapshot of the whole result set is ever built).
  */
 export function runPage(host: Host, plan: QueryPlan, limit: number, after: unknown[] | undefined, offset = 0, reader: IndexReader = host.store): QueryPage {
@@ -92,11 +103,22 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
       keyParams.push(...k.params);
     }
   }
+  // A page also ends once it holds MAX_PAGE_BYTES of document text (reading stops there).
+  let bytes = 0;
+  let full = false;
+  const until =
+    cols[2] === 'd.json'
+      ? (row: unknown[]) => {
+          bytes += (row[2] as string).length;
+          full = bytes >= MAX_PAGE_BYTES;
+          return full;
+        }
+      : undefined;
   const fetch = (cond: { sql: string; params: readonly unknown[] } | undefined, n: number) => {
     const where = cond ? [...conds, `(${cond.sql})`] : conds;
     const sql = `SELECT ${cols.join(', ')} FROM docs d
     WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`;
-    return reader.rows(sql, [...keyParams, ...params, ...(cond?.params ?? []), ...orderParams, n, after ? 0 : offset]);
+    return reader.rows(sql, [...keyParams, ...params, ...(cond?.params ?? []), ...orderParams, n, after ? 0 : offset], until);
   };
   const fetchLimit = plan.ownerFilter ? limit * 4 + 1 : limit + 1;
   let rows: unknown[][];
@@ -106,7 +128,7 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
     const [a, b] = plan.keys as [SortKey, SortKey];
     const beyond = (k: SortKey) => (k.desc ? '<' : '>');
     rows = fetch({ sql: `${a.expr} = ? AND ${b.expr} ${beyond(b)} ?`, params: [after[0], after[1]] }, fetchLimit);
-    if (rows.length < fetchLimit) rows = rows.concat(fetch({ sql: `${a.expr} ${beyond(a)} ?`, params: [after[0]] }, fetchLimit - rows.length));
+    if (rows.length < fetchLimit && !full) rows = rows.concat(fetch({ sql: `${a.expr} ${beyond(a)} ?`, params: [after[0]] }, fetchLimit - rows.length));
   } else rows = fetch(keysetCondition(plan.keys, after), fetchLimit);
   const links: string[] = [];
   const documents = expand ? new Map<string, string>() : undefined;
@@ -126,10 +148,11 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
     documents?.set(link, shapeDocument(spec, row[2] as string));
     selectedLinks?.set(link, selectLinks(spec, JSON.parse(row[2] as string) as Doc));
   }
-  if (!more && plan.ownerFilter && rows.length === fetchLimit) more = true;
+  if (!more && ((plan.ownerFilter && rows.length === fetchLimit) || full)) more = true;
   const cursor = more && last ? keyAt.map((i) => last![i]) : undefined;
   const page: QueryPage = { links, documents, count: links.length, after: cursor, queryTimeMicros: elapsedMicros(started) };
   if (selectedLinks) page.selectedLinks = selectedLinks;
+  if (full && cursor) page.full = true;
   return page;
 }
 
@@ -364,6 +387,8 @@ async function* streamRows(
   const batch = (p: QueryPlan, from: unknown[] | undefined, n: number) =>
     readOn(host, snapshot, (reader) => runPage(host, p, Math.min(p === plan ? sizes.documents : sizes.links, n), from, from ? 0 : (start.offset ?? 0), reader));
   const first = start.first ?? (await batch(plan, start.after, Math.min(limit, sizes.first)));
+  // Its documents filled the first batch (MAX_PAGE_BYTES): the page ends there, a nextPageLink after it.
+  if (first.full) limit = first.links.length;
   yield '"documentLinks":[';
   let count = 0;
   let cursor: unknown[] | undefined;

