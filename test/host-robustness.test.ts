@@ -23,6 +23,19 @@ function raw(port: number, method: string, path: string, body: string | undefine
   });
 }
 
+/** POSTs `body` to /core/examples in two parts, the rest `delayMs` after the first `split` characters; resolves with the status. */
+function postInTwoParts(port: number, body: string, split: number, delayMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/core/examples', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.write(body.slice(0, split));
+    setTimeout(() => req.end(body.slice(split)), delayMs);
+  });
+}
+
 describe('bad input never crashes the host nor half-writes', () => {
   it('answers a corpus of bad requests with 4xx ServiceErrorResponses and keeps data unchanged', async () => {
     const h = await startHost(['--requestPayloadSizeLimit=65536']);
@@ -430,20 +443,7 @@ describe('the largest bodies and shutdown during an upload', () => {
       assert.ok(waited >= 900 && waited < 10_000, `answered after ${waited} ms`);
       assert.equal((await http('GET', `${h.uri}/core/examples/stalled`)).status, 404, 'nothing half-written');
       // A slow client within the limit is served.
-      const slow = await new Promise<number>((resolve, reject) => {
-        const body = JSON.stringify({ name: 'slow-but-in-time', documentSelfLink: 'in-time' });
-        const req = request(
-          { host: '127.0.0.1', port: h.port, method: 'POST', path: '/core/examples', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-          (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          },
-        );
-        req.on('error', reject);
-        req.write(body.slice(0, 10));
-        setTimeout(() => req.end(body.slice(10)), 300);
-      });
-      assert.equal(slow, 200);
+      assert.equal(await postInTwoParts(h.port, JSON.stringify({ name: 'slow-but-in-time', documentSelfLink: 'in-time' }), 10, 300), 200);
     } finally {
       assert.equal(await h.stop(), 0);
     }
@@ -452,19 +452,8 @@ describe('the largest bodies and shutdown during an upload', () => {
   it('answers a request whose body is still uploading when SIGTERM arrives, then exits 0', async () => {
     const h = await startHost();
     const body = JSON.stringify({ name: 'slow', documentSelfLink: 'slow', pad: 'y'.repeat(200_000) });
-    const answered = new Promise<number>((resolve, reject) => {
-      const req = request(
-        { host: '127.0.0.1', port: h.port, method: 'POST', path: '/core/examples', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        },
-      );
-      req.on('error', reject);
-      req.write(body.slice(0, 1000));
-      // The rest arrives after the host was told to stop.
-      setTimeout(() => req.end(body.slice(1000)), 500);
-    });
+    // The rest of the body arrives after the host was told to stop.
+    const answered = postInTwoParts(h.port, body, 1000, 500);
     await new Promise((r) => setTimeout(r, 100));
     const stopped = h.stop();
     assert.equal(await answered, 200);
