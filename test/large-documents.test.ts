@@ -54,6 +54,21 @@ describe('large documents', () => {
       }
       assert.equal(seen.size, N, 'every document once');
       assert.ok(pages >= 5, `${pages} pages`);
+      // Answers that no next page completes hold every document, however large (50 MB here).
+      const kinds = (prefixes: string[]) => ({
+        occurance: 'MUST_OCCUR',
+        booleanClauses: prefixes.map((p) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'name', matchValue: p, matchType: 'PREFIX' } })),
+      });
+      const direct = await http('POST', `${blue.uri}/core/query-tasks`, { taskInfo: { isDirect: true }, querySpec: { query: kinds(['big-1', 'big-2', 'big-3']), options: ['EXPAND_CONTENT'] } });
+      assert.equal(direct.json.results.documentLinks.length, 33);
+      assert.equal(Object.keys(direct.json.results.documents).length, 33);
+      const top = await http('POST', `${blue.uri}/core/query-tasks`, {
+        taskInfo: { isDirect: true },
+        querySpec: { query: kinds(['big-']), options: ['EXPAND_CONTENT', 'TOP_RESULTS'], resultLimit: 30 },
+      });
+      assert.equal(Object.keys(top.json.results.documents).length, 30);
+      const odata = await http('GET', `${blue.uri}/core/examples?$top=30&$expand`);
+      assert.equal(Object.keys(odata.json.documents).length, 30);
 
       // The migration reads pages of 10,000 documents by default: cut by size, it goes through.
       const posted = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green));

@@ -62,19 +62,22 @@ export function planQuery(spec: QuerySpecification, extra?: Query): QueryPlan {
 }
 
 /**
- * Document text a page holds at most (at least one document): a page's documents are held in
- * memory, on the host that serves it and on the one that reads it (a migration's destination holds
- * two), so a page of 10,000 large documents (the migration's default) must not be read whole. Cut
- * there, a page is followed by a nextPageLink as any other. Pages of small documents never come
- * near it (10,000 example documents are about 4 MB).
+ * Document text a page of a paged query holds at most (at least one document): a page's documents
+ * are held in memory, on the host that serves it and on the one that reads it (a migration's
+ * destination holds two), so a page of 10,000 large documents (the migration's default) must not be
+ * read whole. Cut there, a page is followed by a nextPageLink as any other. A streamed answer reads
+ * its batches with the same bound and goes on after each. Pages of small documents never come near
+ * it (10,000 example documents are about 4 MB).
  */
 export const MAX_PAGE_BYTES = 32 * 1024 * 1024;
 
 /**
- * Runs one page: at most `limit` rows (and MAX_PAGE_BYTES of document text) strictly after `after` in sort order. Streams nothing into
+ * Runs one page: at most `limit` rows strictly after `after` in sort order, and with `maxBytes`, at
+ * most that much document text (at least one row; `full` then says the page ended there). Without
+ * it the page holds every row up to `limit`: an answer that no next page can complete. Streams nothing into
  * memory beyond the page (keyset paging; no snapshot of the whole result set is ever built).
  */
-export function runPage(host: Host, plan: QueryPlan, limit: number, after: unknown[] | undefined, offset = 0, reader: IndexReader = host.store): QueryPage {
+export function runPage(host: Host, plan: QueryPlan, limit: number, after: unknown[] | undefined, offset = 0, reader: IndexReader = host.store, maxBytes?: number): QueryPage {
   const started = performance.now();
   const spec = plan.spec;
   const allVersions = hasOption(spec, 'INCLUDE_ALL_VERSIONS');
@@ -103,14 +106,14 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
       keyParams.push(...k.params);
     }
   }
-  // A page also ends once it holds MAX_PAGE_BYTES of document text (reading stops there).
+  // With maxBytes the page also ends once it holds that much document text (reading stops there).
   let bytes = 0;
   let full = false;
   const until =
-    cols[2] === 'd.json'
+    maxBytes !== undefined && cols[2] === 'd.json'
       ? (row: unknown[]) => {
           bytes += (row[2] as string).length;
-          full = bytes >= MAX_PAGE_BYTES;
+          full = bytes >= maxBytes;
           return full;
         }
       : undefined;
@@ -361,7 +364,7 @@ export async function* streamResultRows(
   host: Host,
   plan: QueryPlan,
   limit: number,
-  start: { after?: unknown[] | undefined; offset?: number; first?: QueryPage; snapshot?: Snapshot },
+  start: { after?: unknown[] | undefined; offset?: number; first?: QueryPage; snapshot?: Snapshot; paged?: boolean },
   tail: (count: number, cursor: unknown[] | undefined) => string,
   sizes: StreamBatches = DEFAULT_BATCHES,
 ): AsyncGenerator<string> {
@@ -377,7 +380,7 @@ async function* streamRows(
   host: Host,
   plan: QueryPlan,
   limit: number,
-  start: { after?: unknown[] | undefined; offset?: number; first?: QueryPage },
+  start: { after?: unknown[] | undefined; offset?: number; first?: QueryPage; paged?: boolean },
   tail: (count: number, cursor: unknown[] | undefined) => string,
   sizes: StreamBatches,
   snapshot: Snapshot,
@@ -385,10 +388,11 @@ async function* streamRows(
   const spec = plan.spec;
   const linksOnly: QueryPlan = { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => !EXPAND_OPTIONS.includes(o)) } };
   const batch = (p: QueryPlan, from: unknown[] | undefined, n: number) =>
-    readOn(host, snapshot, (reader) => runPage(host, p, Math.min(p === plan ? sizes.documents : sizes.links, n), from, from ? 0 : (start.offset ?? 0), reader));
+    readOn(host, snapshot, (reader) => runPage(host, p, Math.min(p === plan ? sizes.documents : sizes.links, n), from, from ? 0 : (start.offset ?? 0), reader, MAX_PAGE_BYTES));
   const first = start.first ?? (await batch(plan, start.after, Math.min(limit, sizes.first)));
-  // Its documents filled the first batch (MAX_PAGE_BYTES): the page ends there, a nextPageLink after it.
-  if (first.full) limit = first.links.length;
+  // One page of a paged query whose documents filled the first batch: the page ends there, and the
+  // tail's cursor leads to the next. Any other answer goes on, batch after batch.
+  if (first.full && start.paged) limit = first.links.length;
   yield '"documentLinks":[';
   let count = 0;
   let cursor: unknown[] | undefined;

@@ -67,7 +67,7 @@ export class QueryPageService implements Service {
     const started = performance.now();
     const { taskInfo, querySpec, ...rest } = this.pageDoc(pageId, entry);
     yield asTask ? `{"taskInfo":${JSON.stringify(taskInfo)},"querySpec":${JSON.stringify(querySpec)},"results":{` : '{';
-    yield* streamResultRows(this.host, entry.plan, limit, { after: entry.after, offset: entry.offset }, (count, cursor) => {
+    yield* streamResultRows(this.host, entry.plan, limit, { after: entry.after, offset: entry.offset, paged: true }, (count, cursor) => {
       const next = cursor ? this.pages.follow(pageId, entry, cursor) : undefined;
       const end = resultEnd(count, elapsedMicros(started), { owner: this.host.id, prevPageLink: linkTo(entry.prevPageId), nextPageLink: linkTo(next) });
       return asTask ? `,${end}},${JSON.stringify(rest).slice(1)}` : `,${end}}`;

@@ -1,6 +1,6 @@
 import type { Host } from '../core/host.js';
 import { fail } from '../core/errors.js';
-import { groupClause, groupKeyOf, hasOption, planQuery, runGroups, runPage, type QueryPage, type QueryPlan } from './query-engine.js';
+import { groupClause, groupKeyOf, hasOption, planQuery, MAX_PAGE_BYTES, runGroups, runPage, type QueryPage, type QueryPlan } from './query-engine.js';
 
 /** `resultLimit` of a query that is not paged (Xenon writes Integer.MAX_VALUE into the spec). */
 export const MAX_UNPAGED = 2147483647;
@@ -96,7 +96,7 @@ export class QueryPages {
   /** Runs page `pageId` (its entry `e`, see take) whole; registers the next page when more rows follow. */
   serve(pageId: string, e: PageEntry, limitOverride?: number): ServedPage {
     const limit = limitOverride && limitOverride > 0 ? limitOverride : e.limit;
-    const page = runPage(this.host, e.plan, limit, e.after, e.offset);
+    const page = runPage(this.host, e.plan, limit, e.after, e.offset, this.host.store, MAX_PAGE_BYTES);
     const nextPageId = page.after ? this.follow(pageId, e, page.after) : undefined;
     return { pageId, page, nextPageId, prevPageId: e.prevPageId, expiresAtMicros: e.expiresAtMicros, spec: e.spec };
   }

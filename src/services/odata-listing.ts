@@ -5,7 +5,7 @@ import type { Operation, Reply } from '../core/operation.js';
 import { JsonStream, RawJson } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { parseODataFilter, parseODataOrderBy } from '../query/odata-filter.js';
-import { elapsedMicros, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage } from '../query/query-engine.js';
+import { elapsedMicros, MAX_PAGE_BYTES, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage } from '../query/query-engine.js';
 import type { Query, QuerySpecification } from '../query/query-types.js';
 
 function intParam(op: Operation, name: string): number | undefined {
@@ -76,7 +76,10 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
     }
     const started = performance.now();
     const pageSize = limit ?? top ?? 2147483646;
-    const first = await readOn(host, snapshot, (reader) => runPage(host, plan, Math.min(pageSize, STREAM_BATCH), undefined, skip, reader));
+    // A `$limit` page, or the first batch of a streamed answer, may end early (MAX_PAGE_BYTES): a
+    // next page link, or the stream, goes on after it. A `$top` answered whole holds every row.
+    const bounded = limit !== undefined || pageSize > STREAM_BATCH;
+    const first = await readOn(host, snapshot, (reader) => runPage(host, plan, Math.min(pageSize, STREAM_BATCH), undefined, skip, reader, bounded ? MAX_PAGE_BYTES : undefined));
     const total = count ? (await countAll()).count : undefined;
     // The rest of a `$limit` query: a page link in the factory's form (`?path=…&peer=…`). The page
     // answered here is registered too, so the second page has a `prevPageLink` as in Xenon.
@@ -101,7 +104,7 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
     o: { started: number; pageSize: number; total: number | undefined; nextLink: (after: unknown[] | undefined) => string | undefined },
   ): AsyncGenerator<string> {
     yield o.total === undefined ? '{' : `{"totalCount":${o.total},`;
-    yield* streamResultRows(host, plan, o.pageSize, { first: page, offset: skip, snapshot }, (n, cursor) => {
+    yield* streamResultRows(host, plan, o.pageSize, { first: page, offset: skip, snapshot, paged: limit !== undefined }, (n, cursor) => {
       const end = resultEnd(n, elapsedMicros(o.started), { owner: host.id, nextPageLink: o.nextLink(cursor) });
       return `,${end}${o.total === undefined ? `,"totalCount":${n}` : ''}}`;
     });
