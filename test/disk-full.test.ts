@@ -104,10 +104,18 @@ describe('a full disk', () => {
         return g.json.taskInfo.stage === 'FAILED' && g.json;
       }, 'the task to fail');
       assert.match(String(failed.taskInfo.failure.message), /no space left on device|disk is full|database or disk is full/i);
+      // What the index holds (a query reads it; a GET also sees an outcome not recorded yet).
+      const stored = async () => {
+        const q = await http('POST', `${green.uri}/core/query-tasks`, {
+          taskInfo: { isDirect: true },
+          querySpec: { query: { term: { propertyName: 'documentSelfLink', matchValue: task.json.documentSelfLink } }, options: ['EXPAND_CONTENT'] },
+        });
+        return q.json.results?.documents?.[task.json.documentSelfLink]?.taskInfo?.stage as string | undefined;
+      };
+      assert.equal(await stored(), 'STARTED', 'the disk is still full: GET answered the outcome not recorded yet');
       assert.ok(mountTmpfs(mountPoint, 64, true), 'the tmpfs grows');
       // Recorded: at once, or by a retry once there is room (the host takes writes again by itself).
-      const out = () => green.output();
-      await waitFor(async () => /"msg":"migration outcome recorded"/.test(out()) || !/recording the migration outcome failed/.test(out()), 'the outcome recorded');
+      await waitFor(async () => (await stored()) === 'FAILED', 'the outcome recorded', 60_000, 250);
     } finally {
       await blue.stop();
       await stopOnFullDisk(green);

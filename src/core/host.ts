@@ -311,7 +311,18 @@ export class Host {
   private async resumeWrites(now: number): Promise<void> {
     if (now < this.nextResumeAttempt) return;
     this.nextResumeAttempt = now + RESUME_INTERVAL_MICROS;
-    const writes = await this.store.resumeWrites();
+    let writes: number | undefined;
+    try {
+      writes = await this.store.resumeWrites();
+    } catch (err) {
+      this.logErrorOncePerWindow(
+        `resume ${(err as Error).message}`,
+        { reason: (err as Error).message },
+        'writes stay halted: the index does not take the acknowledged writes it lacks yet; trying again in a few seconds',
+        'warn',
+      );
+      return;
+    }
     if (writes !== undefined) this.log.info({ writes }, 'the index takes writes again: the acknowledged writes it lacked were applied from the commit log');
   }
 
@@ -385,9 +396,9 @@ export class Host {
   }
 
   /** Logs an error unless the same one (`key`) was logged less than a window ago; see ErrorLogThrottle. */
-  private logErrorOncePerWindow(key: string, fields: Record<string, unknown>, message: string): void {
+  private logErrorOncePerWindow(key: string, fields: Record<string, unknown>, message: string, level: 'error' | 'warn' = 'error'): void {
     const held = this.errorLog.admit(key);
-    if (held !== undefined) this.log.error({ ...fields, ...(held > 0 ? { repeatsNotLogged: held } : {}) }, message);
+    if (held !== undefined) this.log[level]({ ...fields, ...(held > 0 ? { repeatsNotLogged: held } : {}) }, message);
   }
 
   /** Graceful stop: stop accepting, finish in-flight requests, stop components, close the index. */

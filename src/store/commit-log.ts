@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RetentionPolicy } from './sqlite-store.js';
 import type { IndexedField } from '../query/field-indexer.js';
@@ -83,6 +83,23 @@ export class CommitLog {
     this.fd = -1;
     if (this.current.bytes > 0) this.closed.push({ name: this.current.name, lastSeq: this.current.lastSeq });
     else rmSync(join(this.dir, this.current.name), { force: true });
+  }
+
+  /** The segments on disk, their sizes and the last record each holds (for messages). */
+  describe(): string {
+    const held = new Map(this.closed.map((c) => [c.name, c.lastSeq]));
+    held.set(this.current.name, this.current.lastSeq);
+    return segmentNames(this.dir)
+      .map((name) => {
+        let size = -1;
+        try {
+          size = statSync(join(this.dir, name)).size;
+        } catch {
+          /* gone meanwhile */
+        }
+        return `${name}: ${size} bytes, up to #${held.get(name) ?? '?'}${name === this.current.name && this.fd >= 0 ? ' (open)' : ''}`;
+      })
+      .join('; ');
   }
 
   /** Deletes closed segments whose records are all applied to the index. */

@@ -104,8 +104,11 @@ export class CommitQueue {
   /** Inside settledRead: reads do not wait (see there). */
   private settledReading = false;
   private failure: Error | undefined;
-  /** Some acknowledged write was not applied (it is in the log only, until resume or the next start). */
-  private lostWrites = false;
+  /**
+   * The first acknowledged write the index did not apply (it and every later one are in the log
+   * only, until resume or the next start); undefined while every one was applied.
+   */
+  private firstNotApplied: number | undefined;
   private resuming = false;
   /** Entries readers wait for (see Entry.awaited), queued or posted, not yet answered by the writer. */
   private awaited = 0;
@@ -255,7 +258,7 @@ export class CommitQueue {
     const lost = batch.entries.find((e, k) => e.logged && errorOf(k) !== undefined);
     this.release(batch, lost?.seq);
     if (lost) {
-      this.lostWrites = true;
+      this.firstNotApplied = Math.min(this.firstNotApplied ?? lost.seq, lost.seq);
       this.halt(errorOf(batch.entries.indexOf(lost))!);
     }
     // Acknowledged writes the index did not take are reported once for the batch (a full disk fails them all).
@@ -291,19 +294,24 @@ export class CommitQueue {
   private release(batch: Batch, lostFrom?: number): void {
     if (batch.released) return;
     batch.released = true;
+    // Applied: up to the first write the index did not take, whichever batch held it. A later batch
+    // is answered too (not applied) and its own first write is not that one: releasing the log up
+    // to it deleted the segments of the earlier batch's unapplied writes, acknowledged and then lost.
+    const applied = Math.min(batch.lastSeq, (lostFrom ?? Number.POSITIVE_INFINITY) - 1, (this.firstNotApplied ?? Number.POSITIVE_INFINITY) - 1);
     for (const e of batch.entries) {
       if (e.awaited) this.awaited--;
       if (!e.logged) continue;
       this.backlog--;
-      if (lostFrom !== undefined && e.seq >= lostFrom) continue;
+      if (e.seq > applied) continue;
       for (const op of e.ops) {
         const link = opLink(op);
         if (link === undefined) continue;
+        // Only a version the index holds leaves the overlay (not a later one of the same link).
         const o = this.overlay.get(link);
-        if (o && o.seq <= batch.lastSeq) this.overlay.delete(link);
+        if (o && o.seq <= applied) this.overlay.delete(link);
       }
     }
-    this.log?.release(lostFrom !== undefined ? lostFrom - 1 : batch.lastSeq);
+    this.log?.release(applied);
     if (this.backlog <= MAX_BACKLOG && this.backlogWaiters.length > 0) {
       const waiters = this.backlogWaiters;
       this.backlogWaiters = [];
@@ -389,14 +397,15 @@ export class CommitQueue {
 
   /** True while writes are refused after an acknowledged write was not applied (resume may end it). */
   get isHalted(): boolean {
-    return this.lostWrites && this.failure !== undefined;
+    return this.firstNotApplied !== undefined && this.failure !== undefined;
   }
 
   /**
    * Ends a halt if the index now takes the acknowledged writes it lacked (space freed, the lock
    * released): the writer applies them from the commit log, in order; then they leave the queue,
-   * the overlay and the log, and writes are taken again. Returns how many were applied, or
-   * undefined while the index still refuses them (the halt goes on; nothing was skipped).
+   * the overlay and the log, and writes are taken again. Returns how many were applied; undefined
+   * when there is nothing to resume (no halt, or a resume already running). Rejects with the reason
+   * while the index still refuses them (the halt goes on; nothing was skipped).
    */
   async resume(): Promise<number | undefined> {
     if (!this.isHalted || this.resuming || !this.backend.resume) return undefined;
@@ -405,13 +414,12 @@ export class CommitQueue {
     let writes: number;
     try {
       ({ last, writes } = await this.backend.resume());
-    } catch {
-      return undefined;
     } finally {
       this.resuming = false;
     }
     // Writes were refused since the halt, so the log ends at this.seq; anything short of it stays halted.
-    if (last < this.seq || this.posted.length > 0) return undefined;
+    if (last < this.seq) throw new Error(`the index holds the commit log up to #${last} of #${this.seq} (${this.log?.describe()})`);
+    if (this.posted.length > 0) throw new Error(`${this.posted.length} batches are still with the index writer`);
     for (const e of this.queue) {
       if (e.awaited) this.awaited--;
       this.backlog--;
@@ -419,7 +427,7 @@ export class CommitQueue {
     this.queue = [];
     this.overlay.clear();
     this.log?.release(last);
-    this.lostWrites = false;
+    this.firstNotApplied = undefined;
     this.failure = undefined;
     return writes;
   }
@@ -455,7 +463,7 @@ export class CommitQueue {
 
   /** True when no acknowledged write is waiting for the index (false once one was lost: the log must be kept). */
   get idle(): boolean {
-    return this.queue.length === 0 && this.posted.length === 0 && !this.lostWrites;
+    return this.queue.length === 0 && this.posted.length === 0 && this.firstNotApplied === undefined;
   }
 }
 

@@ -425,7 +425,7 @@ export class SqliteStore implements IndexReader {
     return this.commits.isHalted;
   }
 
-  /** Tries to end a halt (CommitQueue.resume): the number of logged writes applied, or undefined while it goes on. */
+  /** Tries to end a halt (CommitQueue.resume): the number of logged writes applied; rejects with why the halt goes on. */
   resumeWrites(): Promise<number | undefined> {
     return this.commits.resume();
   }

@@ -58,7 +58,13 @@ export async function startHost(args: string[] = [], opts: { sandbox?: string; p
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const exited = new Promise<number | null>((r) =>
+    proc.once('exit', (code, signal) => {
+      // A host killed by a signal it did not ask for (a native crash) says so in its output.
+      if (signal && signal !== 'SIGKILL') out += `[host process ended by ${signal}]\n`;
+      r(code);
+    }),
+  );
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   while (!out.includes('krypton host ready')) {
     if (proc.exitCode !== null) throw new Error(`host exited with ${proc.exitCode}: ${out}`);
@@ -128,13 +134,27 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, wh
 
 /** POSTs `/core/examples/after` until a host whose writes were refused takes them again; returns the stored document. */
 export async function writesTakenAgain(h: RunningHost): Promise<Record<string, unknown>> {
-  return waitFor(
-    async () => {
-      const r = await http('POST', `${h.uri}/core/examples`, { name: 'after', documentSelfLink: 'after' });
-      return r.status === 200 ? r.json : undefined;
-    },
-    'writes taken again',
-    30_000,
-    250,
-  );
+  let last = '';
+  try {
+    return await waitFor(
+      async () => {
+        const r = await http('POST', `${h.uri}/core/examples`, { name: 'after', documentSelfLink: 'after' });
+        last = `${r.status} ${r.text.slice(0, 300)}`;
+        return r.status === 200 ? r.json : undefined;
+      },
+      'writes taken again',
+      30_000,
+      250,
+    );
+  } catch (err) {
+    // The host's log without stack lines, for the reason the writes stayed refused.
+    const log = h
+      .output()
+      .split('\n')
+      .filter((l) => !l.trimStart().startsWith('at '))
+      .map((l) => l.slice(0, 400))
+      .slice(-40)
+      .join('\n');
+    throw new Error(`${(err as Error).message}; last answer: ${last.slice(0, 200)}; host log (end):\n${log}`);
+  }
 }
