@@ -146,8 +146,11 @@ export async function runHost(args: readonly string[]): Promise<number> {
   if (host.options.bindAddress === '0.0.0.0' && !host.options.publicUri && host.options.peerNodes.length > 0) {
     host.log.warn({ uri: host.uri }, 'bound to 0.0.0.0 without --publicUri: peers are told this host is at 127.0.0.1, which only works on one machine');
   }
-  process.stdout.write(`krypton host ready id=${host.id} uri=${host.uri} sandbox=${resolve(host.options.sandbox)}\n`);
-  return new Promise<number>((resolveDone) => {
+  // Listening for the signals before saying ready: a SIGTERM sent on the ready line (a supervisor,
+  // a test) came before the listener 25 times in 30 and killed the host without a graceful stop.
+  const done = new Promise<number>((resolveDone) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop(sig).then(resolveDone));
   });
+  process.stdout.write(`krypton host ready id=${host.id} uri=${host.uri} sandbox=${resolve(host.options.sandbox)}\n`);
+  return done;
 }
