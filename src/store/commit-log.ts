@@ -85,6 +85,11 @@ export class CommitLog {
     else rmSync(join(this.dir, this.current.name), { force: true });
   }
 
+  /** The sequence number of the last record appended. */
+  get lastSeq(): number {
+    return this.current.lastSeq;
+  }
+
   /** The segments on disk, their sizes and the last record each holds (for messages). */
   describe(): string {
     const held = new Map(this.closed.map((c) => [c.name, c.lastSeq]));

@@ -109,8 +109,6 @@ export class CommitQueue {
    * only, until resume or the next start); undefined while every one was applied.
    */
   private firstNotApplied: number | undefined;
-  /** The sequence number of the last record appended to the commit log. */
-  private lastLogged: number;
   private resuming = false;
   /** Entries readers wait for (see Entry.awaited), queued or posted, not yet answered by the writer. */
   private awaited = 0;
@@ -126,9 +124,7 @@ export class CommitQueue {
     private seq: number,
     private readonly flushDelayMs = DEFAULT_FLUSH_DELAY_MS,
     private readonly maxBatch = 2048,
-  ) {
-    this.lastLogged = seq;
-  }
+  ) {}
 
   /** Called with each group's ops once durable (logged or committed), before its writer is answered. */
   onCommitted(listener: (ops: readonly WriteOp[]) => void): void {
@@ -155,7 +151,6 @@ export class CommitQueue {
         return Promise.reject(kryptonError('STORAGE', `commit log append failed: ${(cause as Error).message}`, { cause }));
       }
       this.seq = seq;
-      this.lastLogged = seq;
       this.remember(seq, ops);
       this.queue.push({ ops, record, seq, logged: true, awaited: true, bytes: record.length });
       this.backlog++;
@@ -422,9 +417,10 @@ export class CommitQueue {
     } finally {
       this.resuming = false;
     }
-    // Writes were refused since the halt, so the log ends at lastLogged; anything short of it stays
-    // halted. (Not this.seq: a write that is not logged, such as an expiry purge, takes a number too.)
-    if (last < this.lastLogged) throw new Error(`the index holds the commit log up to #${last} of #${this.lastLogged} (${this.log?.describe()})`);
+    // Writes were refused since the halt, so the log ends where it is; anything short of it stays
+    // halted. (Not at this.seq: a write that is not logged, such as an expiry purge, takes a number too.)
+    const logged = this.log?.lastSeq ?? this.seq;
+    if (last < logged) throw new Error(`the index holds the commit log up to #${last} of #${logged} (${this.log?.describe()})`);
     if (this.posted.length > 0) throw new Error(`${this.posted.length} batches are still with the index writer`);
     for (const e of this.queue) {
       if (e.awaited) this.awaited--;
