@@ -53,14 +53,18 @@ export function createHttpServer(dispatch: Dispatcher, options: HttpServerOption
   return server;
 }
 
-/** Bodies up to this size are always taken (they are counted all the same). */
+/**
+ * Bodies up to this size are neither counted nor refused: the request path of ordinary documents
+ * (a few hundred bytes) pays nothing for the budget, and many small bodies at once stay bounded by
+ * the number of connections, as before.
+ */
 const SMALL_BODY_BYTES = 1024 * 1024;
 
 /**
- * The request bodies a host holds in memory at once, over all requests: a body is held several
+ * The large request bodies (over 1 MB) a host holds in memory at once: a body is held several
  * times over while it is parsed, handled and stored (its text, the parsed document, the stored
- * text, the commit-log record), until its response is sent. A large body (over 1 MB) that does not
- * fit beside those already held is refused with 503 at once, unless it would be alone: measured,
+ * text, the commit-log record), until its response is sent. A large body that does not fit beside
+ * the large ones already held is refused with 503 at once, unless it would be alone: measured,
  * 24 POSTs of 50 MB at once ran the process out of memory (10 took 3.2 GB of RSS). A body is
  * counted by its Content-Length from its first byte, or as it arrives when it has none.
  */
@@ -68,10 +72,10 @@ export class BodyBudget {
   private held = 0;
   constructor(readonly limitBytes: number) {}
 
-  /** Takes `more` bytes for a request holding `mine` already, or refuses (false) and takes nothing. */
+  /** Takes `more` bytes for a large body holding `mine` already, or refuses (false) and takes nothing. */
   take(more: number, mine: number): boolean {
     const others = this.held - mine;
-    if (mine + more > SMALL_BODY_BYTES && others > 0 && others + mine + more > this.limitBytes) return false;
+    if (others > 0 && others + mine + more > this.limitBytes) return false;
     this.held += more;
     return true;
   }
@@ -105,7 +109,7 @@ function receive(req: IncomingMessage, res: ServerResponse, dispatch: Dispatcher
   }
   const budget = options.bodyBudget;
   let held = 0;
-  if (declared > 0) {
+  if (declared > SMALL_BODY_BYTES) {
     if (!budget.take(declared, 0)) {
       // Answered at once, but the body (at most the size limit) is read and dropped, so the client
       // gets the answer, not a connection reset in the middle of its upload; the connection stays.
@@ -131,7 +135,7 @@ function receive(req: IncomingMessage, res: ServerResponse, dispatch: Dispatcher
       return;
     }
     // No Content-Length (chunked), or more than it said: counted as it comes.
-    if (size > held) {
+    if (size > held && size > SMALL_BODY_BYTES) {
       if (!budget.take(size - held, held)) {
         failed = true; // the rest is read and dropped, as above
         writeReply(req, res, errorReply(tooBusy(budget)));
