@@ -31,6 +31,8 @@ interface FirstBatch {
   plan: QueryPlan;
   first: QueryPage;
   snapshot: Snapshot;
+  /** More rows follow `first` within the result limit: the answer is streamed or spilled, which releases `snapshot`. */
+  more: boolean;
 }
 
 interface TaskRecord {
@@ -149,28 +151,34 @@ export class QueryTaskService implements Service {
     const started = performance.now();
     await this.awaitExpectedCount(spec, expiresAt, run);
     const batch = await this.firstBatch(spec, run.readScope);
-    if (batch?.first.after) return { status: 200, body: new JsonStream(this.streamResults(doc, batch, started)) };
+    if (batch?.more) return { status: 200, body: new JsonStream(this.streamResults(doc, batch, started)) };
     const results = await this.render(batch ? { page: batch.first } : await this.host.store.read(() => this.execute(spec, expiresAt, run.readScope)), spec, run);
     doc['taskInfo'] = { stage: 'FINISHED', isDirect: true, durationMicros: results.micros };
     return { status: 200, body: new RawJson(withResults(doc, results.json)) };
   }
 
   /**
-   * For an unpaged query that may match more than STREAM_BATCH documents: its first batch. When more
-   * rows follow it (`first.after`), the answer is streamed or spilled from the snapshot the batch
-   * was read on (the stream releases it); else `first` is all of it. Undefined for any other query
-   * (execute answers it whole).
+   * For an unpaged query (TOP_RESULTS too) that may match more than STREAM_BATCH documents or more
+   * than MAX_PAGE_BYTES of them: its first batch. When more rows follow it within the limit
+   * (`more`), the answer is streamed or spilled from the snapshot the batch was read on (the stream
+   * releases it); else `first` is all of it. Undefined for any other query (execute answers it whole).
+   * Measured: TOP_RESULTS 5,000 over 700 documents of 1 MB was built as one string and failed (500,
+   * "Invalid string length", V8's limit being 512 MB); streamed, it is answered whole.
    */
   private async firstBatch(spec: QuerySpecification, readScope: ReadScope | undefined): Promise<FirstBatch | undefined> {
-    if (isPaged(spec) || hasOption(spec, 'COUNT') || hasOption(spec, 'GROUP_BY') || (spec.resultLimit ?? MAX_UNPAGED) <= STREAM_BATCH) return undefined;
+    if (isPaged(spec) || hasOption(spec, 'COUNT') || hasOption(spec, 'GROUP_BY')) return undefined;
+    const limit = spec.resultLimit ?? MAX_UNPAGED;
+    // SELECT_LINKS cannot stream (see SELECT_LINKS_PAGED): a small limit of it is answered whole, as before.
+    if (limit <= STREAM_BATCH && hasOption(spec, 'SELECT_LINKS')) return undefined;
     const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
     const snapshot = await this.host.store.snapshot();
     try {
       // Bounded like the stream's other batches: when it ends early, the stream goes on after it.
-      const first = await readOn(this.host, snapshot, (reader) => runPage(this.host, plan, STREAM_BATCH, undefined, spec.offset ?? 0, reader, MAX_PAGE_BYTES));
-      if (first.after && hasOption(spec, 'SELECT_LINKS')) fail('INVALID_QUERY', SELECT_LINKS_PAGED);
-      if (!first.after) snapshot.release();
-      return { plan, first, snapshot };
+      const first = await readOn(this.host, snapshot, (reader) => runPage(this.host, plan, Math.min(limit, STREAM_BATCH), undefined, spec.offset ?? 0, reader, MAX_PAGE_BYTES));
+      const more = first.after !== undefined && first.links.length < limit;
+      if (more && hasOption(spec, 'SELECT_LINKS')) fail('INVALID_QUERY', SELECT_LINKS_PAGED);
+      if (!more) snapshot.release();
+      return { plan, first, snapshot, more };
     } catch (err) {
       snapshot.release();
       throw err;
@@ -264,7 +272,7 @@ export class QueryTaskService implements Service {
       if (isContinuous(spec)) following = this.follow(record, spec, run);
       const batch = await this.firstBatch(spec, run.readScope);
       let count = 0;
-      if (batch?.first.after) {
+      if (batch?.more) {
         record.resultsFile = await this.spill(batch, started);
         doc['taskInfo'] = { stage: 'FINISHED', isDirect: false, durationMicros: elapsedMicros(started) };
       } else {

@@ -35,7 +35,8 @@ function sortType(def: StatefulServiceDefinition, name: string, requested: strin
 /**
  * Factory GET with OData parameters (Xenon §5.3): a direct query restricted to the child kind and
  * the factory's link prefix, answered as an ODataFactoryQueryResult (`totalCount` first). An answer
- * of more than STREAM_BATCH documents is streamed (streamResultRows); its `totalCount` then comes
+ * of more than STREAM_BATCH documents, or of more than MAX_PAGE_BYTES of them, is streamed
+ * (streamResultRows); its `totalCount` then comes
  * last unless `$count=true` asked for it, which counts first.
  */
 export async function odataFactoryQuery(host: Host, def: StatefulServiceDefinition, op: Operation): Promise<Reply> {
@@ -76,10 +77,10 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
     }
     const started = performance.now();
     const pageSize = limit ?? top ?? 2147483646;
-    // A `$limit` page, or the first batch of a streamed answer, may end early (MAX_PAGE_BYTES): a
-    // next page link, or the stream, goes on after it. A `$top` answered whole holds every row.
-    const bounded = limit !== undefined || pageSize > STREAM_BATCH;
-    const first = await readOn(host, snapshot, (reader) => runPage(host, plan, Math.min(pageSize, STREAM_BATCH), undefined, skip, reader, bounded ? MAX_PAGE_BYTES : undefined));
+    // The first batch ends early at MAX_PAGE_BYTES of documents: a `$limit` page then has a next
+    // page link, any other answer (`$top` too) is streamed on after it. Built whole, `$top=5000`
+    // over 700 documents of 1 MB failed (500, "Invalid string length": V8's limit is 512 MB).
+    const first = await readOn(host, snapshot, (reader) => runPage(host, plan, Math.min(pageSize, STREAM_BATCH), undefined, skip, reader, MAX_PAGE_BYTES));
     const total = count ? (await countAll()).count : undefined;
     // The rest of a `$limit` query: a page link in the factory's form (`?path=…&peer=…`). The page
     // answered here is registered too, so the second page has a `prevPageLink` as in Xenon.
@@ -90,7 +91,8 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
       const id = pages.follow(firstId, pages.entry(firstId), after);
       return `${def.factoryLink}?path=${id}&peer=${host.id}`;
     };
-    if (!first.after || pageSize <= STREAM_BATCH) {
+    // Whole: all rows are in (none follow, or the first batch holds `$top` of them), or a `$limit` page.
+    if (!first.after || first.links.length >= pageSize || (limit !== undefined && pageSize <= STREAM_BATCH)) {
       return { status: 200, body: new RawJson(resultJson(first, { owner: host.id, totalCount: total ?? first.count, nextPageLink: nextLink(first.after) })) };
     }
     streaming = true;
