@@ -118,6 +118,41 @@ describe('large documents', () => {
     }
   });
 
+  it('streams large documents to many readers at once within a small heap', async () => {
+    // 6 expanded listings of 150 documents of 1 MB at once on a 384 MB heap: each answer held whole
+    // batches of 32 MB two or three times over, and the host ran out of memory (a FATAL error).
+    const h = await startHost([], { env: { NODE_OPTIONS: '--max-old-space-size=384' } });
+    const N = 150;
+    const big = 'y'.repeat(1024 * 1024);
+    try {
+      for (let i = 0; i < N; i += 10) {
+        const documents = Array.from({ length: 10 }, (_, k) => ({ name: `m-${i + k}`, documentSelfLink: `/m-${i + k}`, keyValues: { big } }));
+        const r = await http('POST', `${h.uri}/management/migration-import`, { destinationFactoryLink: '/core/examples', documents });
+        assert.equal(r.status, 200, r.text);
+      }
+      /** Reads a whole answer without holding it: its status, size and last characters. */
+      const read = async () => {
+        const res = await fetch(`${h.uri}/core/examples?expand`);
+        let bytes = 0;
+        let tail = '';
+        for await (const chunk of res.body!) {
+          bytes += chunk.length;
+          tail = (tail + Buffer.from(chunk).toString('latin1')).slice(-300);
+        }
+        return { status: res.status, bytes, tail };
+      };
+      const answers = await Promise.all(Array.from({ length: 6 }, read));
+      for (const a of answers) {
+        assert.equal(a.status, 200);
+        assert.ok(a.bytes > N * big.length, `${a.bytes} bytes`);
+        assert.match(a.tail, new RegExp(`"documentCount":${N}\\b`));
+      }
+      assert.equal((await http('GET', `${h.uri}/core/examples`)).json.documentCount, N, 'the host serves on');
+    } finally {
+      assert.equal(await h.stop(), 0, h.output());
+    }
+  });
+
   it('refuses large bodies beyond its memory budget with 503 at once, and serves on', async () => {
     // A small heap (256 MB: a budget of max(body limit, heap / 10) = 25.6 MB) and a 16 MB body limit.
     const h = await startHost(['--requestPayloadSizeLimit=16777216'], { env: { NODE_OPTIONS: '--max-old-space-size=256' } });
