@@ -54,6 +54,18 @@ describe('large documents', () => {
       }
       assert.equal(seen.size, N, 'every document once');
       assert.ok(pages >= 5, `${pages} pages`);
+      // A page of more than 5,000 rows is streamed: it ends at 32 MB all the same (its later batches
+      // are read in smaller pieces, but the page is not cut shorter by them).
+      const streamedPages = await http('POST', `${blue.uri}/core/query-tasks`, {
+        taskInfo: { isDirect: true },
+        querySpec: { query: { term: { propertyName: 'name', matchValue: 'big-*', matchType: 'WILDCARD' } }, options: ['EXPAND_CONTENT'], resultLimit: 6000 },
+      });
+      const firstStreamed = await http('GET', `${blue.uri}${streamedPages.json.results.nextPageLink}`);
+      assert.equal(firstStreamed.headers.get('transfer-encoding'), 'chunked', 'streamed');
+      const held = firstStreamed.json.results.documentLinks.length;
+      assert.ok(held >= 21 && held <= 23, `a streamed page of ${held} documents of 1.5 MB`);
+      assert.equal(Object.keys(firstStreamed.json.results.documents).length, held);
+      assert.ok(firstStreamed.json.results.nextPageLink, 'the next page goes on after it');
       // Answers that no next page completes hold every document, however large (50 MB here).
       const kinds = (prefixes: string[]) => ({
         occurance: 'MUST_OCCUR',

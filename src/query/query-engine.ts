@@ -400,9 +400,10 @@ async function* streamRows(
 ): AsyncGenerator<string> {
   const spec = plan.spec;
   const linksOnly: QueryPlan = { ...plan, spec: { ...spec, options: (spec.options ?? []).filter((o) => !EXPAND_OPTIONS.includes(o)) } };
-  const batch = (p: QueryPlan, from: unknown[] | undefined, n: number) =>
-    readOn(host, snapshot, (reader) => runPage(host, p, Math.min(p === plan ? sizes.documents : sizes.links, n), from, from ? 0 : (start.offset ?? 0), reader, STREAM_BATCH_BYTES));
-  const first = start.first ?? (await batch(plan, start.after, Math.min(limit, sizes.first)));
+  const batch = (p: QueryPlan, from: unknown[] | undefined, n: number, maxBytes = STREAM_BATCH_BYTES) =>
+    readOn(host, snapshot, (reader) => runPage(host, p, Math.min(p === plan ? sizes.documents : sizes.links, n), from, from ? 0 : (start.offset ?? 0), reader, maxBytes));
+  // The first batch is bounded as a page is (it may end a page: see below), the later ones less.
+  const first = start.first ?? (await batch(plan, start.after, Math.min(limit, sizes.first), MAX_PAGE_BYTES));
   // One page of a paged query whose documents filled the first batch: the page ends there, and the
   // tail's cursor leads to the next. Any other answer goes on, batch after batch.
   if (first.full && start.paged) limit = first.links.length;
