@@ -19,6 +19,8 @@ export interface QueryPage {
   after: unknown[] | undefined;
   /** The page ended at MAX_PAGE_BYTES of document text, before its row limit. */
   full?: true;
+  /** The document text read for the page, when it was read with a byte bound (runPage's maxBytes). */
+  bytes?: number;
   queryTimeMicros: number;
   /** SELECT_LINKS: per result link, the links its `linkTerms` fields hold (see selectLinks). */
   selectedLinks?: Map<string, Record<string, string>>;
@@ -156,7 +158,13 @@ export function runPage(host: Host, plan: QueryPlan, limit: number, after: unkno
   const page: QueryPage = { links, documents, count: links.length, after: cursor, queryTimeMicros: elapsedMicros(started) };
   if (selectedLinks) page.selectedLinks = selectedLinks;
   if (full && cursor) page.full = true;
+  if (until) page.bytes = bytes;
   return page;
+}
+
+/** More rows follow `page` within a result of at most `limit` rows (an unpaged answer goes on after it). */
+export function moreWithin(page: QueryPage, limit: number): boolean {
+  return page.after !== undefined && page.links.length < limit;
 }
 
 /** GROUP_BY's group field: a built-in column, or a user field (string values, or numbers with a LONG / DOUBLE propertyType). */
@@ -426,10 +434,8 @@ async function* streamRows(
       // about STREAM_CHUNK_CHARS: joined into one string, it was held twice more (the string, then its
       // bytes in the socket's buffer until the client took them all). A smaller one goes whole: in
       // chunks, a page of 10,000 example documents (3.5 MB) cost 5.9–6.0 µs a document to serve
-      // against 4.7–4.8 whole.
-      let total = 0;
-      for (const json of page.documents!.values()) total += json.length;
-      const chunkChars = total > STREAM_BATCH_BYTES ? STREAM_CHUNK_CHARS : Number.POSITIVE_INFINITY;
+      // against 4.7–4.8 whole. Every batch here was read with a byte bound, so it knows its size.
+      const chunkChars = (page.bytes ?? 0) > STREAM_BATCH_BYTES ? STREAM_CHUNK_CHARS : Number.POSITIVE_INFINITY;
       let parts: string[] = [];
       let chars = 0;
       for (const [link, json] of page.documents!) {

@@ -9,7 +9,21 @@ import type { Host } from '../core/host.js';
 import { requestLong, type Doc } from '../core/document.js';
 import { JsonStream, RawJson, type Operation, type ReadScope, type Reply } from '../core/operation.js';
 import { childId, type Service } from '../core/service.js';
-import { elapsedMicros, hasOption, MAX_PAGE_BYTES, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage, type QueryPlan } from './query-engine.js';
+import {
+  elapsedMicros,
+  hasOption,
+  MAX_PAGE_BYTES,
+  moreWithin,
+  planQuery,
+  readOn,
+  resultEnd,
+  resultJson,
+  runPage,
+  STREAM_BATCH,
+  streamResultRows,
+  type QueryPage,
+  type QueryPlan,
+} from './query-engine.js';
 import type { Snapshot } from '../store/snapshots.js';
 import { MAX_UNPAGED, type QueryPages } from './query-pages.js';
 import type { QuerySpecification } from './query-types.js';
@@ -173,9 +187,9 @@ export class QueryTaskService implements Service {
     const plan: QueryPlan = { ...planQuery(spec), ownerFilter: this.ownerFilter(spec), readScope };
     const snapshot = await this.host.store.snapshot();
     try {
-      // Bounded like the stream's other batches: when it ends early, the stream goes on after it.
+      // Bounded as a page is: when it ends early, the stream goes on after it.
       const first = await readOn(this.host, snapshot, (reader) => runPage(this.host, plan, Math.min(limit, STREAM_BATCH), undefined, spec.offset ?? 0, reader, MAX_PAGE_BYTES));
-      const more = first.after !== undefined && first.links.length < limit;
+      const more = moreWithin(first, limit);
       if (more && hasOption(spec, 'SELECT_LINKS')) fail('INVALID_QUERY', SELECT_LINKS_PAGED);
       if (!more) snapshot.release();
       return { plan, first, snapshot, more };

@@ -5,7 +5,7 @@ import type { Operation, Reply } from '../core/operation.js';
 import { JsonStream, RawJson } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
 import { parseODataFilter, parseODataOrderBy } from '../query/odata-filter.js';
-import { elapsedMicros, MAX_PAGE_BYTES, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage } from '../query/query-engine.js';
+import { elapsedMicros, MAX_PAGE_BYTES, moreWithin, planQuery, readOn, resultEnd, resultJson, runPage, STREAM_BATCH, streamResultRows, type QueryPage } from '../query/query-engine.js';
 import type { Query, QuerySpecification } from '../query/query-types.js';
 
 function intParam(op: Operation, name: string): number | undefined {
@@ -92,7 +92,7 @@ export async function odataFactoryQuery(host: Host, def: StatefulServiceDefiniti
       return `${def.factoryLink}?path=${id}&peer=${host.id}`;
     };
     // Whole: all rows are in (none follow, or the first batch holds `$top` of them), or a `$limit` page.
-    if (!first.after || first.links.length >= pageSize || (limit !== undefined && pageSize <= STREAM_BATCH)) {
+    if (!moreWithin(first, pageSize) || (limit !== undefined && pageSize <= STREAM_BATCH)) {
       return { status: 200, body: new RawJson(resultJson(first, { owner: host.id, totalCount: total ?? first.count, nextPageLink: nextLink(first.after) })) };
     }
     streaming = true;
