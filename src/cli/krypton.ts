@@ -3,17 +3,21 @@ import { KryptonError } from '../core/errors.js';
 import { UsageError } from './flags.js';
 import { hostUsage, runHost } from './host-command.js';
 import { migrateUsage } from './migrate-command.js';
+import { cutoverUsage } from './cutover-command.js';
 
 const HELP = `krypton — Xenon-compatible document host built for side-by-side upgrades
 
 usage:
   krypton host [--port=8000] [--id=ID] [--sandbox=DIR] [...]   start a host (krypton host --help)
   krypton migrate --source=URI --destination=URI --factory=LINK  migrate a factory (krypton migrate --help)
+  krypton cutover --source=URI --destination=URI --factory=LINK  freeze, final delta, verify, cut over (krypton cutover --help)
   krypton help
 
 ${hostUsage()}
 
 ${migrateUsage()}
+
+${cutoverUsage()}
 `;
 
 const wantsHelp = (args: readonly string[]): boolean => args.includes('--help') || args.includes('-h');
@@ -28,6 +32,11 @@ async function main(argv: string[]): Promise<number> {
       if (wantsHelp(rest)) return print(`${migrateUsage()}\n`);
       const { runMigrate } = await import('./migrate-command.js');
       return runMigrate(rest);
+    }
+    case 'cutover': {
+      if (wantsHelp(rest)) return print(`${cutoverUsage()}\n`);
+      const { runCutover } = await import('./cutover-command.js');
+      return runCutover(rest);
     }
     case 'help':
     case '--help':

@@ -25,12 +25,12 @@ export function migrateUsage(): string {
   return `usage: krypton migrate --source=URI --destination=URI --factory=LINK [--name=value ...]\n\n${usage(MIGRATE_FLAGS)}`;
 }
 
-interface TaskDoc extends Doc {
+export interface TaskDoc extends Doc {
   taskInfo: { stage: string; failure?: { message?: string } };
-  progress?: { processedServiceCount: number; skippedServiceCount: number; estimatedTotalServiceCount: number; fetchedDocumentCount: number; runCount: number };
+  progress?: { processedServiceCount: number; skippedServiceCount: number; deletedDocumentCount?: number; estimatedTotalServiceCount: number; fetchedDocumentCount: number; runCount: number };
 }
 
-function buildTask(f: Record<string, unknown>): Doc {
+export function buildTask(f: Record<string, unknown>): Doc {
   const source = String(f['source']).replace(/\/$/, '');
   const destination = String(f['destination']).replace(/\/$/, '');
   const options: string[] = [];
@@ -83,59 +83,86 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
     throw err;
   }
   const link = created.body['documentSelfLink'] as string;
-  const out = process.stdout;
-  out.write(`migration task ${destination}${link}\n`);
-  const tty = process.stdout.isTTY === true;
-  // Totals and ETA are shown only once the estimate is known ('?' before): the bar's own ETA is
-  // 'NFs' at a zero rate and its total a placeholder.
-  const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{totalText} docs | {rate} docs/s | ETA {etaText} | {stage}' }, cliProgress.Presets.shades_classic) : undefined;
-  const started = Date.now();
-  let barStarted = false;
-  let lastLine = 0;
+  process.stdout.write(`migration task ${destination}${link}\n`);
   try {
-    const reachable = new Reachability(out);
-    for (;;) {
-      const task = await reachable.poll(() => client.send<TaskDoc>(`${destination}${link}`, { method: 'GET', headers }));
-      if (!task) {
-        await new Promise((r) => setTimeout(r, Number(f['pollMillis'] ?? 500)));
-        continue;
-      }
-      const p = task.progress;
-      const done = (p?.processedServiceCount ?? 0) + (p?.skippedServiceCount ?? 0);
-      const known = p !== undefined && p.estimatedTotalServiceCount > 0;
-      const total = known ? Math.max(p.estimatedTotalServiceCount, done) : Math.max(done, 1);
-      const rate = Math.round(done / Math.max((Date.now() - started) / 1000, 0.001));
-      const payload = { rate, stage: task.taskInfo.stage, totalText: known ? String(total) : '?', etaText: known && rate > 0 ? formatSeconds((total - done) / rate) : '?' };
-      if (bar) {
-        if (!barStarted) bar.start(total, done, payload);
-        barStarted = true;
-        bar.setTotal(total);
-        bar.update(done, payload);
-      } else if (Date.now() - lastLine > 1000 || ['FINISHED', 'FAILED'].includes(task.taskInfo.stage)) {
-        lastLine = Date.now();
-        out.write(`stage=${task.taskInfo.stage} processed=${p?.processedServiceCount ?? 0} skipped=${p?.skippedServiceCount ?? 0} total=${p?.estimatedTotalServiceCount ?? -1} rate=${rate}/s\n`);
-      }
-      if (cancelled) {
-        await client.send(`${destination}${link}`, { method: 'PATCH', body: { taskInfo: { stage: 'CANCELLED' } }, headers });
-        bar?.stop();
-        out.write('migration cancelled\n');
-        return 130;
-      }
-      if (!f['continuous'] && task.taskInfo.stage === 'FINISHED') {
-        bar?.stop();
-        out.write(`FINISHED: migrated ${p?.processedServiceCount ?? 0}, skipped ${p?.skippedServiceCount ?? 0} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-        return 0;
-      }
-      if (!f['continuous'] && task.taskInfo.stage === 'FAILED') {
-        bar?.stop();
-        process.stderr.write(`FAILED: ${task.taskInfo.failure?.message ?? 'unknown error'}\n`);
-        return 1;
-      }
-      await new Promise((r) => setTimeout(r, Number(f['pollMillis'] ?? 500)));
-    }
+    const { outcome } = await followTask(client, `${destination}${link}`, headers, {
+      continuous: f['continuous'] === true,
+      pollMillis: Number(f['pollMillis'] ?? 500),
+      cancelled: () => cancelled,
+    });
+    return outcome === 'FINISHED' ? 0 : outcome === 'CANCELLED' && cancelled ? 130 : 1;
   } finally {
     process.off('SIGINT', onSigint);
     await client.close();
+  }
+}
+
+export interface FollowOptions {
+  /** Follow until cancelled (a continuous task never ends by itself). */
+  continuous: boolean;
+  pollMillis: number;
+  /** Polled each round: true cancels the task (PATCH CANCELLED) and ends the follow. */
+  cancelled: () => boolean;
+  /** Where progress goes (default stdout); failures go to stderr. */
+  out?: NodeJS.WriteStream;
+}
+
+/**
+ * Follows a migration task with a progress bar (processed / estimated total, documents per second,
+ * ETA), or plain progress lines when not on a terminal, until it ends (or is cancelled). Prints
+ * the outcome and returns it with the task's last state.
+ */
+export async function followTask(client: HttpClient, taskUri: string, headers: Record<string, string>, o: FollowOptions): Promise<{ outcome: 'FINISHED' | 'FAILED' | 'CANCELLED'; task: TaskDoc }> {
+  const out = o.out ?? process.stdout;
+  const tty = out.isTTY === true;
+  // Totals and ETA are shown only once the estimate is known ('?' before): the bar's own ETA is
+  // 'NFs' at a zero rate and its total a placeholder.
+  const bar = tty
+    ? new cliProgress.SingleBar({ stream: out, format: ' {bar} {percentage}% | {value}/{totalText} docs | {rate} docs/s | ETA {etaText} | {stage}' }, cliProgress.Presets.shades_classic)
+    : undefined;
+  const started = Date.now();
+  let barStarted = false;
+  let lastLine = 0;
+  const reachable = new Reachability(out);
+  for (;;) {
+    const task = await reachable.poll(() => client.send<TaskDoc>(taskUri, { method: 'GET', headers }));
+    if (!task) {
+      await new Promise((r) => setTimeout(r, o.pollMillis));
+      continue;
+    }
+    const p = task.progress;
+    const done = (p?.processedServiceCount ?? 0) + (p?.skippedServiceCount ?? 0);
+    const known = p !== undefined && p.estimatedTotalServiceCount > 0;
+    const total = known ? Math.max(p.estimatedTotalServiceCount, done) : Math.max(done, 1);
+    const rate = Math.round(done / Math.max((Date.now() - started) / 1000, 0.001));
+    const payload = { rate, stage: task.taskInfo.stage, totalText: known ? String(total) : '?', etaText: known && rate > 0 ? formatSeconds((total - done) / rate) : '?' };
+    if (bar) {
+      if (!barStarted) bar.start(total, done, payload);
+      barStarted = true;
+      bar.setTotal(total);
+      bar.update(done, payload);
+    } else if (Date.now() - lastLine > 1000 || ['FINISHED', 'FAILED'].includes(task.taskInfo.stage)) {
+      lastLine = Date.now();
+      out.write(`stage=${task.taskInfo.stage} processed=${p?.processedServiceCount ?? 0} skipped=${p?.skippedServiceCount ?? 0} total=${p?.estimatedTotalServiceCount ?? -1} rate=${rate}/s\n`);
+    }
+    if (o.cancelled()) {
+      await client.send(taskUri, { method: 'PATCH', body: { taskInfo: { stage: 'CANCELLED' } }, headers });
+      bar?.stop();
+      out.write('migration cancelled\n');
+      return { outcome: 'CANCELLED', task };
+    }
+    if (!o.continuous && task.taskInfo.stage === 'FINISHED') {
+      bar?.stop();
+      out.write(`FINISHED: migrated ${p?.processedServiceCount ?? 0}, skipped ${p?.skippedServiceCount ?? 0} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      return { outcome: 'FINISHED', task };
+    }
+    // A cancelled task (by someone else) never runs again, not even a continuous one.
+    if (task.taskInfo.stage === 'CANCELLED' || (!o.continuous && task.taskInfo.stage === 'FAILED')) {
+      bar?.stop();
+      process.stderr.write(`${task.taskInfo.stage}: ${task.taskInfo.failure?.message ?? (task.taskInfo.stage === 'CANCELLED' ? 'the task was cancelled' : 'unknown error')}\n`);
+      return { outcome: task.taskInfo.stage, task };
+    }
+    await new Promise((r) => setTimeout(r, o.pollMillis));
   }
 }
 

@@ -44,6 +44,7 @@ export const Errors = Object.freeze({
   STORAGE: { code: 'KRY_ERR_STORAGE', status: 500, xenonCode: 0 },
   UNAVAILABLE: { code: 'KRY_ERR_UNAVAILABLE', status: 503, xenonCode: 0 },
   QUORUM: { code: 'KRY_ERR_QUORUM', status: 503, xenonCode: 0 },
+  WRITES_FROZEN: { code: 'KRY_ERR_WRITES_FROZEN', status: 503, xenonCode: 0 },
   REMOTE: { code: 'KRY_ERR_REMOTE', status: 502, xenonCode: 0 },
 } satisfies Record<string, ErrorTemplate>);
 

@@ -20,6 +20,7 @@ import { QueryPages } from '../query/query-pages.js';
 import { xenonFnv64 } from './fnv-hash.js';
 import { useRecent } from './recently-used.js';
 import { ErrorLogThrottle } from './error-log-throttle.js';
+import { WriteFreeze } from './write-freeze.js';
 
 /** How often a host whose writes are halted tries whether the index takes them again. */
 const RESUME_INTERVAL_MICROS = 5_000_000;
@@ -148,6 +149,8 @@ export class Host {
   store!: SqliteStore;
   readonly queryPages = new QueryPages(this);
   readonly subscriptions = new Subscriptions(this);
+  /** Refuses clients' document writes during an upgrade's maintenance window (see write-freeze.ts). */
+  readonly writeFreeze = new WriteFreeze(this);
   id = '';
   private idPrefix = '';
   private readonly hexTime = new HexTime();
@@ -255,6 +258,9 @@ export class Host {
       };
       this.id = this.options.id ?? this.store.getMeta('hostId') ?? randomUUID();
       this.store.setMeta('hostId', this.id);
+      this.writeFreeze.load();
+      if (this.writeFreeze.frozen)
+        this.log.warn(this.writeFreeze.describe(), 'writes are frozen (kept in the sandbox): clients\' document writes are refused until PUT /management/write-freeze {"frozen": false}');
       this.subscriptions.watch();
       this.idPrefix = xenonFnv64(this.id).toString(16);
       await install(this);

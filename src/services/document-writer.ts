@@ -5,6 +5,7 @@ import { fail, kryptonError, KryptonError } from '../core/errors.js';
 import { composeDocument, hasOnlyUserFields, longField, requestLong, userFields, type Doc } from '../core/document.js';
 import { checkNotReserved, childId } from '../core/service.js';
 import type { Host } from '../core/host.js';
+import type { WriteFreeze } from '../core/write-freeze.js';
 import { LinkLocks } from '../core/link-locks.js';
 import type { Operation } from '../core/operation.js';
 import type { StatefulServiceDefinition } from '../core/service-definition.js';
@@ -146,7 +147,7 @@ export class DocumentWriter {
 
   /** Factory POST: creates a child (Xenon §5.1 conflict rules). */
   create(input: WriteInput): Promise<Doc> {
-    return this.retrying(() => this.createOnce(input));
+    return this.retrying(() => this.createOnce(input), input.op !== undefined);
   }
 
   /** May throw at once (bad input): retrying runs it inside its try. */
@@ -186,7 +187,7 @@ export class DocumentWriter {
 
   /** PUT / PATCH / DELETE of a child. Returns undefined for a DELETE of a missing link (200, empty). */
   async update(link: string, action: 'PUT' | 'PATCH' | 'DELETE', input: WriteInput): Promise<Doc | undefined> {
-    return this.retrying(() => this.updateOnce(link, action, input));
+    return this.retrying(() => this.updateOnce(link, action, input), input.op !== undefined);
   }
 
   private async updateOnce(link: string, action: 'PUT' | 'PATCH' | 'DELETE', input: WriteInput): Promise<Doc | undefined> {
@@ -237,7 +238,7 @@ export class DocumentWriter {
    * the source's update time. All writes of the batch commit in one transaction.
    */
   async importDocuments(docs: Doc[], principal: string | undefined, mode: ImportMode = {}): Promise<ImportOutcome[]> {
-    return this.retrying(() => this.importOnce(docs, principal, mode));
+    return this.retrying(() => this.importOnce(docs, principal, mode), true);
   }
 
   private async importOnce(docs: Doc[], principal: string | undefined, mode: ImportMode): Promise<ImportOutcome[]> {
@@ -424,18 +425,43 @@ export class DocumentWriter {
     return this.commit(pending, durability);
   }
 
-  /** Runs `write` again (at most three times in all) while it fails with SHOULD_RETRY. A synchronous throw is a rejection. */
-  private retrying<T>(write: () => Promise<T>, attempt = 1): Promise<T> {
+  /**
+   * Runs `write` again (at most three times in all) while it fails with SHOULD_RETRY. A synchronous
+   * throw is a rejection. A write a client asked for (`admitted`) is first admitted by the write
+   * freeze (refused while frozen) and counted there until it settles, retries included.
+   */
+  private retrying<T>(write: () => Promise<T>, admitted: boolean): Promise<T> {
+    if (!admitted) return this.attempt(write, 1, undefined);
+    const freeze = this.host.writeFreeze;
+    try {
+      freeze.admit();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.attempt(write, 1, freeze);
+  }
+
+  private attempt<T>(write: () => Promise<T>, n: number, freeze: WriteFreeze | undefined): Promise<T> {
     let written: Promise<T>;
     try {
       written = write();
     } catch (err) {
+      freeze?.exit();
       return Promise.reject(err);
     }
-    return written.catch((err: unknown) => {
-      if (attempt >= 3 || !(err instanceof KryptonError) || !err.details?.includes('SHOULD_RETRY')) throw err;
-      return this.retrying(write, attempt + 1);
-    });
+    return written.then(
+      (value) => {
+        freeze?.exit();
+        return value;
+      },
+      (err: unknown) => {
+        if (n >= 3 || !(err instanceof KryptonError) || !err.details?.includes('SHOULD_RETRY')) {
+          freeze?.exit();
+          throw err;
+        }
+        return this.attempt(write, n + 1, freeze);
+      },
+    );
   }
 
   /**

@@ -10,6 +10,7 @@ import { StatelessService } from './stateless-service.js';
 import { MigrationTaskService } from '../migration/migration-task-service.js';
 import { importIntoFactory, MigrationImportService } from '../migration/migration-import-service.js';
 import { installAuth } from '../auth/install-auth.js';
+import { factoryDigestService, writeFreezeService } from './upgrade-services.js';
 
 /** Starts a user's service definition on the host. */
 export function startService(host: Host, def: ServiceDefinition): void {
@@ -45,6 +46,8 @@ export function installCoreServices(host: Host, onStopRequested: () => void): vo
   migration.importLocally = (factory, docs, history, overwrite, principal) => importIntoFactory(host, factory, docs, history, overwrite, principal);
   host.register(migration);
   host.register(new MigrationImportService(host));
+  host.register(writeFreezeService(host));
+  host.register(factoryDigestService(host));
   host.addComponent({ start: () => migration.resumeAll(), stop: () => migration.stopAll() });
   // Last: node groups hook into every service registered above (filters, writers, queries).
   installCluster(host);

@@ -1,0 +1,275 @@
+import { HttpClient } from '../core/http-client.js';
+import type { Doc } from '../core/document.js';
+import { parseFlags, UsageError, usage, type FlagSpec } from './flags.js';
+import { buildTask, followTask, type TaskDoc } from './migrate-command.js';
+
+export const CUTOVER_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
+  source: { type: 'string', help: 'source (blue) host URI: every member of its node group is frozen' },
+  destination: { type: 'string', help: 'destination (green) host URI; the final delta runs there' },
+  factory: { type: 'string', help: 'source factory link, e.g. /core/examples' },
+  to: { type: 'string', help: 'destination factory link (default: --factory)' },
+  transform: { type: 'string', help: 'transformation service link on the destination' },
+  transformRequest: { type: 'bool', help: 'use the TransformRequest contract (USE_TRANSFORM_REQUEST)' },
+  query: { type: 'string', help: 'file with a querySpec (JSON) selecting what to migrate (then use --verify=none: the destination holds a subset)' },
+  task: {
+    type: 'string',
+    help: 'link of the continuous migration task on the destination: the final delta starts at its checkpoint (and the task is cancelled); without it, the delta reads every source document and skips those already migrated',
+  },
+  reason: { type: 'string', help: 'why writes are frozen (shown in every refused write; default: cutover to --destination)' },
+  verify: { type: 'string', help: 'digest (default: every document id and update time equal), count, or none' },
+  drainTimeoutMicros: { type: 'int', help: 'how long a freeze waits for writes in flight (default 30000000)' },
+  rollback: { type: 'bool', help: 'undo a cutover: unfreeze every member of --source' },
+  token: { type: 'string', help: 'x-xenon-auth-token (auth on; a token works on both node groups)' },
+  pollMillis: { type: 'int', help: 'progress poll period in ms (default 500)' },
+});
+
+export function cutoverUsage(): string {
+  return `usage: krypton cutover --source=URI --destination=URI --factory=LINK [--name=value ...]
+       krypton cutover --rollback --source=URI
+
+Freezes writes on every member of the source node group, runs the final delta (a migration
+task), verifies that the destination holds the source's documents, and leaves the source
+read-only: clients go to the destination from then on. If the delta or the verification fails,
+or on Ctrl-C, the source is unfrozen again (rollback) and the exit code is 1.
+
+${usage(CUTOVER_FLAGS)}`;
+}
+
+interface Member {
+  id: string;
+  base: string;
+  status: string;
+}
+
+interface Digest {
+  documentCount: number;
+  digest: string;
+  newestUpdateTimeMicros: number;
+}
+
+/** Step timings and what each did, printed at the end. */
+class Steps {
+  private readonly started = Date.now();
+  private readonly lines: string[] = [];
+
+  constructor(private readonly out: NodeJS.WriteStream) {}
+
+  async run<T>(name: string, step: () => Promise<T>, summary: (r: T) => string): Promise<T> {
+    const t0 = Date.now();
+    this.out.write(`${name} …\n`);
+    const r = await step();
+    const line = `${name}: ${summary(r)} (${ms(Date.now() - t0)})`;
+    this.lines.push(line);
+    this.out.write(`${line}\n`);
+    return r;
+  }
+
+  elapsed(): number {
+    return Date.now() - this.started;
+  }
+}
+
+function ms(n: number): string {
+  return n >= 10_000 ? `${(n / 1000).toFixed(1)} s` : `${n} ms`;
+}
+
+const base = (uri: string) => uri.replace(/\/+$/, '');
+
+/**
+ * `krypton cutover`: the maintenance window of a side-by-side upgrade in one command — write
+ * freeze on blue, final delta, verification, cutover — with each step timed, and a rollback
+ * (unfreeze) when a step fails or on Ctrl-C. `--rollback` unfreezes blue later.
+ */
+export async function runCutover(args: readonly string[]): Promise<number> {
+  const f = parseFlags(args, CUTOVER_FLAGS);
+  if (!f['source']) throw new UsageError(`--source is required\n\n${cutoverUsage()}`);
+  if (!f['rollback']) for (const req of ['destination', 'factory']) if (!f[req]) throw new UsageError(`--${req} is required\n\n${cutoverUsage()}`);
+  const verify = String(f['verify'] ?? 'digest');
+  if (!['digest', 'count', 'none'].includes(verify)) throw new UsageError(`--verify must be digest, count or none, not ${verify}`);
+  const source = base(String(f['source']));
+  const destination = base(String(f['destination'] ?? ''));
+  const headers: Record<string, string> = f['token'] ? { 'x-xenon-auth-token': String(f['token']) } : {};
+  const client = new HttpClient(4);
+  const out = process.stdout;
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    out.write('interrupted: rolling back after the current step (Ctrl-C again quits at once)\n');
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const blue = await members(client, source, headers);
+    if (f['rollback']) {
+      await unfreeze(client, blue, headers);
+      out.write(`rolled back: ${blue.length} member(s) of ${source} take writes again\n`);
+      return 0;
+    }
+    const unavailable = blue.filter((m) => m.status !== 'AVAILABLE');
+    if (unavailable.length > 0) {
+      process.stderr.write(
+        `krypton: ${unavailable.map((m) => `${m.id} (${m.base}) is ${m.status}`).join(', ')}: a member that is not frozen could take writes the final delta misses. Bring it back or remove it from the group first.\n`,
+      );
+      return 1;
+    }
+    const green = await members(client, destination, headers);
+    const steps = new Steps(out);
+    const reason = String(f['reason'] ?? `cutover to ${destination}`);
+    // A rollback unfreezes every member, also one whose answer to the freeze was lost.
+    const rollback = async (why: string): Promise<number> => {
+      process.stderr.write(`krypton: ${why}\n`);
+      await unfreeze(client, blue, headers);
+      out.write(`rolled back: ${blue.length} member(s) of ${source} take writes again (writes were refused for ${ms(steps.elapsed())})\n`);
+      return 1;
+    };
+    try {
+      // 1. Freeze: every member refuses clients' writes; each answers once its writes in flight are done.
+      await steps.run(
+        `1/4 freeze writes on ${blue.length} member(s) of ${source}`,
+        async () => {
+          const answers = await Promise.allSettled(
+            blue.map(async (m) => {
+              const r = await client.send<Doc>(`${m.base}/management/write-freeze`, {
+                method: 'PUT',
+                headers,
+                body: { frozen: true, reason, ...(f['drainTimeoutMicros'] !== undefined ? { drainTimeoutMicros: f['drainTimeoutMicros'] } : {}) },
+                timeoutMs: 120_000,
+              });
+              if (r.body['drained'] !== true) throw new Error(`${m.base} still has ${String(r.body['writesInFlight'])} write(s) in flight after the drain timeout`);
+              return r.body;
+            }),
+          );
+          const failed = answers.find((a) => a.status === 'rejected');
+          if (failed) throw (failed as PromiseRejectedResult).reason;
+          return answers.map((a) => (a as PromiseFulfilledResult<Doc>).value);
+        },
+        (r) =>
+          `frozen; waited ${(Math.max(...r.map((d) => Number(d['drainMicros'] ?? 0))) / 1000).toFixed(1)} ms for ${r.reduce((n, d) => n + Number(d['writesInFlight'] ?? 0), 0)} write(s) in flight`,
+      );
+    } catch (err) {
+      return await rollback(`freezing ${source} failed: ${(err as Error).message}`);
+    }
+    if (interrupted) return await rollback('interrupted');
+    // 2. Final delta: one migration run over what changed since the continuous task's checkpoint.
+    try {
+      await steps.run(
+        '2/4 final delta',
+        async () => {
+          const task = await deltaTask(client, destination, f, headers, out);
+          const created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: task, headers });
+          const link = created.body['documentSelfLink'] as string;
+          out.write(`migration task ${destination}${link}\n`);
+          const { outcome, task: last } = await followTask(client, `${destination}${link}`, headers, {
+            continuous: false,
+            pollMillis: Number(f['pollMillis'] ?? 500),
+            cancelled: () => interrupted,
+          });
+          if (outcome !== 'FINISHED') throw new Error(`the final delta ended ${outcome}${last.taskInfo.failure?.message ? `: ${last.taskInfo.failure.message}` : ''}`);
+          return last;
+        },
+        (t) => `migrated ${t.progress?.processedServiceCount ?? 0}, skipped ${t.progress?.skippedServiceCount ?? 0}, deleted ${t.progress?.deletedDocumentCount ?? 0}`,
+      );
+    } catch (err) {
+      return await rollback((err as Error).message);
+    }
+    if (interrupted) return await rollback('interrupted');
+    // 3. Verify: the same documents (ids and update times) on every member of both groups.
+    if (verify !== 'none') {
+      try {
+        await steps.run(
+          `3/4 verify (${verify})`,
+          () => verifyEqual(client, blue, green, String(f['factory']), String(f['to'] ?? f['factory']), verify, headers),
+          (d) => `${d.documentCount} documents on both sides${verify === 'digest' ? `, digest ${d.digest.slice(0, 16)}…` : ''}`,
+        );
+      } catch (err) {
+        return await rollback(`verification failed: ${(err as Error).message}`);
+      }
+    } else out.write('3/4 verify: skipped (--verify=none)\n');
+    if (interrupted) return await rollback('interrupted');
+    out.write(
+      `4/4 cutover: ${destination} holds ${source}'s documents; ${source} stays read-only (writes answered 503 KRY_ERR_WRITES_FROZEN). Send clients to ${destination} now.\n` +
+        `writes were refused for ${ms(steps.elapsed())} so far. To undo: krypton cutover --rollback --source=${source}\n`,
+    );
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await client.close();
+  }
+}
+
+/** The members of the node group `uri` belongs to (REPLACED ones left out), with their base URIs. */
+async function members(client: HttpClient, uri: string, headers: Record<string, string>): Promise<Member[]> {
+  const group = (await client.send<Doc>(`${uri}/core/node-groups/default`, { method: 'GET', headers, timeoutMs: 10_000 })).body;
+  const nodes = Object.values((group['nodes'] ?? {}) as Record<string, Doc>).filter((n) => n['status'] !== 'REPLACED');
+  if (nodes.length === 0) throw new Error(`${uri}/core/node-groups/default lists no member`);
+  return nodes.map((n) => ({ id: String(n['id']), status: String(n['status']), base: base(new URL(String(n['groupReference'])).origin) }));
+}
+
+async function unfreeze(client: HttpClient, list: Member[], headers: Record<string, string>): Promise<void> {
+  const answers = await Promise.allSettled(list.map((m) => client.send(`${m.base}/management/write-freeze`, { method: 'PUT', headers, body: { frozen: false }, timeoutMs: 30_000 })));
+  const failed = answers.map((a, k) => [a, list[k]!] as const).filter(([a]) => a.status === 'rejected');
+  if (failed.length > 0) {
+    throw new Error(
+      `could not unfreeze ${failed.map(([a, m]) => `${m.base} (${((a as PromiseRejectedResult).reason as Error).message})`).join(', ')}: run krypton cutover --rollback --source=… again once they answer`,
+    );
+  }
+}
+
+/**
+ * The final delta's task: the CLI's migrate flags, or those of the continuous task `--task` (which
+ * is cancelled first) from its checkpoint on. Deleted documents are carried (INCLUDE_DELETED).
+ */
+async function deltaTask(client: HttpClient, destination: string, f: Record<string, unknown>, headers: Record<string, string>, out: NodeJS.WriteStream): Promise<Doc> {
+  const task = buildTask({ ...f, continuous: false });
+  if (f['task']) {
+    const link = String(f['task']).replace(/^https?:\/\/[^/]+/, '');
+    const uri = `${destination}${link}`;
+    const running = (await client.send<TaskDoc>(uri, { method: 'GET', headers })).body;
+    if (running['sourceFactoryLink'] !== f['factory']) throw new Error(`--task=${link} migrates ${String(running['sourceFactoryLink'])}, not --factory=${String(f['factory'])}`);
+    await client.send(uri, { method: 'PATCH', headers, body: { taskInfo: { stage: 'CANCELLED' } } });
+    const checkpoints = Object.values((running['checkpoints'] ?? {}) as Record<string, { updateTimeMicros: number }>).map((c) => c.updateTimeMicros);
+    const carriedDeletions = (((running['querySpec'] as Doc | undefined)?.['options'] as string[] | undefined) ?? []).includes('INCLUDE_DELETED');
+    // The lowest checkpoint: what any source node has not yet handed over starts at or after it.
+    // A task that did not carry deletions passed over them: the delta then reads from the start.
+    const since = !carriedDeletions ? 0 : checkpoints.length > 0 ? Math.min(...checkpoints) : Number(running['latestSourceUpdateTimeMicros'] ?? 0);
+    out.write(
+      carriedDeletions
+        ? `cancelled ${link}; the delta starts at its checkpoint ${since} (${new Date(since / 1000).toISOString()})\n`
+        : `cancelled ${link}; it did not carry deletions (querySpec.options lacks INCLUDE_DELETED), so the delta reads every source document to find them (those migrated already are skipped)\n`,
+    );
+    // The task's own settings, unless a flag gives them.
+    const flagOf = { transformationServiceLink: 'transform', destinationFactoryLink: 'to', querySpec: 'query' } as const;
+    for (const [k, flag] of Object.entries(flagOf)) if (running[k] !== undefined && f[flag] === undefined) task[k] = running[k];
+    task['migrationOptions'] = ((running['migrationOptions'] as string[] | undefined) ?? []).filter((o) => o !== 'CONTINUOUS');
+    task['latestSourceUpdateTimeMicros'] = since;
+  }
+  const spec = { ...((task['querySpec'] as Doc | undefined) ?? {}) };
+  const options = new Set((spec['options'] as string[] | undefined) ?? []);
+  options.add('INCLUDE_DELETED');
+  spec['options'] = [...options];
+  task['querySpec'] = spec;
+  return task;
+}
+
+/** Digests of the factory on every member of both groups: each group agrees within, and with the other. */
+async function verifyEqual(client: HttpClient, blue: Member[], green: Member[], sourceFactory: string, destinationFactory: string, mode: string, headers: Record<string, string>): Promise<Digest> {
+  const asOf = Date.now() * 1000;
+  // A destination member may still be applying the last replicated writes: a few tries before a verdict.
+  let last = '';
+  const tries = blue.length + green.length > 2 ? 5 : 1;
+  for (let attempt = 0; attempt < tries; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 1000));
+    const get = (m: Member, factory: string) =>
+      client
+        .send<Digest>(`${m.base}/management/factory-digest?factoryLink=${encodeURIComponent(factory)}&asOfMicros=${asOf}`, { method: 'GET', headers, timeoutMs: 600_000 })
+        .then((r) => ({ m, d: r.body }));
+    const [b, g] = await Promise.all([Promise.all(blue.map((m) => get(m, sourceFactory))), Promise.all(green.map((m) => get(m, destinationFactory)))]);
+    const same = (x: Digest, y: Digest) => x.documentCount === y.documentCount && (mode === 'count' || x.digest === y.digest);
+    const ref = b[0]!.d;
+    const odd = [...b, ...g].filter(({ d }) => !same(d, ref));
+    if (odd.length === 0) return ref;
+    last = [...b.map((x) => ({ ...x, side: 'source' })), ...g.map((x) => ({ ...x, side: 'destination' }))]
+      .map(({ m, d, side }) => `${side} ${m.base}: ${d.documentCount} documents, newest update ${d.newestUpdateTimeMicros}, digest ${d.digest.slice(0, 16)}…`)
+      .join('; ');
+  }
+  throw new Error(last);
+}

@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import { setImmediate as yieldTurn } from 'node:timers/promises';
+import { fail } from '../core/errors.js';
+import type { Host } from '../core/host.js';
+import type { Operation, Reply } from '../core/operation.js';
+import type { Service } from '../core/service.js';
+import { DEFAULT_DRAIN_TIMEOUT_MICROS, WRITE_FREEZE_LINK } from '../core/write-freeze.js';
+import { SimpleService } from './core-services.js';
+import { FactoryService } from './factory-service.js';
+
+export const FACTORY_DIGEST_LINK = '/management/factory-digest';
+const FACTORY_DIGEST_KIND = 'krypton:FactoryDigest';
+/** Rows of the index read per turn by a digest (the host serves other requests in between). */
+const DIGEST_BATCH = 5_000;
+
+/**
+ * `/management/write-freeze`: GET the state; PUT (or PATCH) `{"frozen": true, "reason": "…",
+ * "drainTimeoutMicros": N}` freezes this host's document writes, `{"frozen": false}` ends it. The
+ * answer to a freeze comes once the writes admitted before it are done (`drained`), or after the
+ * drain timeout (`drained: false`, `writesInFlight` > 0).
+ */
+export function writeFreezeService(host: Host): Service {
+  const change = async (op: Operation): Promise<Reply> => {
+    const body = op.bodyObject();
+    if (!body || typeof body['frozen'] !== 'boolean') fail('VALIDATION', 'body must be {"frozen": true|false, "reason"?: string, "drainTimeoutMicros"?: integer}');
+    const reason = body['reason'] ?? '';
+    if (typeof reason !== 'string' || reason.length > 1000) fail('VALIDATION', 'reason must be a string of at most 1,000 characters');
+    const timeout = body['drainTimeoutMicros'] ?? DEFAULT_DRAIN_TIMEOUT_MICROS;
+    if (!Number.isSafeInteger(timeout) || (timeout as number) < 0) fail('VALIDATION', 'drainTimeoutMicros must be a non-negative integer');
+    if (!body['frozen']) {
+      await host.writeFreeze.unfreeze();
+      return { status: 200, body: host.writeFreeze.describe() };
+    }
+    const drain = await host.writeFreeze.freeze(reason, timeout as number);
+    return { status: 200, body: { ...host.writeFreeze.describe(), drained: drain.drained, drainMicros: drain.drainMicros } };
+  };
+  return new SimpleService(WRITE_FREEZE_LINK, {
+    GET: () => ({ status: 200, body: host.writeFreeze.describe() }),
+    PUT: change,
+    PATCH: change,
+  });
+}
+
+/**
+ * `/management/factory-digest?factoryLink=/core/examples[&asOfMicros=T]`: the live documents of a
+ * factory in this host's index (not deleted, not expired at T, default now), their count, the
+ * oldest and newest update times, and a SHA-256 over every document's id (its link without the
+ * factory) and `documentUpdateTimeMicros`, in update-time order. A migration keeps both, so a
+ * destination that holds exactly the source's documents has the same digest, also under another
+ * factory link or after a transformation that keeps links. Every acknowledged write is read.
+ */
+export function factoryDigestService(host: Host): Service {
+  return new SimpleService(FACTORY_DIGEST_LINK, {
+    GET: async (op) => {
+      const factoryLink = op.query.get('factoryLink');
+      if (!factoryLink) fail('VALIDATION', 'factoryLink is required, e.g. ?factoryLink=/core/examples');
+      if (!(host.service(factoryLink) instanceof FactoryService)) fail('NOT_FOUND', `no factory at ${factoryLink}`);
+      const asOfText = op.query.get('asOfMicros');
+      const asOf = asOfText === undefined ? host.clock.nowMicros() : Number(asOfText);
+      if (!Number.isSafeInteger(asOf) || asOf < 0) fail('VALIDATION', 'asOfMicros must be a non-negative integer');
+      return { status: 200, body: await digest(host, factoryLink, asOf) };
+    },
+  });
+}
+
+async function digest(host: Host, factoryLink: string, asOf: number): Promise<Record<string, unknown>> {
+  await host.store.commits.settle();
+  const started = host.clock.nowMicros();
+  const hash = createHash('sha256');
+  const prefix = factoryLink.length + 1;
+  let count = 0;
+  let oldest = 0;
+  let newest = 0;
+  let after: [number, string] = [-1, ''];
+  for (;;) {
+    const rows = host.store.all<{ link: string; update_time: number; action: string; expiration: number }>(
+      `SELECT link, update_time, action, expiration FROM docs
+       WHERE factory = ? AND latest = 1 AND (update_time, link) > (?, ?)
+       ORDER BY update_time, link LIMIT ${DIGEST_BATCH}`,
+      [factoryLink, after[0], after[1]],
+    );
+    for (const r of rows) {
+      if (r.action === 'DELETE' || (r.expiration > 0 && r.expiration <= asOf)) continue;
+      hash.update(`${r.link.slice(prefix)}\t${r.update_time}\n`);
+      if (count === 0) oldest = r.update_time;
+      newest = r.update_time;
+      count++;
+    }
+    if (rows.length < DIGEST_BATCH) break;
+    const last = rows[rows.length - 1]!;
+    after = [last.update_time, last.link];
+    await yieldTurn();
+  }
+  return {
+    factoryLink,
+    documentCount: count,
+    digest: hash.digest('hex'),
+    oldestUpdateTimeMicros: oldest,
+    newestUpdateTimeMicros: newest,
+    asOfMicros: asOf,
+    durationMicros: host.clock.nowMicros() - started,
+    hostId: host.id,
+    documentKind: FACTORY_DIGEST_KIND,
+  };
+}

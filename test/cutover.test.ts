@@ -1,0 +1,154 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { CLI, http, startHost, type RunningHost } from './support/hosts.js';
+import { assertSameDocuments, blueGreenSuite, createExamples, migrationTask, waitForStage } from './support/data.js';
+import { startGroup, type GroupMember } from './support/cluster.js';
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * A client writing to blue until blue refuses (503): creates, patches and deletes documents, and
+ * remembers what blue acknowledged. Returns once refused, with the counts.
+ */
+async function writeUntilFrozen(base: string, prefix: string): Promise<{ acked: number; refusedWith: any }> {
+  let acked = 0;
+  for (let i = 0; ; i++) {
+    const r =
+      i % 3 === 0
+        ? await http('POST', `${base}/core/examples`, { name: `${prefix}-${i}`, counter: i, documentSelfLink: `${prefix}-${i}` })
+        : i % 3 === 1
+          ? await http('PATCH', `${base}/core/examples/${prefix}-${i - 1}`, { counter: i * 10 })
+          : await http('DELETE', `${base}/core/examples/${prefix}-${i - 2 - 3}`); // a document created two rounds ago
+    if (r.status === 503) return { acked, refusedWith: r.json };
+    assert.equal(r.status, 200, r.text);
+    acked++;
+  }
+}
+
+describe('krypton cutover: write freeze, final delta, verification, cutover and rollback', () => {
+  const hosts = blueGreenSuite(400, 'co', { before, after });
+  let blue: RunningHost;
+  let green: RunningHost;
+  before(() => ({ blue, green } = hosts));
+
+  it('cuts over while a client writes to blue: green ends equal to blue, blue refuses writes, --rollback undoes it', async () => {
+    // A continuous migration runs while blue serves traffic (the seeds' step 1).
+    const created = await http(
+      'POST',
+      `${green.uri}/management/migration-tasks`,
+      migrationTask(blue, green, { continuousMigration: true, maintenanceIntervalMicros: 200_000, querySpec: { options: ['INCLUDE_DELETED'] } }),
+    );
+    assert.equal(created.status, 200, created.text);
+    const taskLink = created.json.documentSelfLink;
+    await waitForStage(green.uri, taskLink, ['FINISHED']);
+    const writer = writeUntilFrozen(blue.uri, 'live');
+    await new Promise((r) => setTimeout(r, 700));
+    const r = await run(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--task=${taskLink}`, '--pollMillis=50']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const { acked, refusedWith } = await writer;
+    assert.ok(acked > 10, `the client wrote during the migration (${acked} writes acknowledged)`);
+    assert.equal(refusedWith.kryptonCode, 'KRY_ERR_WRITES_FROZEN');
+    assert.match(r.stdout, /1\/4 freeze writes on 1 member\(s\) of http:\/\/127\.0\.0\.1:\d+: frozen; waited [\d.]+ ms for \d+ write\(s\) in flight \(\d+ ms\)/);
+    assert.match(r.stdout, /cancelled \/management\/migration-tasks\/\S+; the delta starts at its checkpoint \d+/);
+    assert.match(r.stdout, /2\/4 final delta: migrated \d+, skipped \d+, deleted \d+ \(/);
+    assert.match(r.stdout, /3\/4 verify \(digest\): \d+ documents on both sides, digest [0-9a-f]{16}…/);
+    assert.match(r.stdout, /4\/4 cutover: .* stays read-only .* Send clients to/);
+    assert.match(r.stdout, /writes were refused for [\d.]+ m?s so far/);
+    // Everything blue acknowledged is on green: creations, patches and deletions.
+    const count = await assertSameDocuments(blue.uri, green.uri);
+    assert.ok(count > 400, String(count));
+    assert.equal((await http('GET', `${green.uri}${taskLink}`)).json.taskInfo.stage, 'CANCELLED');
+    assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'late' })).status, 503);
+    assert.equal((await http('POST', `${green.uri}/core/examples`, { name: 'on-green', documentSelfLink: 'on-green' })).status, 200);
+
+    const back = await run(['cutover', '--rollback', `--source=${blue.uri}`]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.match(back.stdout, /rolled back: 1 member\(s\) of http:\/\/127\.0\.0\.1:\d+ take writes again/);
+    assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'after-rollback', documentSelfLink: 'after-rollback' })).status, 200);
+  });
+
+  it('rolls back (blue takes writes again) and exits 1 when green does not equal blue', async () => {
+    // on-green (written to green above) and after-rollback (on blue only) differ.
+    const r = await run(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /verification failed: source http:\/\/127\.0\.0\.1:\d+: (\d+) documents, .*; destination http:\/\/127\.0\.0\.1:\d+: \d+ documents/);
+    assert.match(r.stdout, /rolled back: 1 member\(s\) of .* take writes again/);
+    assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
+    assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'still-writable' })).status, 200);
+    await http('DELETE', `${green.uri}/core/examples/on-green`);
+  });
+
+  it('rolls back and exits 1 when the final delta fails', async () => {
+    const r = await run(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/no-such-factory', '--pollMillis=50']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /the final delta ended FAILED: the destination factory \/core\/no-such-factory does not exist/);
+    assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
+  });
+
+  it('refuses bad flags with exit code 2 and freezes nothing', async () => {
+    for (const args of [['cutover'], ['cutover', `--source=${blue.uri}`], ['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--verify=maybe']]) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /--source is required|--destination is required|--verify must be digest, count or none/);
+    }
+    assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
+  });
+});
+
+describe('krypton cutover with a node group of two as blue', () => {
+  let members: GroupMember[] = [];
+  let green: RunningHost | undefined;
+  after(async () => {
+    await Promise.all([...members.map((m) => m.stop()), green?.stop()]);
+  });
+
+  it('freezes every member, verifies each against green, and rolls all back', async () => {
+    members = await startGroup(2, 'cob');
+    green = await startHost(['--id=green2']);
+    await createExamples(members[0]!.uri, 120, 'grp');
+    const r = await run(['cutover', `--source=${members[1]!.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /1\/4 freeze writes on 2 member\(s\)/);
+    assert.match(r.stdout, /3\/4 verify \(digest\): 120 documents on both sides/);
+    for (const m of members) {
+      const w = await http('POST', `${m.uri}/core/examples`, { name: 'refused' });
+      assert.equal(w.status, 503, `${m.uri}: ${w.text}`);
+    }
+    await assertSameDocuments(members[0]!.uri, green.uri);
+    const back = await run(['cutover', '--rollback', `--source=${members[0]!.uri}`]);
+    assert.equal(back.code, 0, back.stderr);
+    for (const m of members) assert.equal((await http('GET', `${m.uri}/management/write-freeze`)).json.frozen, false);
+    assert.equal((await http('POST', `${members[1]!.uri}/core/examples`, { name: 'writable' })).status, 200);
+  });
+});
+
+describe('krypton cutover --task of a continuous task that does not carry deletions', () => {
+  const hosts = blueGreenSuite(200, 'nd', { before, after });
+
+  it('reads the whole factory in the final delta, so deletions made during the continuous phase reach green', async () => {
+    const { blue, green } = hosts;
+    const created = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green, { continuousMigration: true, maintenanceIntervalMicros: 200_000 }));
+    const taskLink = created.json.documentSelfLink;
+    await waitForStage(green.uri, taskLink, ['FINISHED']);
+    for (let i = 0; i < 10; i++) assert.equal((await http('DELETE', `${blue.uri}/core/examples/nd-${i}`)).status, 200);
+    await http('POST', `${blue.uri}/core/examples`, { name: 'nd-new', documentSelfLink: 'nd-new' });
+    // The continuous runs pass the deletions over: green still holds those documents.
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal((await http('GET', `${green.uri}/core/examples/nd-0`)).status, 200);
+    const r = await run(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--task=${green.uri}${taskLink}`, '--pollMillis=50']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /it did not carry deletions \(querySpec\.options lacks INCLUDE_DELETED\), so the delta reads every source document/);
+    assert.match(r.stdout, /2\/4 final delta: migrated \d+, skipped \d+, deleted 10 \(/);
+    assert.equal(await assertSameDocuments(blue.uri, green.uri), 191);
+  });
+});
