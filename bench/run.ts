@@ -5,13 +5,13 @@
  * BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' passes node flags to every host the benchmark starts.
  */
 import { writeFileSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../src/store/sqlite-store.js';
 import { indexFields } from '../src/query/field-indexer.js';
-import { ab, closePools, cpuMicros, fmt, freePort, loadExamples, request, startHost, type BenchHost } from './support.js';
+import { ab, CLI, closePools, cpuMicros, fmt, freePort, loadExamples, request, startHost, type BenchHost } from './support.js';
 
 const SCALE = Number(process.env['BENCH_SCALE'] ?? 1);
 const ONLY = process.env['BENCH_ONLY'];
@@ -266,6 +266,71 @@ async function benchMigration(): Promise<void> {
   report('migration task between two hosts', rows);
 }
 
+/** A duration printed by `krypton cutover` ("12 ms", "3.4 s") in milliseconds. */
+function printedMs(text: string, pattern: RegExp): number {
+  const m = pattern.exec(text);
+  if (!m) throw new Error(`no ${pattern} in:\n${text}`);
+  return m[2] === 's' ? Number(m[1]) * 1000 : Number(m[1]);
+}
+
+/**
+ * `krypton cutover` of 100,000 documents while ab writes to blue: a continuous task has copied
+ * the factory (its first run, a full copy, is the baseline), then the command freezes blue, runs
+ * the final delta from the task's checkpoint and verifies every document id and update time. The
+ * figure is how long blue refuses writes before green is verified, against the full copy's time.
+ */
+async function benchCutover(): Promise<void> {
+  const count = n(100_000);
+  const [blue, green] = await Promise.all([startHost(), startHost()]);
+  const body = join(mkdtempSync(join(tmpdir(), 'kb-')), 'example.json');
+  writeFileSync(body, '{"name": "example-1", "counter": 1}\n');
+  try {
+    await loadExamples(blue.uri, count);
+    const started = performance.now();
+    const task = await request(`${green.uri}/management/migration-tasks`, 'POST', {
+      sourceNodeGroupReference: `${blue.uri}/core/node-groups/default`,
+      destinationNodeGroupReference: `${green.uri}/core/node-groups/default`,
+      sourceFactoryLink: '/core/examples',
+      destinationFactoryLink: '/core/examples',
+      continuousMigration: true,
+      maintenanceIntervalMicros: 1_000_000,
+      querySpec: { options: ['INCLUDE_DELETED'] },
+    });
+    for (;;) {
+      const t = await request(`${green.uri}${task.documentSelfLink}`, 'GET');
+      if (t.taskInfo.stage === 'FAILED') throw new Error(JSON.stringify(t.taskInfo));
+      if (t.taskInfo.stage === 'FINISHED') break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const fullCopyMs = performance.now() - started;
+    // Clients keep writing to blue (the seeds' ab load) until the freeze refuses them.
+    const writer = spawn('ab', ['-q', '-r', '-p', body, '-T', 'application/json', '-c', '5', '-n', '1000000', `${blue.uri}/core/examples`], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 3000));
+    const out = execFileSync(
+      process.execPath,
+      [CLI, 'cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--task=${task.documentSelfLink}`, '--pollMillis=50'],
+      { encoding: 'utf8' },
+    );
+    writer.kill();
+    const window = printedMs(out, /writes were refused for ([\d.]+) (m?s)/);
+    const verified = /3\/4 verify \(digest\): (\d+) documents/.exec(out)?.[1];
+    const rolledBack = performance.now();
+    execFileSync(process.execPath, [CLI, 'cutover', '--rollback', `--source=${blue.uri}`], { encoding: 'utf8' });
+    report(`krypton cutover of ${fmt(count)} documents under ab write load`, {
+      'full copy: first run of the continuous task (s) [baseline]': fullCopyMs / 1000,
+      'documents verified equal on blue and green': Number(verified),
+      'freeze, writes in flight drained (ms)': printedMs(out, /1\/4 freeze[^\n]*\((\d+(?:\.\d+)?) (m?s)\)\n/),
+      'final delta from the checkpoint (ms)': printedMs(out, /2\/4 final delta: [^\n]*\((\d+(?:\.\d+)?) (m?s)\)\n/),
+      'verification, digests of both sides (ms)': printedMs(out, /3\/4 verify[^\n]*\((\d+(?:\.\d+)?) (m?s)\)\n/),
+      'writes refused, freeze to verified (s)': window / 1000,
+      'ratio window / full copy': window / fullCopyMs,
+      'rollback command, process start included (ms)': performance.now() - rolledBack,
+    });
+  } finally {
+    await Promise.all([blue.stop(), green.stop()]);
+  }
+}
+
 async function benchCluster(): Promise<void> {
   const path = join(import.meta.dirname, 'cluster-bench.ts');
   if (!existsSync(path)) return;
@@ -273,7 +338,7 @@ async function benchCluster(): Promise<void> {
   report('node groups', await mod.runClusterBench());
 }
 
-const sections: Record<string, () => Promise<void>> = { post: benchPost, queries: benchQueries, migration: benchMigration, cluster: benchCluster };
+const sections: Record<string, () => Promise<void>> = { post: benchPost, queries: benchQueries, migration: benchMigration, cutover: benchCutover, cluster: benchCluster };
 for (const [name, fn] of Object.entries(sections)) {
   if (ONLY && ONLY !== name) continue;
   try {

@@ -1,20 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { CLI, http, startHost, type RunningHost } from './support/hosts.js';
+import { http, runCli, startHost, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, migrationTask, waitForStage } from './support/data.js';
 import { startGroup, type GroupMember } from './support/cluster.js';
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /**
  * A client writing to blue until blue refuses (503): creates, patches and deletes documents, and
@@ -53,7 +41,7 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
     await waitForStage(green.uri, taskLink, ['FINISHED']);
     const writer = writeUntilFrozen(blue.uri, 'live');
     await new Promise((r) => setTimeout(r, 700));
-    const r = await run(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--task=${taskLink}`, '--pollMillis=50']);
+    const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--task=${taskLink}`, '--pollMillis=50']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const { acked, refusedWith } = await writer;
     assert.ok(acked > 10, `the client wrote during the migration (${acked} writes acknowledged)`);
@@ -71,7 +59,7 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
     assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'late' })).status, 503);
     assert.equal((await http('POST', `${green.uri}/core/examples`, { name: 'on-green', documentSelfLink: 'on-green' })).status, 200);
 
-    const back = await run(['cutover', '--rollback', `--source=${blue.uri}`]);
+    const back = await runCli(['cutover', '--rollback', `--source=${blue.uri}`]);
     assert.equal(back.code, 0, back.stderr);
     assert.match(back.stdout, /rolled back: 1 member\(s\) of http:\/\/127\.0\.0\.1:\d+ take writes again/);
     assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'after-rollback', documentSelfLink: 'after-rollback' })).status, 200);
@@ -79,7 +67,7 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
 
   it('rolls back (blue takes writes again) and exits 1 when green does not equal blue', async () => {
     // on-green (written to green above) and after-rollback (on blue only) differ.
-    const r = await run(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
+    const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stderr, /verification failed: source http:\/\/127\.0\.0\.1:\d+: (\d+) documents, .*; destination http:\/\/127\.0\.0\.1:\d+: \d+ documents/);
     assert.match(r.stdout, /rolled back: 1 member\(s\) of .* take writes again/);
@@ -89,7 +77,7 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
   });
 
   it('rolls back and exits 1 when the final delta fails', async () => {
-    const r = await run(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/no-such-factory', '--pollMillis=50']);
+    const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/no-such-factory', '--pollMillis=50']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the final delta ended FAILED: the destination factory \/core\/no-such-factory does not exist/);
     assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
@@ -97,7 +85,7 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
 
   it('refuses bad flags with exit code 2 and freezes nothing', async () => {
     for (const args of [['cutover'], ['cutover', `--source=${blue.uri}`], ['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--verify=maybe']]) {
-      const r = await run(args);
+      const r = await runCli(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /--source is required|--destination is required|--verify must be digest, count or none/);
     }
@@ -116,7 +104,7 @@ describe('krypton cutover with a node group of two as blue', () => {
     members = await startGroup(2, 'cob');
     green = await startHost(['--id=green2']);
     await createExamples(members[0]!.uri, 120, 'grp');
-    const r = await run(['cutover', `--source=${members[1]!.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
+    const r = await runCli(['cutover', `--source=${members[1]!.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /1\/4 freeze writes on 2 member\(s\)/);
     assert.match(r.stdout, /3\/4 verify \(digest\): 120 documents on both sides/);
@@ -125,10 +113,18 @@ describe('krypton cutover with a node group of two as blue', () => {
       assert.equal(w.status, 503, `${m.uri}: ${w.text}`);
     }
     await assertSameDocuments(members[0]!.uri, green.uri);
-    const back = await run(['cutover', '--rollback', `--source=${members[0]!.uri}`]);
+    const back = await runCli(['cutover', '--rollback', `--source=${members[0]!.uri}`]);
     assert.equal(back.code, 0, back.stderr);
     for (const m of members) assert.equal((await http('GET', `${m.uri}/management/write-freeze`)).json.frozen, false);
     assert.equal((await http('POST', `${members[1]!.uri}/core/examples`, { name: 'writable' })).status, 200);
+    // One member frozen alone refuses every write sent to it, also those the other member owns.
+    assert.equal((await http('PUT', `${members[1]!.uri}/management/write-freeze`, { frozen: true })).status, 200);
+    for (let i = 0; i < 8; i++) {
+      const w = await http('PATCH', `${members[1]!.uri}/core/examples/grp-${i}`, { counter: 1000 });
+      assert.equal(w.status, 503, `grp-${i}: ${w.text}`);
+      assert.equal(w.json.kryptonCode, 'KRY_ERR_WRITES_FROZEN');
+    }
+    assert.equal((await http('PUT', `${members[1]!.uri}/management/write-freeze`, { frozen: false })).status, 200);
   });
 });
 
@@ -145,7 +141,7 @@ describe('krypton cutover --task of a continuous task that does not carry deleti
     // The continuous runs pass the deletions over: green still holds those documents.
     await new Promise((r) => setTimeout(r, 600));
     assert.equal((await http('GET', `${green.uri}/core/examples/nd-0`)).status, 200);
-    const r = await run(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--task=${green.uri}${taskLink}`, '--pollMillis=50']);
+    const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--task=${green.uri}${taskLink}`, '--pollMillis=50']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /it did not carry deletions \(querySpec\.options lacks INCLUDE_DELETED\), so the delta reads every source document/);
     assert.match(r.stdout, /2\/4 final delta: migrated \d+, skipped \d+, deleted 10 \(/);

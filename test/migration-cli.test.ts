@@ -3,20 +3,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+import { CLI, http, runCli, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, waitForStage } from './support/data.js';
 import { importExamples } from './support/cluster.js';
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('krypton migrate (CLI) and task lifecycle edges', () => {
   const hosts = blueGreenSuite(300, 'cli', { before, after });
@@ -25,7 +14,7 @@ describe('krypton migrate (CLI) and task lifecycle edges', () => {
   before(() => ({ blue, green } = hosts));
 
   it('migrates a factory, prints plain progress lines off a terminal, and exits 0 when FINISHED', async () => {
-    const r = await run(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
+    const r = await runCli(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^migration task http:\/\/127\.0\.0\.1:\d+\/management\/migration-tasks\/\S+$/m);
     assert.match(r.stdout, /stage=(CREATED|STARTED|FINISHED) processed=\d+ skipped=\d+ total=300 rate=\d+\/s/);
@@ -37,19 +26,19 @@ describe('krypton migrate (CLI) and task lifecycle edges', () => {
     const dir = tempDir();
     const q = join(dir, 'q.json');
     writeFileSync(q, JSON.stringify({ query: { term: { propertyName: 'name', matchValue: 'cli-1*', matchType: 'WILDCARD' } } }));
-    const r = await run(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/examples', `--query=${q}`, '--pollMillis=50']);
+    const r = await runCli(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/examples', `--query=${q}`, '--pollMillis=50']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /FINISHED: migrated 0, skipped 111/);
   });
 
   it('exits 1 with the failure message when the task fails', async () => {
-    const r = await run(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/missing-factory', '--pollMillis=50']);
+    const r = await runCli(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/missing-factory', '--pollMillis=50']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /FAILED: the destination factory \/core\/missing-factory does not exist/);
   });
 
   it('refuses missing flags with exit code 2', async () => {
-    const r = await run(['migrate', `--source=${blue.uri}`]);
+    const r = await runCli(['migrate', `--source=${blue.uri}`]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--destination is required/);
   });

@@ -85,6 +85,7 @@ describe('write freeze and factory digest (/management/write-freeze, /management
     const frozen = await http('PUT', `${h.uri}${FREEZE}`, { frozen: true });
     const waited = Date.now() - t0;
     assert.equal(frozen.json.drained, true);
+    assert.equal(frozen.json.drainedWriteCount, 1);
     assert.equal(frozen.json.writesInFlight, 0);
     assert.ok(waited >= 900, `the freeze answered after the slow write (${waited} ms)`);
     assert.ok(frozen.json.drainMicros >= 900_000, String(frozen.json.drainMicros));
@@ -99,6 +100,7 @@ describe('write freeze and factory digest (/management/write-freeze, /management
     await new Promise((r) => setTimeout(r, 300));
     const frozen = await http('PUT', `${h.uri}${FREEZE}`, { frozen: true, drainTimeoutMicros: 100_000 });
     assert.equal(frozen.json.drained, false);
+    assert.equal(frozen.json.drainedWriteCount, 0);
     assert.equal(frozen.json.writesInFlight, 1);
     assert.equal((await slow).status, 200);
     assert.equal((await http('GET', `${h.uri}${FREEZE}`)).json.writesInFlight, 0);

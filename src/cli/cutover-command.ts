@@ -20,7 +20,7 @@ export const CUTOVER_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   drainTimeoutMicros: { type: 'int', help: 'how long a freeze waits for writes in flight (default 30000000)' },
   rollback: { type: 'bool', help: 'undo a cutover: unfreeze every member of --source' },
   token: { type: 'string', help: 'x-xenon-auth-token (auth on; a token works on both node groups)' },
-  pollMillis: { type: 'int', help: 'progress poll period in ms (default 500)' },
+  pollMillis: { type: 'int', help: 'poll period of the final delta in ms (default 50: writes are refused meanwhile)' },
 });
 
 export function cutoverUsage(): string {
@@ -143,7 +143,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
           return answers.map((a) => (a as PromiseFulfilledResult<Doc>).value);
         },
         (r) =>
-          `frozen; waited ${(Math.max(...r.map((d) => Number(d['drainMicros'] ?? 0))) / 1000).toFixed(1)} ms for ${r.reduce((n, d) => n + Number(d['writesInFlight'] ?? 0), 0)} write(s) in flight`,
+          `frozen; waited ${(Math.max(...r.map((d) => Number(d['drainMicros'] ?? 0))) / 1000).toFixed(1)} ms for ${r.reduce((n, d) => n + Number(d['drainedWriteCount'] ?? 0), 0)} write(s) in flight`,
       );
     } catch (err) {
       return await rollback(`freezing ${source} failed: ${(err as Error).message}`);
@@ -160,7 +160,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
           out.write(`migration task ${destination}${link}\n`);
           const { outcome, task: last } = await followTask(client, `${destination}${link}`, headers, {
             continuous: false,
-            pollMillis: Number(f['pollMillis'] ?? 500),
+            pollMillis: Number(f['pollMillis'] ?? 50),
             cancelled: () => interrupted,
           });
           if (outcome !== 'FINISHED') throw new Error(`the final delta ended ${outcome}${last.taskInfo.failure?.message ? `: ${last.taskInfo.failure.message}` : ''}`);

@@ -60,6 +60,8 @@ export function ownerForwardingFilter(host: Host, group: NodeGroup, client: Peer
     const route = routeOf(host, group, op);
     if (!route) return undefined;
     if (op.action === 'GET' && op.hasPragma(Pragma.NO_FORWARD)) return undefined;
+    // A frozen member takes no document write, not even one that another member owns.
+    if (op.action !== 'GET' && op.action !== 'OPTIONS' && (route.key === op.path || route.createBody !== undefined)) host.writeFreeze.refuseWhileFrozen();
     return forward(group, client, op, route);
   };
 }

@@ -52,15 +52,22 @@ export class WriteFreeze {
 
   /** Called once per document write a client asked for: refuses it while frozen, else counts it until `exit`. */
   admit(): void {
-    if (this.state) {
-      this.refused++;
-      const since = new Date(this.state.sinceMicros / 1000).toISOString();
-      fail(
-        'WRITES_FROZEN',
-        `writes are frozen on this host since ${since}${this.state.reason ? ` (${this.state.reason})` : ''}; reads and queries are served. PUT ${WRITE_FREEZE_LINK} {"frozen": false} takes writes again`,
-      );
-    }
+    if (this.state) this.refuse(this.state);
     this.inFlight++;
+  }
+
+  /** Throws the 503 of a write this host does not take while frozen (also one it would forward to the owner). */
+  refuseWhileFrozen(): void {
+    if (this.state) this.refuse(this.state);
+  }
+
+  private refuse(state: Frozen): never {
+    this.refused++;
+    const since = new Date(state.sinceMicros / 1000).toISOString();
+    fail(
+      'WRITES_FROZEN',
+      `writes are frozen on this host since ${since}${state.reason ? ` (${state.reason})` : ''}; reads and queries are served. PUT ${WRITE_FREEZE_LINK} {"frozen": false} takes writes again`,
+    );
   }
 
   /** An admitted write is done (committed or failed). */
@@ -77,7 +84,7 @@ export class WriteFreeze {
    * Freezes (or keeps frozen, with a new reason), then waits up to `drainTimeoutMicros` for the
    * writes admitted before to finish, and for the index to hold every acknowledged write.
    */
-  async freeze(reason: string, drainTimeoutMicros: number): Promise<{ drained: boolean; writesInFlight: number; drainMicros: number }> {
+  async freeze(reason: string, drainTimeoutMicros: number): Promise<{ drained: boolean; drainedWrites: number; drainMicros: number }> {
     const started = this.host.clock.nowMicros();
     const next: Frozen = { reason, sinceMicros: this.state?.sinceMicros ?? started };
     await this.keep(next);
@@ -95,7 +102,7 @@ export class WriteFreeze {
     }
     // Every acknowledged write in the index: a query answered after this reply sees them all.
     await this.host.store.commits.settle();
-    return { drained, writesInFlight: this.inFlight, drainMicros: this.host.clock.nowMicros() - started };
+    return { drained, drainedWrites: drained ? writesInFlight : writesInFlight - this.inFlight, drainMicros: this.host.clock.nowMicros() - started };
   }
 
   async unfreeze(): Promise<void> {

@@ -32,7 +32,7 @@ export function writeFreezeService(host: Host): Service {
       return { status: 200, body: host.writeFreeze.describe() };
     }
     const drain = await host.writeFreeze.freeze(reason, timeout as number);
-    return { status: 200, body: { ...host.writeFreeze.describe(), drained: drain.drained, drainMicros: drain.drainMicros } };
+    return { status: 200, body: { ...host.writeFreeze.describe(), drained: drain.drained, drainedWriteCount: drain.drainedWrites, drainMicros: drain.drainMicros } };
   };
   return new SimpleService(WRITE_FREEZE_LINK, {
     GET: () => ({ status: 200, body: host.writeFreeze.describe() }),
@@ -72,23 +72,24 @@ async function digest(host: Host, factoryLink: string, asOf: number): Promise<Re
   let oldest = 0;
   let newest = 0;
   let after: [number, string] = [-1, ''];
+  const sql = `SELECT link, update_time, action, expiration FROM docs
+     WHERE factory = ? AND latest = 1 AND (update_time, link) > (?, ?)
+     ORDER BY update_time, link LIMIT ${DIGEST_BATCH}`;
   for (;;) {
-    const rows = host.store.all<{ link: string; update_time: number; action: string; expiration: number }>(
-      `SELECT link, update_time, action, expiration FROM docs
-       WHERE factory = ? AND latest = 1 AND (update_time, link) > (?, ?)
-       ORDER BY update_time, link LIMIT ${DIGEST_BATCH}`,
-      [factoryLink, after[0], after[1]],
-    );
-    for (const r of rows) {
-      if (r.action === 'DELETE' || (r.expiration > 0 && r.expiration <= asOf)) continue;
-      hash.update(`${r.link.slice(prefix)}\t${r.update_time}\n`);
-      if (count === 0) oldest = r.update_time;
-      newest = r.update_time;
+    const rows = host.store.rows(sql, [factoryLink, after[0], after[1]]) as Array<[string, number, string, number]>;
+    // One hash update per batch: its lines joined (a native call per row cost a third of the time).
+    let text = '';
+    for (const [link, updateTime, action, expiration] of rows) {
+      if (action === 'DELETE' || (expiration > 0 && expiration <= asOf)) continue;
+      text += `${link.slice(prefix)}\t${updateTime}\n`;
+      if (count === 0) oldest = updateTime;
+      newest = updateTime;
       count++;
     }
+    hash.update(text);
     if (rows.length < DIGEST_BATCH) break;
     const last = rows[rows.length - 1]!;
-    after = [last.update_time, last.link];
+    after = [last[1], last[0]];
     await yieldTurn();
   }
   return {

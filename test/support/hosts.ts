@@ -158,3 +158,15 @@ export async function writesTakenAgain(h: RunningHost): Promise<Record<string, u
     throw new Error(`${(err as Error).message}; last answer: ${last.slice(0, 200)}; host log (end):\n${log}`);
   }
 }
+
+/** Runs the `krypton` CLI (a command and its flags) to its end, as a user would; its exit code and output. */
+export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
