@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, ROOT, http, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+import { CLI, ROOT, http, runCli, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { ADMIN, ADMIN_PASSWORD, AUTH_ARGS, as, comparableAs, createAs, createUser, grant, login, q, snapshotAs, writeKeyFile } from './support/auth.js';
 import { TokenSigner } from '../src/auth/auth-token.js';
 
@@ -257,5 +257,32 @@ describe('auth across two node groups sharing --keyFile (side-by-side upgrade)',
     assert.ok(done.progress.runCount >= 2, 'resumed, not restarted by hand');
     const g = await snapshotAs(green.uri, adminGreen);
     for (let i = 0; i < 1500; i++) assert.equal(g.get(`/core/examples/resume-${i}`)?.documentAuthPrincipalLink, migratorLink, `resume-${i}`);
+  });
+  it('runs `krypton cutover --token` with one admin token on both groups; a token without the rights freezes nothing', async () => {
+    const args = ['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/quickstart/employees', '--transform=/quickstart/employee-transform'];
+    const user = await login(blue.uri, 'example@vmware.com', 'example-Pw1');
+    const denied = await runCli([...args, `--token=${user}`]);
+    assert.equal(denied.code, 1, denied.stdout);
+    assert.match(denied.stderr, /forbidden: \/core\/authz\/users\/example@vmware\.com may not/);
+    assert.doesNotMatch(denied.stdout, /rolled back/);
+    assert.equal((await http('GET', `${blue.uri}/management/write-freeze`, undefined, as(adminBlue))).json.frozen, false);
+    // Allowed to read the node group but not to freeze: refused at the freeze, nothing to roll back.
+    const userLink = '/core/authz/users/example@vmware.com';
+    await grant(blue.uri, adminBlue, 'example-groups', { userLinks: [userLink], query: q.any(q.link('/core/node-groups/default')), verbs: ['GET'] });
+    await grant(green.uri, adminGreen, 'example-groups', { userLinks: [userLink], query: q.any(q.link('/core/node-groups/default')), verbs: ['GET'] });
+    const refusedFreeze = await runCli([...args, `--token=${user}`]);
+    assert.equal(refusedFreeze.code, 1, refusedFreeze.stdout);
+    assert.match(refusedFreeze.stderr, /freezing http:\/\/127\.0\.0\.1:\d+ failed: http:\/\/127\.0\.0\.1:\d+: forbidden/);
+    assert.doesNotMatch(refusedFreeze.stdout, /rolled back/);
+    assert.equal((await http('GET', `${blue.uri}/management/write-freeze`, undefined, as(adminBlue))).json.frozen, false);
+
+    const r = await runCli([...args, `--token=${adminBlue}`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /3\/4 verify \(digest\): 50 documents on both sides/);
+    const refused = await http('POST', `${blue.uri}/quickstart/employees`, { name: 'late', managerLink: '' }, as(adminBlue));
+    assert.equal(refused.status, 503, refused.text);
+    const back = await runCli(['cutover', '--rollback', `--source=${blue.uri}`, `--token=${adminGreen}`]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal((await http('GET', `${blue.uri}/management/write-freeze`, undefined, as(adminBlue))).json.frozen, false);
   });
 });

@@ -114,11 +114,15 @@ export async function runCutover(args: readonly string[]): Promise<number> {
     const green = await members(client, destination, headers);
     const steps = new Steps(out);
     const reason = String(f['reason'] ?? `cutover to ${destination}`);
-    // A rollback unfreezes every member, also one whose answer to the freeze was lost.
+    // Members that may be frozen: all but those that refused the freeze (a 4xx: not frozen, and
+    // an unfreeze would be refused alike). One whose answer was lost (a timeout) may be frozen.
+    const refused = new Set<Member>();
     const rollback = async (why: string): Promise<number> => {
       process.stderr.write(`krypton: ${why}\n`);
-      await unfreeze(client, blue, headers);
-      out.write(`rolled back: ${blue.length} member(s) of ${source} take writes again (writes were refused for ${ms(steps.elapsed())})\n`);
+      const frozen = blue.filter((m) => !refused.has(m));
+      if (frozen.length === 0) return 1;
+      await unfreeze(client, frozen, headers);
+      out.write(`rolled back: ${frozen.length} member(s) of ${source} take writes again (writes were refused for ${ms(steps.elapsed())})\n`);
       return 1;
     };
     try {
@@ -128,12 +132,18 @@ export async function runCutover(args: readonly string[]): Promise<number> {
         async () => {
           const answers = await Promise.allSettled(
             blue.map(async (m) => {
-              const r = await client.send<Doc>(`${m.base}/management/write-freeze`, {
-                method: 'PUT',
-                headers,
-                body: { frozen: true, reason, ...(f['drainTimeoutMicros'] !== undefined ? { drainTimeoutMicros: f['drainTimeoutMicros'] } : {}) },
-                timeoutMs: 120_000,
-              });
+              const r = await client
+                .send<Doc>(`${m.base}/management/write-freeze`, {
+                  method: 'PUT',
+                  headers,
+                  body: { frozen: true, reason, ...(f['drainTimeoutMicros'] !== undefined ? { drainTimeoutMicros: f['drainTimeoutMicros'] } : {}) },
+                  timeoutMs: 120_000,
+                })
+                .catch((err: unknown) => {
+                  const status = (err as { statusCode?: number }).statusCode ?? 500;
+                  if (status >= 400 && status < 500 && status !== 408) refused.add(m);
+                  throw new Error(`${m.base}: ${(err as Error).message}`);
+                });
               if (r.body['drained'] !== true) throw new Error(`${m.base} still has ${String(r.body['writesInFlight'])} write(s) in flight after the drain timeout`);
               return r.body;
             }),
