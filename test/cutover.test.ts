@@ -66,10 +66,16 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
   });
 
   it('rolls back (blue takes writes again) and exits 1 when green does not equal blue', async () => {
-    // on-green (written to green above) and after-rollback (on blue only) differ.
+    // on-green was written to green only (above), and co-7 is changed on green now: the delta
+    // carries blue's newer writes, not those.
+    assert.equal((await http('PATCH', `${green.uri}/core/examples/co-7`, { counter: 7000 })).status, 200);
     const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stderr, /verification failed: source http:\/\/127\.0\.0\.1:\d+: (\d+) documents, .*; destination http:\/\/127\.0\.0\.1:\d+: \d+ documents/);
+    // It names the documents that differ (found by halving update-time ranges whose digests differ).
+    assert.match(r.stderr, /\n {2}on-green: only on the destination http:\/\/127\.0\.0\.1:\d+ \(updated \d+ \(20\d\d-/);
+    assert.match(r.stderr, /\n {2}co-7: updated \d+ \(20[^)]+\) on the source http:\/\/127\.0\.0\.1:\d+, \d+ \(20[^)]+\) on the destination http/);
+    assert.equal(r.stderr.match(/\n {2}\S+: /g)?.length, 2, r.stderr);
     assert.match(r.stdout, /rolled back: 1 member\(s\) of .* take writes again/);
     assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
     assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'still-writable' })).status, 200);

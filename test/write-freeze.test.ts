@@ -120,6 +120,30 @@ describe('write freeze and factory digest (/management/write-freeze, /management
     assert.equal((await http('DELETE', `${h.uri}${FREEZE}`)).status, 405);
   });
 
+  it('digests a range of update times, and lists its documents', async () => {
+    const all = await digestOf(h);
+    const docs = (await http('GET', `${h.uri}/core/examples?expand`)).json.documents;
+    const times = Object.values(docs as Record<string, any>)
+      .map((d) => d.documentUpdateTimeMicros)
+      .sort((a, b) => a - b);
+    const mid = times[20];
+    const q = (extra: string) => http('GET', `${h.uri}/management/factory-digest?factoryLink=/core/examples&asOfMicros=${all.asOfMicros}${extra}`);
+    const low = (await q(`&toUpdateTimeMicros=${mid}`)).json;
+    const high = (await q(`&fromUpdateTimeMicros=${mid}&list=true`)).json;
+    assert.equal(low.documentCount, 20);
+    assert.equal(low.documentCount + high.documentCount, all.documentCount);
+    assert.equal(high.oldestUpdateTimeMicros, mid, 'from is inclusive, to exclusive');
+    assert.equal(high.documents.length, high.documentCount);
+    assert.equal(high.listTruncated, false);
+    assert.deepEqual(high.documents[0], [
+      Object.values(docs as Record<string, any>)
+        .find((d) => d.documentUpdateTimeMicros === mid)
+        .documentSelfLink.slice('/core/examples/'.length),
+      mid,
+    ]);
+    assert.equal((await q('&fromUpdateTimeMicros=-5')).status, 400);
+  });
+
   it('digests ids and update times: a change, a deletion or an expiry changes it', async () => {
     const a = await digestOf(h);
     assert.match(a.digest, /^[0-9a-f]{64}$/);

@@ -265,21 +265,81 @@ async function verifyEqual(client: HttpClient, blue: Member[], green: Member[], 
   const asOf = Date.now() * 1000;
   // A destination member may still be applying the last replicated writes: a few tries before a verdict.
   let last = '';
-  const tries = blue.length + green.length > 2 ? 5 : 1;
+  let odd: { side: Side; d: Digest } | undefined;
+  const sides: Side[] = [...blue.map((m) => ({ m, factory: sourceFactory, name: 'source' })), ...green.map((m) => ({ m, factory: destinationFactory, name: 'destination' }))];
+  const tries = sides.length > 2 ? 5 : 1;
   for (let attempt = 0; attempt < tries; attempt++) {
     if (attempt > 0) await new Promise((r) => setTimeout(r, 1000));
-    const get = (m: Member, factory: string) =>
-      client
-        .send<Digest>(`${m.base}/management/factory-digest?factoryLink=${encodeURIComponent(factory)}&asOfMicros=${asOf}`, { method: 'GET', headers, timeoutMs: 600_000 })
-        .then((r) => ({ m, d: r.body }));
-    const [b, g] = await Promise.all([Promise.all(blue.map((m) => get(m, sourceFactory))), Promise.all(green.map((m) => get(m, destinationFactory)))]);
+    const all = await Promise.all(sides.map(async (side) => ({ side, d: await digestOf(client, side, asOf, headers) })));
     const same = (x: Digest, y: Digest) => x.documentCount === y.documentCount && (mode === 'count' || x.digest === y.digest);
-    const ref = b[0]!.d;
-    const odd = [...b, ...g].filter(({ d }) => !same(d, ref));
-    if (odd.length === 0) return ref;
-    last = [...b.map((x) => ({ ...x, side: 'source' })), ...g.map((x) => ({ ...x, side: 'destination' }))]
-      .map(({ m, d, side }) => `${side} ${m.base}: ${d.documentCount} documents, newest update ${d.newestUpdateTimeMicros}, digest ${d.digest.slice(0, 16)}…`)
-      .join('; ');
+    const ref = all[0]!.d;
+    odd = all.find(({ d }) => !same(d, ref));
+    if (!odd) return ref;
+    last = all.map(({ side, d }) => `${side.name} ${side.m.base}: ${d.documentCount} documents, newest update ${d.newestUpdateTimeMicros}, digest ${d.digest.slice(0, 16)}…`).join('; ');
   }
-  throw new Error(last);
+  // Which documents differ, between the first source member and the first member that disagrees.
+  const diff = await differences(client, sides[0]!, odd!.side, asOf, headers);
+  throw new Error(`${last}${diff.length > 0 ? `\ndifferences${diff.length >= DIFF_LIMIT ? ` (the first ${DIFF_LIMIT})` : ''}:\n  ${diff.join('\n  ')}` : ''}`);
+}
+
+interface Side {
+  m: Member;
+  factory: string;
+  name: string;
+}
+
+interface DigestListing extends Digest {
+  oldestUpdateTimeMicros: number;
+  documents?: Array<[string, number]>;
+}
+
+/** Differences the CLI names at most. */
+const DIFF_LIMIT = 20;
+/** A time range holding at most this many documents on both sides together is listed, not split. */
+const LIST_BELOW = 200;
+
+function digestOf(client: HttpClient, side: Side, asOf: number, headers: Record<string, string>, range?: { from: number; to: number; list: boolean }): Promise<DigestListing> {
+  const q = range ? `&fromUpdateTimeMicros=${range.from}&toUpdateTimeMicros=${range.to}${range.list ? '&list=true' : ''}` : '';
+  return client
+    .send<DigestListing>(`${side.m.base}/management/factory-digest?factoryLink=${encodeURIComponent(side.factory)}&asOfMicros=${asOf}${q}`, { method: 'GET', headers, timeoutMs: 600_000 })
+    .then((r) => r.body);
+}
+
+/**
+ * The documents that tell two sides apart: update-time ranges whose digests differ are halved until
+ * they hold few documents, which are then listed and compared (a bisection, as anti-entropy repairs
+ * compare Merkle trees). Returns lines naming each document: only on one side, or at another update time.
+ */
+async function differences(client: HttpClient, a: Side, b: Side, asOf: number, headers: Record<string, string>): Promise<string[]> {
+  const onlyA = new Map<string, number>();
+  const onlyB = new Map<string, number>();
+  const found = () => onlyA.size + onlyB.size;
+  const walk = async (from: number, to: number): Promise<void> => {
+    if (found() >= DIFF_LIMIT) return;
+    const [x, y] = await Promise.all([digestOf(client, a, asOf, headers, { from, to, list: false }), digestOf(client, b, asOf, headers, { from, to, list: false })]);
+    if (x.documentCount === y.documentCount && x.digest === y.digest) return;
+    const lo = Math.min(x.documentCount > 0 ? x.oldestUpdateTimeMicros : to, y.documentCount > 0 ? y.oldestUpdateTimeMicros : to);
+    const hi = Math.max(x.newestUpdateTimeMicros, y.newestUpdateTimeMicros) + 1;
+    if (x.documentCount + y.documentCount > LIST_BELOW && hi - lo > 1) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      await walk(lo, mid);
+      await walk(mid, hi);
+      return;
+    }
+    const [lx, ly] = await Promise.all([digestOf(client, a, asOf, headers, { from: lo, to: hi, list: true }), digestOf(client, b, asOf, headers, { from: lo, to: hi, list: true })]);
+    const inY = new Set((ly.documents ?? []).map(([id, t]) => `${id}\t${t}`));
+    const inX = new Set((lx.documents ?? []).map(([id, t]) => `${id}\t${t}`));
+    for (const [id, t] of lx.documents ?? []) if (!inY.has(`${id}\t${t}`)) onlyA.set(id, t);
+    for (const [id, t] of ly.documents ?? []) if (!inX.has(`${id}\t${t}`)) onlyB.set(id, t);
+  };
+  await walk(0, Number.MAX_SAFE_INTEGER);
+  const when = (t: number) => `${t} (${new Date(t / 1000).toISOString()})`;
+  const lines: string[] = [];
+  for (const [id, t] of onlyA) {
+    const other = onlyB.get(id);
+    if (other !== undefined) lines.push(`${id}: updated ${when(t)} on the ${a.name} ${a.m.base}, ${when(other)} on the ${b.name} ${b.m.base}`);
+    else lines.push(`${id}: only on the ${a.name} ${a.m.base} (updated ${when(t)})`);
+  }
+  for (const [id, t] of onlyB) if (!onlyA.has(id)) lines.push(`${id}: only on the ${b.name} ${b.m.base} (updated ${when(t)})`);
+  return lines.slice(0, DIFF_LIMIT);
 }

@@ -42,46 +42,61 @@ export function writeFreezeService(host: Host): Service {
 }
 
 /**
- * `/management/factory-digest?factoryLink=/core/examples[&asOfMicros=T]`: the live documents of a
- * factory in this host's index (not deleted, not expired at T, default now), their count, the
- * oldest and newest update times, and a SHA-256 over every document's id (its link without the
- * factory) and `documentUpdateTimeMicros`, in update-time order. A migration keeps both, so a
- * destination that holds exactly the source's documents has the same digest, also under another
- * factory link or after a transformation that keeps links. Every acknowledged write is read.
+ * `/management/factory-digest?factoryLink=/core/examples[&asOfMicros=T][&fromUpdateTimeMicros=A]
+ * [&toUpdateTimeMicros=B][&list=true]`: the live documents of a factory in this host's index (not
+ * deleted, not expired at T, default now) updated in [A, B) (default: all), their count, the oldest
+ * and newest update times, and a SHA-256 over every document's id (its link without the factory)
+ * and `documentUpdateTimeMicros`, in update-time order. A migration keeps both, so a destination
+ * that holds exactly the source's documents has the same digest, also under another factory link
+ * or after a transformation that keeps links. `list=true` adds the first LIST_LIMIT `[id, update
+ * time]` pairs (`documents`, `listTruncated`): with a time range, what tells two sides apart.
+ * Every acknowledged write is read.
  */
 export function factoryDigestService(host: Host): Service {
+  const long = (op: Operation, name: string, fallback: number): number => {
+    const text = op.query.get(name);
+    const v = text === undefined ? fallback : Number(text);
+    if (!Number.isSafeInteger(v) || v < 0) fail('VALIDATION', `${name} must be a non-negative integer`);
+    return v;
+  };
   return new SimpleService(FACTORY_DIGEST_LINK, {
     GET: async (op) => {
       const factoryLink = op.query.get('factoryLink');
       if (!factoryLink) fail('VALIDATION', 'factoryLink is required, e.g. ?factoryLink=/core/examples');
       if (!(host.service(factoryLink) instanceof FactoryService)) fail('NOT_FOUND', `no factory at ${factoryLink}`);
-      const asOfText = op.query.get('asOfMicros');
-      const asOf = asOfText === undefined ? host.clock.nowMicros() : Number(asOfText);
-      if (!Number.isSafeInteger(asOf) || asOf < 0) fail('VALIDATION', 'asOfMicros must be a non-negative integer');
-      return { status: 200, body: await digest(host, factoryLink, asOf) };
+      const range = { asOf: long(op, 'asOfMicros', host.clock.nowMicros()), from: long(op, 'fromUpdateTimeMicros', 0), to: long(op, 'toUpdateTimeMicros', Number.MAX_SAFE_INTEGER) };
+      return { status: 200, body: await digest(host, factoryLink, range, op.query.get('list') === 'true') };
     },
   });
 }
 
-async function digest(host: Host, factoryLink: string, asOf: number): Promise<Record<string, unknown>> {
+/** Pairs a listing digest returns at most. */
+const LIST_LIMIT = 1000;
+
+async function digest(host: Host, factoryLink: string, range: { asOf: number; from: number; to: number }, list: boolean): Promise<Record<string, unknown>> {
   await host.store.commits.settle();
   const started = host.clock.nowMicros();
   const hash = createHash('sha256');
   const prefix = factoryLink.length + 1;
+  const { asOf } = range;
   let count = 0;
   let oldest = 0;
   let newest = 0;
-  let after: [number, string] = [-1, ''];
+  const listed: Array<[string, number]> = [];
+  // (from, '') sorts before every link updated at `from`: the range starts there inclusively.
+  let after: [number, string] = [range.from, ''];
   const sql = `SELECT link, update_time, action, expiration FROM docs
-     WHERE factory = ? AND latest = 1 AND (update_time, link) > (?, ?)
+     WHERE factory = ? AND latest = 1 AND (update_time, link) > (?, ?) AND update_time < ?
      ORDER BY update_time, link LIMIT ${DIGEST_BATCH}`;
   for (;;) {
-    const rows = host.store.rows(sql, [factoryLink, after[0], after[1]]) as Array<[string, number, string, number]>;
+    const rows = host.store.rows(sql, [factoryLink, after[0], after[1], range.to]) as Array<[string, number, string, number]>;
     // One hash update per batch: its lines joined (a native call per row cost a third of the time).
     let text = '';
     for (const [link, updateTime, action, expiration] of rows) {
       if (action === 'DELETE' || (expiration > 0 && expiration <= asOf)) continue;
-      text += `${link.slice(prefix)}\t${updateTime}\n`;
+      const id = link.slice(prefix);
+      text += `${id}\t${updateTime}\n`;
+      if (list && listed.length < LIST_LIMIT) listed.push([id, updateTime]);
       if (count === 0) oldest = updateTime;
       newest = updateTime;
       count++;
@@ -92,6 +107,7 @@ async function digest(host: Host, factoryLink: string, asOf: number): Promise<Re
     after = [last[1], last[0]];
     await yieldTurn();
   }
+  const listing = list ? { documents: listed, listTruncated: count > listed.length } : {};
   return {
     factoryLink,
     documentCount: count,
@@ -99,6 +115,9 @@ async function digest(host: Host, factoryLink: string, asOf: number): Promise<Re
     oldestUpdateTimeMicros: oldest,
     newestUpdateTimeMicros: newest,
     asOfMicros: asOf,
+    ...(range.from > 0 ? { fromUpdateTimeMicros: range.from } : {}),
+    ...(range.to < Number.MAX_SAFE_INTEGER ? { toUpdateTimeMicros: range.to } : {}),
+    ...listing,
     durationMicros: host.clock.nowMicros() - started,
     hostId: host.id,
     documentKind: FACTORY_DIGEST_KIND,
