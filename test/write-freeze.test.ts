@@ -142,6 +142,20 @@ describe('write freeze and factory digest (/management/write-freeze, /management
       mid,
     ]);
     assert.equal((await q('&fromUpdateTimeMicros=-5')).status, 400);
+    // split=N: update times that cut the range into N parts of about as many documents each.
+    const cut = (await q('&split=4')).json.splitUpdateTimesMicros as number[];
+    assert.equal(cut.length, 3);
+    assert.deepEqual(
+      [...cut].sort((a, b) => a - b),
+      cut,
+    );
+    const parts = await Promise.all([0, ...cut].map(async (from, k) => (await q(`&fromUpdateTimeMicros=${from}${k < cut.length ? `&toUpdateTimeMicros=${cut[k]}` : ''}`)).json.documentCount));
+    assert.equal(
+      parts.reduce((x, y) => x + y, 0),
+      all.documentCount,
+    );
+    for (const p of parts) assert.ok(p >= 8 && p <= 17, `parts of about a quarter each: ${parts}`);
+    assert.equal((await q('&split=65')).status, 400);
   });
 
   it('digests ids and update times: a change, a deletion or an expiry changes it', async () => {

@@ -50,6 +50,8 @@ export function writeFreezeService(host: Host): Service {
  * that holds exactly the source's documents has the same digest, also under another factory link
  * or after a transformation that keeps links. `list=true` adds the first LIST_LIMIT `[id, update
  * time]` pairs (`documents`, `listTruncated`): with a time range, what tells two sides apart.
+ * `split=N` (2 to 64) adds `splitUpdateTimesMicros`: update times that cut the range into N parts
+ * of about as many documents each, for a bisection that halves documents rather than time.
  * Every acknowledged write is read.
  */
 export function factoryDigestService(host: Host): Service {
@@ -65,15 +67,19 @@ export function factoryDigestService(host: Host): Service {
       if (!factoryLink) fail('VALIDATION', 'factoryLink is required, e.g. ?factoryLink=/core/examples');
       if (!(host.service(factoryLink) instanceof FactoryService)) fail('NOT_FOUND', `no factory at ${factoryLink}`);
       const range = { asOf: long(op, 'asOfMicros', host.clock.nowMicros()), from: long(op, 'fromUpdateTimeMicros', 0), to: long(op, 'toUpdateTimeMicros', Number.MAX_SAFE_INTEGER) };
-      return { status: 200, body: await digest(host, factoryLink, range, op.query.get('list') === 'true') };
+      const split = long(op, 'split', 0);
+      if (split > 64) fail('VALIDATION', 'split must be at most 64');
+      return { status: 200, body: await digest(host, factoryLink, range, op.query.get('list') === 'true', split) };
     },
   });
 }
 
 /** Pairs a listing digest returns at most. */
 const LIST_LIMIT = 1000;
+/** Update times a split digest keeps, at most, to choose its split points from. */
+const MAX_MARKS = 512;
 
-async function digest(host: Host, factoryLink: string, range: { asOf: number; from: number; to: number }, list: boolean): Promise<Record<string, unknown>> {
+async function digest(host: Host, factoryLink: string, range: { asOf: number; from: number; to: number }, list: boolean, split: number): Promise<Record<string, unknown>> {
   await host.store.commits.settle();
   const started = host.clock.nowMicros();
   const hash = createHash('sha256');
@@ -83,6 +89,9 @@ async function digest(host: Host, factoryLink: string, range: { asOf: number; fr
   let oldest = 0;
   let newest = 0;
   const listed: Array<[string, number]> = [];
+  /** Every `step`-th document's update time, for split points: at most MAX_MARKS, `step` doubling as needed. */
+  let marks: number[] = [];
+  let step = 1;
   // (from, '') sorts before every link updated at `from`: the range starts there inclusively.
   let after: [number, string] = [range.from, ''];
   const sql = `SELECT link, update_time, action, expiration FROM docs
@@ -97,6 +106,13 @@ async function digest(host: Host, factoryLink: string, range: { asOf: number; fr
       const id = link.slice(prefix);
       text += `${id}\t${updateTime}\n`;
       if (list && listed.length < LIST_LIMIT) listed.push([id, updateTime]);
+      if (split > 1 && count % step === 0) {
+        marks.push(updateTime);
+        if (marks.length >= MAX_MARKS) {
+          marks = marks.filter((_, k) => k % 2 === 0);
+          step *= 2;
+        }
+      }
       if (count === 0) oldest = updateTime;
       newest = updateTime;
       count++;
@@ -108,6 +124,11 @@ async function digest(host: Host, factoryLink: string, range: { asOf: number; fr
     await yieldTurn();
   }
   const listing = list ? { documents: listed, listTruncated: count > listed.length } : {};
+  // Update times that cut the range into `split` parts of about as many documents each.
+  const splits =
+    split > 1
+      ? { splitUpdateTimesMicros: [...new Set(Array.from({ length: split - 1 }, (_, k) => marks[Math.floor(((k + 1) * marks.length) / split)]!))].filter((t) => t !== undefined && t > range.from) }
+      : {};
   return {
     factoryLink,
     documentCount: count,
@@ -118,6 +139,7 @@ async function digest(host: Host, factoryLink: string, range: { asOf: number; fr
     ...(range.from > 0 ? { fromUpdateTimeMicros: range.from } : {}),
     ...(range.to < Number.MAX_SAFE_INTEGER ? { toUpdateTimeMicros: range.to } : {}),
     ...listing,
+    ...splits,
     durationMicros: host.clock.nowMicros() - started,
     hostId: host.id,
     documentKind: FACTORY_DIGEST_KIND,
