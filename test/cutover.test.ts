@@ -82,11 +82,18 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
     await http('DELETE', `${green.uri}/core/examples/on-green`);
   });
 
-  it('rolls back and exits 1 when the final delta fails', async () => {
-    const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/no-such-factory', '--pollMillis=50']);
+  it('rolls back and exits 1 when the final delta fails, saying how to run the replaced continuous task again', async () => {
+    const created = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green, { continuousMigration: true, maintenanceIntervalMicros: 200_000 }));
+    const taskLink = created.json.documentSelfLink;
+    await waitForStage(green.uri, taskLink, ['FINISHED']);
+    const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--to=/core/no-such-factory', `--task=${taskLink}`]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the final delta ended FAILED: the destination factory \/core\/no-such-factory does not exist/);
     assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
+    assert.ok(r.stdout.includes(`the continuous task ${green.uri}${taskLink} stays cancelled: PATCH it with {"taskInfo": {"stage": "STARTED"}} to run it again`), r.stdout);
+    assert.equal((await http('PATCH', `${green.uri}${taskLink}`, { taskInfo: { stage: 'STARTED' } })).status, 200);
+    await waitForStage(green.uri, taskLink, ['FINISHED']);
+    await http('PATCH', `${green.uri}${taskLink}`, { taskInfo: { stage: 'CANCELLED' } });
   });
 
   it('refuses bad flags with exit code 2 and freezes nothing', async () => {

@@ -117,12 +117,15 @@ export async function runCutover(args: readonly string[]): Promise<number> {
     // Members that may be frozen: all but those that refused the freeze (a 4xx: not frozen, and
     // an unfreeze would be refused alike). One whose answer was lost (a timeout) may be frozen.
     const refused = new Set<Member>();
+    /** The continuous task the delta replaced (cancelled), if any: a rollback says how to run it again. */
+    let replaced: string | undefined;
     const rollback = async (why: string): Promise<number> => {
       process.stderr.write(`krypton: ${why}\n`);
       const frozen = blue.filter((m) => !refused.has(m));
       if (frozen.length === 0) return 1;
       await unfreeze(client, frozen, headers);
       out.write(`rolled back: ${frozen.length} member(s) of ${source} take writes again (writes were refused for ${ms(steps.elapsed())})\n`);
+      if (replaced) out.write(`the continuous task ${destination}${replaced} stays cancelled: PATCH it with {"taskInfo": {"stage": "STARTED"}} to run it again\n`);
       return 1;
     };
     try {
@@ -164,7 +167,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
       await steps.run(
         '2/4 final delta',
         async () => {
-          const task = await deltaTask(client, destination, f, headers, out);
+          const task = await deltaTask(client, destination, f, headers, out, (link) => (replaced = link));
           const created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: task, headers });
           const link = created.body['documentSelfLink'] as string;
           out.write(`migration task ${destination}${link}\n`);
@@ -228,7 +231,14 @@ async function unfreeze(client: HttpClient, list: Member[], headers: Record<stri
  * The final delta's task: the CLI's migrate flags, or those of the continuous task `--task` (which
  * is cancelled first) from its checkpoint on. Deleted documents are carried (INCLUDE_DELETED).
  */
-async function deltaTask(client: HttpClient, destination: string, f: Record<string, unknown>, headers: Record<string, string>, out: NodeJS.WriteStream): Promise<Doc> {
+async function deltaTask(
+  client: HttpClient,
+  destination: string,
+  f: Record<string, unknown>,
+  headers: Record<string, string>,
+  out: NodeJS.WriteStream,
+  onCancelled: (link: string) => void,
+): Promise<Doc> {
   const task = buildTask({ ...f, continuous: false });
   if (f['task']) {
     const link = String(f['task']).replace(/^https?:\/\/[^/]+/, '');
@@ -236,6 +246,7 @@ async function deltaTask(client: HttpClient, destination: string, f: Record<stri
     const running = (await client.send<TaskDoc>(uri, { method: 'GET', headers })).body;
     if (running['sourceFactoryLink'] !== f['factory']) throw new Error(`--task=${link} migrates ${String(running['sourceFactoryLink'])}, not --factory=${String(f['factory'])}`);
     await client.send(uri, { method: 'PATCH', headers, body: { taskInfo: { stage: 'CANCELLED' } } });
+    onCancelled(link);
     const checkpoints = Object.values((running['checkpoints'] ?? {}) as Record<string, { updateTimeMicros: number }>).map((c) => c.updateTimeMicros);
     const carriedDeletions = (((running['querySpec'] as Doc | undefined)?.['options'] as string[] | undefined) ?? []).includes('INCLUDE_DELETED');
     // The lowest checkpoint: what any source node has not yet handed over starts at or after it.
