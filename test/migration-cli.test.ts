@@ -37,6 +37,21 @@ describe('krypton migrate (CLI) and task lifecycle edges', () => {
     assert.match(r.stderr, /FAILED: the destination factory \/core\/missing-factory does not exist/);
   });
 
+  it('ends a continuous follow with exit 1 when someone else cancels the task', async () => {
+    const p = spawn(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--continuous', '--pollMillis=50'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
+    const link = await waitFor(async () => /^migration task (\S+)$/m.exec(stdout)?.[1], 'the task link', 30_000, 10);
+    assert.equal((await http('PATCH', link, { taskInfo: { stage: 'CANCELLED' } })).status, 200);
+    assert.equal(await exited, 1, stdout);
+    assert.match(stderr, /CANCELLED: the task was cancelled/);
+  });
+
   it('refuses missing flags with exit code 2', async () => {
     const r = await runCli(['migrate', `--source=${blue.uri}`]);
     assert.equal(r.code, 2);
