@@ -1,6 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { http, runCli, startHost, type RunningHost } from './support/hosts.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { http, runCli, startHost, tempDir, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, migrationTask, waitForStage } from './support/data.js';
 import { startGroup, type GroupMember } from './support/cluster.js';
 
@@ -159,5 +161,87 @@ describe('krypton cutover --task of a continuous task that does not carry deleti
     assert.match(r.stdout, /it did not carry deletions \(querySpec\.options lacks INCLUDE_DELETED\), so the delta reads every source document/);
     assert.match(r.stdout, /2\/4 final delta: migrated \d+, skipped \d+, deleted 10 \(/);
     assert.equal(await assertSameDocuments(blue.uri, green.uri), 191);
+  });
+});
+
+describe('krypton cutover of several factories', () => {
+  let blue: RunningHost;
+  let green: RunningHost;
+  before(async () => {
+    const mod = join(tempDir(), 'widgets.mjs');
+    writeFileSync(
+      mod,
+      `export const Widgets = { type: 'stateful', factoryLink: '/test/widgets', documentKind: 'widget' };
+       export const Copies = { type: 'stateful', factoryLink: '/test/copies', documentKind: 'copy' };\n`,
+    );
+    [blue, green] = await Promise.all([startHost(['--id=blue3', `--services=${mod}`]), startHost(['--id=green3', `--services=${mod}`])]);
+    await Promise.all([createExamples(blue.uri, 150, 'mx'), createExamples(blue.uri, 80, 'wd', 16, '/test/widgets')]);
+  });
+  after(async () => {
+    await Promise.all([blue.stop(), green.stop()]);
+  });
+
+  it('runs a final delta and a verification per factory, each from its own continuous task', async () => {
+    const tasks: string[] = [];
+    for (const factory of ['/core/examples', '/test/widgets']) {
+      const body = {
+        ...migrationTask(blue, green),
+        sourceFactoryLink: factory,
+        destinationFactoryLink: factory,
+        continuousMigration: true,
+        maintenanceIntervalMicros: 200_000,
+        querySpec: { options: ['INCLUDE_DELETED'] },
+      };
+      const created = await http('POST', `${green.uri}/management/migration-tasks`, body);
+      assert.equal(created.status, 200, created.text);
+      tasks.push(created.json.documentSelfLink);
+    }
+    for (const t of tasks) await waitForStage(green.uri, t, ['FINISHED']);
+    await createExamples(blue.uri, 5, 'wd-late', 1, '/test/widgets');
+    assert.equal((await http('DELETE', `${blue.uri}/core/examples/mx-3`)).status, 200);
+    const args = ['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples,/test/widgets'];
+
+    // Checked before anything is frozen: one destination per factory, tasks of the factories named.
+    const badTo = await runCli([...args, '--to=/core/examples', `--task=${tasks.join(',')}`]);
+    assert.equal(badTo.code, 2, badTo.stderr);
+    assert.match(badTo.stderr, /--to names 1 factories and --factory 2/);
+    const badTask = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--task=${tasks[1]}`]);
+    assert.equal(badTask.code, 2, badTask.stderr);
+    assert.match(badTask.stderr, /migrates \/test\/widgets, which --factory does not name/);
+    assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
+
+    const r = await runCli([...args, `--task=${tasks[1]},${tasks[0]}`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    // The continuous tasks may have carried the late changes already: the deltas' counts vary.
+    assert.match(r.stdout, /2\/4 final delta of \/core\/examples: migrated \d+, skipped \d+, deleted \d+ \(/);
+    assert.match(r.stdout, /2\/4 final delta of \/test\/widgets: migrated \d+, skipped \d+, deleted \d+ \(/);
+    assert.match(r.stdout, /3\/4 verify \(digest\) of \/core\/examples: 149 documents on both sides/);
+    assert.match(r.stdout, /3\/4 verify \(digest\) of \/test\/widgets: 85 documents on both sides/);
+    assert.match(r.stdout, /4\/4 cutover: .* \(2 factories\)/);
+    await assertSameDocuments(blue.uri, green.uri);
+    await assertSameDocuments(blue.uri, green.uri, '/test/widgets');
+    for (const t of tasks) assert.equal((await http('GET', `${green.uri}${t}`)).json.taskInfo.stage, 'CANCELLED');
+    assert.equal((await http('POST', `${blue.uri}/test/widgets`, { name: 'late' })).status, 503);
+  });
+
+  it('verifies a factory under the destination link of its --task when --to is not given', async () => {
+    assert.equal((await runCli(['cutover', '--rollback', `--source=${blue.uri}`])).code, 0);
+    const body = {
+      ...migrationTask(blue, green),
+      sourceFactoryLink: '/test/widgets',
+      destinationFactoryLink: '/test/copies',
+      continuousMigration: true,
+      maintenanceIntervalMicros: 200_000,
+      querySpec: { options: ['INCLUDE_DELETED'] },
+    };
+    const task = (await http('POST', `${green.uri}/management/migration-tasks`, body)).json.documentSelfLink;
+    await waitForStage(green.uri, task, ['FINISHED']);
+    // Green's own /test/widgets now differs from blue's: only /test/copies may be compared.
+    assert.equal((await http('POST', `${green.uri}/test/widgets`, { name: 'green-only' })).status, 200);
+    const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/test/widgets', `--task=${task}`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /3\/4 verify \(digest\): 85 documents on both sides/);
+    const copies = (await http('GET', `${green.uri}/test/copies`)).json.documentCount;
+    assert.equal(copies, 85);
   });
 });

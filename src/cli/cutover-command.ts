@@ -6,8 +6,8 @@ import { buildTask, followTask, type TaskDoc } from './migrate-command.js';
 export const CUTOVER_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   source: { type: 'string', help: 'source (blue) host URI: every member of its node group is frozen' },
   destination: { type: 'string', help: 'destination (green) host URI; the final delta runs there' },
-  factory: { type: 'string', help: 'source factory link, e.g. /core/examples' },
-  to: { type: 'string', help: 'destination factory link (default: --factory)' },
+  factory: { type: 'string', help: 'source factory link, e.g. /core/examples; several, comma-separated, are migrated and verified one after the other' },
+  to: { type: 'string', help: 'destination factory link (default: --factory, or that of its --task); one per --factory' },
   transform: { type: 'string', help: 'transformation service link on the destination' },
   transformRequest: { type: 'bool', help: 'use the TransformRequest contract (USE_TRANSFORM_REQUEST)' },
   query: { type: 'string', help: 'file with a querySpec (JSON) selecting what to migrate (then use --verify=none: the destination holds a subset)' },
@@ -112,20 +112,23 @@ export async function runCutover(args: readonly string[]): Promise<number> {
       return 1;
     }
     const green = await members(client, destination, headers);
+    // Everything that can be checked is checked before anything is frozen.
+    const plans = await planFactories(client, destination, f, headers);
+    const several = plans.length > 1;
     const steps = new Steps(out);
     const reason = String(f['reason'] ?? `cutover to ${destination}`);
     // Members that may be frozen: all but those that refused the freeze (a 4xx: not frozen, and
     // an unfreeze would be refused alike). One whose answer was lost (a timeout) may be frozen.
     const refused = new Set<Member>();
-    /** The continuous task the delta replaced (cancelled), if any: a rollback says how to run it again. */
-    let replaced: string | undefined;
+    /** The continuous tasks the deltas replaced (cancelled): a rollback says how to run them again. */
+    const replaced: string[] = [];
     const rollback = async (why: string): Promise<number> => {
       process.stderr.write(`krypton: ${why}\n`);
       const frozen = blue.filter((m) => !refused.has(m));
       if (frozen.length === 0) return 1;
       await unfreeze(client, frozen, headers);
       out.write(`rolled back: ${frozen.length} member(s) of ${source} take writes again (writes were refused for ${ms(steps.elapsed())})\n`);
-      if (replaced) out.write(`the continuous task ${destination}${replaced} stays cancelled: PATCH it with {"taskInfo": {"stage": "STARTED"}} to run it again\n`);
+      for (const link of replaced) out.write(`the continuous task ${destination}${link} stays cancelled: PATCH it with {"taskInfo": {"stage": "STARTED"}} to run it again\n`);
       return 1;
     };
     try {
@@ -162,44 +165,51 @@ export async function runCutover(args: readonly string[]): Promise<number> {
       return await rollback(`freezing ${source} failed: ${(err as Error).message}`);
     }
     if (interrupted) return await rollback('interrupted');
-    // 2. Final delta: one migration run over what changed since the continuous task's checkpoint.
-    try {
-      await steps.run(
-        '2/4 final delta',
-        async () => {
-          const task = await deltaTask(client, destination, f, headers, out, (link) => (replaced = link));
-          const created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: task, headers });
-          const link = created.body['documentSelfLink'] as string;
-          out.write(`migration task ${destination}${link}\n`);
-          const { outcome, task: last } = await followTask(client, `${destination}${link}`, headers, {
-            continuous: false,
-            pollMillis: Number(f['pollMillis'] ?? 50),
-            cancelled: () => interrupted,
-          });
-          if (outcome !== 'FINISHED') throw new Error(`the final delta ended ${outcome}${last.taskInfo.failure?.message ? `: ${last.taskInfo.failure.message}` : ''}`);
-          return last;
-        },
-        (t) => `migrated ${t.progress?.processedServiceCount ?? 0}, skipped ${t.progress?.skippedServiceCount ?? 0}, deleted ${t.progress?.deletedDocumentCount ?? 0}`,
-      );
-    } catch (err) {
-      return await rollback((err as Error).message);
-    }
-    if (interrupted) return await rollback('interrupted');
-    // 3. Verify: the same documents (ids and update times) on every member of both groups.
-    if (verify !== 'none') {
+    // 2. Final delta: one migration run per factory over what changed since its continuous task's checkpoint.
+    for (const plan of plans) {
       try {
         await steps.run(
-          `3/4 verify (${verify})`,
-          () => verifyEqual(client, blue, green, String(f['factory']), String(f['to'] ?? f['factory']), verify, headers),
+          `2/4 final delta${several ? ` of ${plan.sourceFactory}` : ''}`,
+          async () => {
+            const task = await deltaTask(client, destination, f, plan, headers, out, (link) => replaced.push(link));
+            const created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: task, headers });
+            const link = created.body['documentSelfLink'] as string;
+            out.write(`migration task ${destination}${link}\n`);
+            const { outcome, task: last } = await followTask(client, `${destination}${link}`, headers, {
+              continuous: false,
+              pollMillis: Number(f['pollMillis'] ?? 50),
+              cancelled: () => interrupted,
+            });
+            if (outcome !== 'FINISHED')
+              throw new Error(`the final delta${several ? ` of ${plan.sourceFactory}` : ''} ended ${outcome}${last.taskInfo.failure?.message ? `: ${last.taskInfo.failure.message}` : ''}`);
+            return last;
+          },
+          (t) => `migrated ${t.progress?.processedServiceCount ?? 0}, skipped ${t.progress?.skippedServiceCount ?? 0}, deleted ${t.progress?.deletedDocumentCount ?? 0}`,
+        );
+      } catch (err) {
+        return await rollback((err as Error).message);
+      }
+      if (interrupted) return await rollback('interrupted');
+    }
+    // 3. Verify: the same documents (ids and update times) on every member of both groups.
+    for (const plan of plans) {
+      if (verify === 'none') {
+        out.write('3/4 verify: skipped (--verify=none)\n');
+        break;
+      }
+      try {
+        await steps.run(
+          `3/4 verify (${verify})${several ? ` of ${plan.sourceFactory}` : ''}`,
+          () => verifyEqual(client, blue, green, plan.sourceFactory, plan.destinationFactory, verify, headers),
           (d) => `${d.documentCount} documents on both sides${verify === 'digest' ? `, digest ${d.digest.slice(0, 16)}…` : ''}`,
         );
       } catch (err) {
-        return await rollback(`verification failed: ${(err as Error).message}`);
+        return await rollback(`verification${several ? ` of ${plan.sourceFactory}` : ''} failed: ${(err as Error).message}`);
       }
-    } else out.write('3/4 verify: skipped (--verify=none)\n');
-    if (interrupted) return await rollback('interrupted');
+      if (interrupted) return await rollback('interrupted');
+    }
     out.write(
-      `4/4 cutover: ${destination} holds ${source}'s documents; ${source} stays read-only (writes answered 503 KRY_ERR_WRITES_FROZEN). Send clients to ${destination} now.\n` +
+      `4/4 cutover: ${destination} holds ${source}'s documents${several ? ` (${plans.length} factories)` : ''}; ${source} stays read-only (writes answered 503 KRY_ERR_WRITES_FROZEN). Send clients to ${destination} now.\n` +
         `writes were refused for ${ms(steps.elapsed())} so far. To undo: krypton cutover --rollback --source=${source}\n`,
     );
     return 0;
@@ -227,24 +237,65 @@ async function unfreeze(client: HttpClient, list: Member[], headers: Record<stri
   }
 }
 
+/** One factory's cutover: where its documents go, and the continuous task that copied them, if any. */
+interface Plan {
+  sourceFactory: string;
+  destinationFactory: string;
+  taskLink?: string;
+}
+
+const commaList = (v: unknown): string[] =>
+  String(v)
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+
 /**
- * The final delta's task: the CLI's migrate flags, or those of the continuous task `--task` (which
- * is cancelled first) from its checkpoint on. Deleted documents are carried (INCLUDE_DELETED).
+ * The factories of `--factory` with their destinations (`--to`, else their task's, else the same
+ * link) and continuous tasks (`--task`, matched by the factory each migrates), all checked before
+ * anything is frozen.
+ */
+async function planFactories(client: HttpClient, destination: string, f: Record<string, unknown>, headers: Record<string, string>): Promise<Plan[]> {
+  const factories = commaList(f['factory']);
+  if (new Set(factories).size !== factories.length) throw new UsageError(`--factory names a factory twice: ${String(f['factory'])}`);
+  const tos = f['to'] === undefined ? undefined : commaList(f['to']);
+  if (tos && tos.length !== factories.length) throw new UsageError(`--to names ${tos.length} factories and --factory ${factories.length}: give one destination per factory`);
+  if (factories.length > 1 && (f['transform'] || f['transformRequest'] || f['query'])) {
+    throw new UsageError("with several factories, give each one's transformation and query through its continuous task (--task), not --transform or --query");
+  }
+  const tasks = new Map<string, { link: string; doc: TaskDoc }>();
+  for (const link of f['task'] === undefined ? [] : commaList(f['task']).map((t) => t.replace(/^https?:\/\/[^/]+/, ''))) {
+    const doc = (await client.send<TaskDoc>(`${destination}${link}`, { method: 'GET', headers })).body;
+    const factory = String(doc['sourceFactoryLink']);
+    if (!factories.includes(factory)) throw new UsageError(`--task=${link} migrates ${factory}, which --factory does not name`);
+    if (tasks.has(factory)) throw new UsageError(`--task names two tasks of ${factory}: ${tasks.get(factory)!.link} and ${link}`);
+    tasks.set(factory, { link, doc });
+  }
+  return factories.map((factory, k) => {
+    const task = tasks.get(factory);
+    return { sourceFactory: factory, destinationFactory: tos?.[k] ?? (task?.doc['destinationFactoryLink'] as string | undefined) ?? factory, ...(task ? { taskLink: task.link } : {}) };
+  });
+}
+
+/**
+ * A factory's final delta task: the CLI's migrate flags, or those of its continuous task (which is
+ * cancelled first) from its checkpoint on. Deleted documents are carried (INCLUDE_DELETED).
  */
 async function deltaTask(
   client: HttpClient,
   destination: string,
   f: Record<string, unknown>,
+  plan: Plan,
   headers: Record<string, string>,
   out: NodeJS.WriteStream,
   onCancelled: (link: string) => void,
 ): Promise<Doc> {
-  const task = buildTask({ ...f, continuous: false });
-  if (f['task']) {
-    const link = String(f['task']).replace(/^https?:\/\/[^/]+/, '');
+  const task = buildTask({ ...f, factory: plan.sourceFactory, to: plan.destinationFactory, continuous: false });
+  if (plan.taskLink) {
+    const link = plan.taskLink;
     const uri = `${destination}${link}`;
+    // Read after the freeze: the checkpoint no longer moves past what blue holds.
     const running = (await client.send<TaskDoc>(uri, { method: 'GET', headers })).body;
-    if (running['sourceFactoryLink'] !== f['factory']) throw new Error(`--task=${link} migrates ${String(running['sourceFactoryLink'])}, not --factory=${String(f['factory'])}`);
     await client.send(uri, { method: 'PATCH', headers, body: { taskInfo: { stage: 'CANCELLED' } } });
     onCancelled(link);
     const checkpoints = Object.values((running['checkpoints'] ?? {}) as Record<string, { updateTimeMicros: number }>).map((c) => c.updateTimeMicros);
@@ -257,8 +308,8 @@ async function deltaTask(
         ? `cancelled ${link}; the delta starts at its checkpoint ${since} (${new Date(since / 1000).toISOString()})\n`
         : `cancelled ${link}; it did not carry deletions (querySpec.options lacks INCLUDE_DELETED), so the delta reads every source document to find them (those migrated already are skipped)\n`,
     );
-    // The task's own settings, unless a flag gives them.
-    const flagOf = { transformationServiceLink: 'transform', destinationFactoryLink: 'to', querySpec: 'query' } as const;
+    // The task's own transformation and query, unless a flag gives them.
+    const flagOf = { transformationServiceLink: 'transform', querySpec: 'query' } as const;
     for (const [k, flag] of Object.entries(flagOf)) if (running[k] !== undefined && f[flag] === undefined) task[k] = running[k];
     task['migrationOptions'] = ((running['migrationOptions'] as string[] | undefined) ?? []).filter((o) => o !== 'CONTINUOUS');
     task['latestSourceUpdateTimeMicros'] = since;
