@@ -1,9 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, http, runCli, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
+import { http, runCli, startCli, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, waitForStage } from './support/data.js';
 import { importExamples } from './support/cluster.js';
 
@@ -38,18 +37,11 @@ describe('krypton migrate (CLI) and task lifecycle edges', () => {
   });
 
   it('ends a continuous follow with exit 1 when someone else cancels the task', async () => {
-    const p = spawn(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--continuous', '--pollMillis=50'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
-    const link = await waitFor(async () => /^migration task (\S+)$/m.exec(stdout)?.[1], 'the task link', 30_000, 10);
+    const cli = startCli(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--continuous', '--pollMillis=50']);
+    const link = await waitFor(async () => /^migration task (\S+)$/m.exec(cli.stdout())?.[1], 'the task link', 30_000, 10);
     assert.equal((await http('PATCH', link, { taskInfo: { stage: 'CANCELLED' } })).status, 200);
-    assert.equal(await exited, 1, stdout);
-    assert.match(stderr, /CANCELLED: the task was cancelled/);
+    assert.equal(await cli.exited, 1, cli.stdout());
+    assert.match(cli.stderr(), /CANCELLED: the task was cancelled/);
   });
 
   it('refuses missing flags with exit code 2', async () => {
@@ -134,22 +126,15 @@ describe('krypton migrate while the destination restarts', () => {
     const dir = tempDir();
     const q = join(dir, 'q.json');
     writeFileSync(q, JSON.stringify({ resultLimit: 100 }));
-    const p = spawn(process.execPath, [CLI, 'migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--query=${q}`, '--pollMillis=50'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
-    const link = await waitFor(async () => /^migration task (\S+)$/m.exec(stdout)?.[1], 'the task link', 30_000, 10);
+    const cli = startCli(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', `--query=${q}`, '--pollMillis=50']);
+    const link = await waitFor(async () => /^migration task (\S+)$/m.exec(cli.stdout())?.[1], 'the task link', 30_000, 10);
     await waitFor(async () => (await http('GET', link)).json?.progress?.processedServiceCount > 0, 'the first migrated documents', 30_000, 10);
     await green.kill();
-    await waitFor(async () => stdout.includes('destination unreachable'), 'the CLI to notice', 10_000, 10);
+    await waitFor(async () => cli.stdout().includes('destination unreachable'), 'the CLI to notice', 10_000, 10);
     green = await startHost(['--id=green'], { port: green.port, sandbox: green.sandbox });
-    assert.equal(await exited, 0, stderr);
-    assert.match(stdout, /destination reachable again/);
-    assert.match(stdout, /FINISHED: migrated/);
+    assert.equal(await cli.exited, 0, cli.stderr());
+    assert.match(cli.stdout(), /destination reachable again/);
+    assert.match(cli.stdout(), /FINISHED: migrated/);
     assert.equal((await http('GET', `${green.uri}/core/examples?$count=true`)).json.totalCount, 20_000);
   });
 });

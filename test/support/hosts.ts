@@ -159,14 +159,20 @@ export async function writesTakenAgain(h: RunningHost): Promise<Record<string, u
   }
 }
 
-/** Runs the `krypton` CLI (a command and its flags) to its end, as a user would; its exit code and output. */
-export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+/** Starts the `krypton` CLI (a command and its flags) as a user would; its output so far, and its exit. */
+export function startCli(args: string[]): { stdout: () => string; stderr: () => string; exited: Promise<number | null>; proc: ChildProcess } {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (d) => (stdout += d));
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', resolve));
+  return { stdout: () => stdout, stderr: () => stderr, exited, proc };
+}
+
+/** Runs the `krypton` CLI to its end; its exit code and output. */
+export async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = startCli(args);
+  const code = await cli.exited;
+  return { code, stdout: cli.stdout(), stderr: cli.stderr() };
 }
