@@ -71,6 +71,10 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
     // on-green was written to green only (above), and co-7 is changed on green now: the delta
     // carries blue's newer writes, not those.
     assert.equal((await http('PATCH', `${green.uri}/core/examples/co-7`, { counter: 7000 })).status, 200);
+    // A continuous task runs on green, and --task does not name it: the command says what it would save.
+    const running = await http('POST', `${green.uri}/management/migration-tasks`, migrationTask(blue, green, { continuousMigration: true, maintenanceIntervalMicros: 60_000_000 }));
+    const runningLink = running.json.documentSelfLink;
+    await waitForStage(green.uri, runningLink, ['FINISHED']);
     const r = await runCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stderr, /verification failed: source http:\/\/127\.0\.0\.1:\d+: (\d+) documents, .*; destination http:\/\/127\.0\.0\.1:\d+: \d+ documents/);
@@ -79,6 +83,11 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
     assert.match(r.stderr, /\n {2}co-7: updated \d+ \(20[^)]+\) on the source http:\/\/127\.0\.0\.1:\d+, \d+ \(20[^)]+\) on the destination http/);
     assert.equal(r.stderr.match(/\n {2}\S+: /g)?.length, 2, r.stderr);
     assert.match(r.stdout, /rolled back: 1 member\(s\) of .* take writes again/);
+    assert.ok(
+      r.stdout.includes(`note: the continuous task ${runningLink} migrates /core/examples to ${green.uri}: with --task=${runningLink} the final delta would start at its checkpoint`),
+      r.stdout,
+    );
+    await http('PATCH', `${green.uri}${runningLink}`, { taskInfo: { stage: 'CANCELLED' } });
     assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
     assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'still-writable' })).status, 200);
     await http('DELETE', `${green.uri}/core/examples/on-green`);

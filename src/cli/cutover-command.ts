@@ -114,6 +114,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
     const green = await members(client, destination, headers);
     // Everything that can be checked is checked before anything is frozen.
     const plans = await planFactories(client, destination, f, headers);
+    await hintTasks(client, destination, plans, headers, out);
     const several = plans.length > 1;
     const steps = new Steps(out);
     const reason = String(f['reason'] ?? `cutover to ${destination}`);
@@ -275,6 +276,30 @@ async function planFactories(client: HttpClient, destination: string, f: Record<
     const task = tasks.get(factory);
     return { sourceFactory: factory, destinationFactory: tos?.[k] ?? (task?.doc['destinationFactoryLink'] as string | undefined) ?? factory, ...(task ? { taskLink: task.link } : {}) };
   });
+}
+
+/**
+ * Names the continuous tasks on the destination that migrate a factory given without `--task`:
+ * with one, the final delta would start at its checkpoint instead of reading every document while
+ * writes are refused. A hint only (said before anything is frozen); a listing that fails is passed over.
+ */
+async function hintTasks(client: HttpClient, destination: string, plans: Plan[], headers: Record<string, string>, out: NodeJS.WriteStream): Promise<void> {
+  const without = plans.filter((p) => !p.taskLink).map((p) => p.sourceFactory);
+  if (without.length === 0) return;
+  let tasks: TaskDoc[];
+  try {
+    const listing = await client.send<Doc>(`${destination}/management/migration-tasks?expand`, { method: 'GET', headers, timeoutMs: 10_000 });
+    tasks = Object.values((listing.body['documents'] ?? {}) as Record<string, TaskDoc>);
+  } catch {
+    return;
+  }
+  for (const t of tasks) {
+    const factory = String(t['sourceFactoryLink']);
+    if (t['continuousMigration'] !== true || !without.includes(factory) || ['CANCELLED', 'FAILED'].includes(t.taskInfo?.stage)) continue;
+    out.write(
+      `note: the continuous task ${String(t['documentSelfLink'])} migrates ${factory} to ${destination}: with --task=${String(t['documentSelfLink'])} the final delta would start at its checkpoint instead of reading every document of ${factory}\n`,
+    );
+  }
 }
 
 /**
