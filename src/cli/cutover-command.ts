@@ -47,10 +47,10 @@ interface Digest {
   newestUpdateTimeMicros: number;
 }
 
-/** Step timings and what each did, printed at the end. */
+/** The steps of a cutover: each says when it starts, and what it did and how long it took when it ends. */
 class Steps {
+  /** When the first step (the freeze) began: writes are refused from then on. */
   private readonly started = Date.now();
-  private readonly lines: string[] = [];
 
   constructor(private readonly out: NodeJS.WriteStream) {}
 
@@ -58,9 +58,7 @@ class Steps {
     const t0 = Date.now();
     this.out.write(`${name} …\n`);
     const r = await step();
-    const line = `${name}: ${summary(r)} (${ms(Date.now() - t0)})`;
-    this.lines.push(line);
-    this.out.write(`${line}\n`);
+    this.out.write(`${name}: ${summary(r)} (${ms(Date.now() - t0)})\n`);
     return r;
   }
 
