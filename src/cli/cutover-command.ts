@@ -1,19 +1,20 @@
 import { HttpClient } from '../core/http-client.js';
 import type { Doc } from '../core/document.js';
 import { parseFlags, UsageError, usage, type FlagSpec } from './flags.js';
-import { buildTask, followTask, type TaskDoc } from './migrate-command.js';
+import { buildTask, followTask, MIGRATE_FLAGS, type TaskDoc } from './migrate-command.js';
 
 export const CUTOVER_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   source: { type: 'string', help: 'source (blue) host URI: every member of its node group is frozen' },
   destination: { type: 'string', help: 'destination (green) host URI; the final delta runs there' },
   factory: { type: 'string', help: 'source factory link, e.g. /core/examples; several, comma-separated, are migrated and verified one after the other' },
   to: { type: 'string', help: 'destination factory link (default: --factory, or that of its --task); one per --factory' },
-  transform: { type: 'string', help: 'transformation service link on the destination' },
-  transformRequest: { type: 'bool', help: 'use the TransformRequest contract (USE_TRANSFORM_REQUEST)' },
+  // As for krypton migrate: the final delta is a migration task.
+  transform: MIGRATE_FLAGS['transform']!,
+  transformRequest: MIGRATE_FLAGS['transformRequest']!,
   query: { type: 'string', help: 'file with a querySpec (JSON) selecting what to migrate (then use --verify=none: the destination holds a subset)' },
   task: {
     type: 'string',
-    help: 'link of the continuous migration task on the destination: the final delta starts at its checkpoint (and the task is cancelled); without it, the delta reads every source document and skips those already migrated',
+    help: 'link of the continuous migration task on the destination (comma-separated: one per factory): the final delta starts at its checkpoint (and the task is cancelled); without it, the delta reads every source document and skips those already migrated',
   },
   reason: { type: 'string', help: 'why writes are frozen (shown in every refused write; default: cutover to --destination)' },
   verify: { type: 'string', help: 'digest (default: every document id and update time equal), count, or none' },
