@@ -23,6 +23,10 @@ export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   services: { type: 'list', repeatable: true, help: 'JavaScript module exporting service definitions (repeatable)' },
   requestPayloadSizeLimit: { type: 'int', help: 'largest accepted request body in bytes (default 67108864)' },
   requestTimeoutMicros: { type: 'int', help: 'a request whose headers and body have not all arrived this long after it began is answered 408 (default 300000000)' },
+  httpFastPath: {
+    type: 'bool',
+    help: 'read plain, wholly arrived requests without node:http (faster); false: node:http reads every request (default true)',
+  },
   maintenanceIntervalMicros: { type: 'int', help: 'host maintenance period: expiry purge (default 1000000)' },
   indexFlushDelayMs: { type: 'int', help: 'longest wait of an acknowledged write in the commit log before it is applied to the index in a batch (default 50)' },
   queryTaskExpirationMicros: { type: 'int', help: 'default lifetime of query tasks and pages (default 600000000)' },

@@ -43,6 +43,8 @@ export interface HostOptions {
   requestPayloadSizeLimit: number;
   /** A request not fully received this long after it began is answered 408 (a slow or stalled client; see http-server.ts). */
   requestTimeoutMicros: number;
+  /** Plain requests that have wholly arrived are read without node:http (see core/fast-http.ts). */
+  httpFastPath: boolean;
   /** Period of host maintenance (expiration purge, task expiry). */
   maintenanceIntervalMicros: number;
   /** Longest wait of a logged write before the index applies it (see store/commit-queue.ts). */
@@ -80,6 +82,7 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   services: [],
   requestPayloadSizeLimit: 64 * 1024 * 1024,
   requestTimeoutMicros: 300_000_000,
+  httpFastPath: true,
   maintenanceIntervalMicros: 1_000_000,
   indexFlushDelayMs: 50,
   queryTaskExpirationMicros: 600_000_000,
@@ -268,6 +271,7 @@ export class Host {
       this.server = createHttpServer((op) => this.dispatch(op), {
         requestPayloadSizeLimit: this.options.requestPayloadSizeLimit,
         requestTimeoutMs: Math.max(1, Math.round(this.options.requestTimeoutMicros / 1000)),
+        fastPath: this.options.httpFastPath,
         // A tenth of the heap: a body is held four or five times over while it is handled.
         bodyBudget: new BodyBudget(Math.max(this.options.requestPayloadSizeLimit, Math.floor(getHeapStatistics().heap_size_limit / 10))),
         onError: (err, op) => this.logError(err, op),
