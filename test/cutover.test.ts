@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { http, runCli, startHost, tempDir, type RunningHost } from './support/hosts.js';
+import { http, runCli, startCli, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, migrationTask, waitForStage } from './support/data.js';
 import { startGroup, type GroupMember } from './support/cluster.js';
 
@@ -105,6 +105,39 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
     assert.equal((await http('PATCH', `${green.uri}${taskLink}`, { taskInfo: { stage: 'STARTED' } })).status, 200);
     await waitForStage(green.uri, taskLink, ['FINISHED']);
     await http('PATCH', `${green.uri}${taskLink}`, { taskInfo: { stage: 'CANCELLED' } });
+  });
+
+  it('rolls back on Ctrl-C; a second Ctrl-C quits at once, leaving blue frozen until --rollback', async () => {
+    // --pollMillis=1000: the final delta lasts at least a second, so the signals arrive during it.
+    const args = ['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=1000'];
+    await createExamples(blue.uri, 2000, 'ctrl-c-a');
+    const once = startCli(args);
+    // The delta task's first poll is printed (stage=STARTED): the command now waits a second before the next.
+    const deltaStarted = (cli: { stdout: () => string }) => waitFor(async () => /2\/4 final delta[\s\S]*stage=STARTED/.test(cli.stdout()), 'the final delta running', 30_000, 5);
+    await deltaStarted(once);
+    once.proc.kill('SIGINT');
+    assert.equal(await once.exited, 1, once.stderr());
+    assert.match(once.stdout(), /interrupted: rolling back after the current step/);
+    assert.match(once.stderr(), /krypton: interrupted/);
+    assert.match(once.stdout(), /rolled back: 1 member\(s\) of http:\/\/127\.0\.0\.1:\d+ take writes again/);
+    assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'after-ctrl-c' })).status, 200);
+
+    await createExamples(blue.uri, 2000, 'ctrl-c-b');
+    const twice = startCli(args);
+    await deltaStarted(twice);
+    twice.proc.kill('SIGINT');
+    await waitFor(async () => /interrupted: rolling back/.test(twice.stdout()), 'the first Ctrl-C taken', 10_000, 10);
+    twice.proc.kill('SIGINT');
+    assert.equal(await twice.exited, 130, twice.stderr());
+    assert.match(
+      twice.stderr(),
+      /quit before rolling back: members of http:\/\/127\.0\.0\.1:\d+ may still refuse writes; unfreeze them with: krypton cutover --rollback --source=http:\/\/127\.0\.0\.1:\d+/,
+    );
+    assert.doesNotMatch(twice.stdout(), /rolled back/);
+    assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'still-frozen' })).status, 503, twice.stdout() + twice.stderr());
+    const back = await runCli(['cutover', '--rollback', `--source=${blue.uri}`]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'unfrozen' })).status, 200);
   });
 
   it('refuses bad flags with exit code 2 and freezes nothing', async () => {

@@ -31,7 +31,8 @@ export function cutoverUsage(): string {
 Freezes writes on every member of the source node group, runs the final delta (a migration
 task), verifies that the destination holds the source's documents, and leaves the source
 read-only: clients go to the destination from then on. If the delta or the verification fails,
-or on Ctrl-C, the source is unfrozen again (rollback) and the exit code is 1.
+or on Ctrl-C, the source is unfrozen again (rollback) and the exit code is 1. A second Ctrl-C
+quits at once (exit 130), leaving the source frozen: --rollback unfreezes it.
 
 ${usage(CUTOVER_FLAGS)}`;
 }
@@ -91,9 +92,16 @@ export async function runCutover(args: readonly string[]): Promise<number> {
   const client = new HttpClient(4);
   const out = process.stdout;
   let interrupted = false;
+  // A second Ctrl-C quits without waiting for the rollback: the members frozen so far stay frozen,
+  // and the message says how to unfreeze them.
+  const onSecondSigint = () => {
+    process.stderr.write(`krypton: quit before rolling back: members of ${source} may still refuse writes; unfreeze them with: krypton cutover --rollback --source=${source}\n`);
+    process.exit(130);
+  };
   const onSigint = () => {
     interrupted = true;
     out.write('interrupted: rolling back after the current step (Ctrl-C again quits at once)\n');
+    process.once('SIGINT', onSecondSigint);
   };
   process.once('SIGINT', onSigint);
   try {
@@ -180,6 +188,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
               pollMillis: Number(f['pollMillis'] ?? 50),
               cancelled: () => interrupted,
             });
+            if (outcome === 'CANCELLED' && interrupted) throw new Error(`interrupted: the final delta${several ? ` of ${plan.sourceFactory}` : ''} was cancelled`);
             if (outcome !== 'FINISHED')
               throw new Error(`the final delta${several ? ` of ${plan.sourceFactory}` : ''} ended ${outcome}${last.taskInfo.failure?.message ? `: ${last.taskInfo.failure.message}` : ''}`);
             return last;
@@ -215,6 +224,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSecondSigint);
     await client.close();
   }
 }
