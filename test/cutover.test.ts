@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { http, runCli, startCli, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
-import { assertSameDocuments, blueGreenSuite, createExamples, migrationTask, waitForStage } from './support/data.js';
+import { assertSameDocuments, blueGreenSuite, createExamples, migrate, migrationTask, waitForStage } from './support/data.js';
 import { startGroup, type GroupMember } from './support/cluster.js';
 
 /**
@@ -285,5 +285,55 @@ describe('krypton cutover of several factories', () => {
     assert.match(r.stdout, /3\/4 verify \(digest\): 85 documents on both sides/);
     const copies = (await http('GET', `${green.uri}/test/copies`)).json.documentCount;
     assert.equal(copies, 85);
+  });
+});
+
+describe('krypton cutover --verify=content', () => {
+  const hosts = blueGreenSuite(300, 'cv', { before, after });
+
+  it('compares every user field too: a copy changed on green at the same update time is named, and blue is unfrozen', async () => {
+    const { blue, green } = hosts;
+    assert.equal((await migrate(green, migrationTask(blue, green))).taskInfo.stage, 'FINISHED');
+    const digest = async (h: RunningHost, extra = '') => (await http('GET', `${h.uri}/management/factory-digest?factoryLink=/core/examples${extra}`)).json;
+    // Migrated copies hold the same content: isFromMigration (true on green) is left out of it,
+    // as Xenon leaves EXCLUDE_FROM_SIGNATURE fields out of a signature.
+    const [b, g] = [await digest(blue, '&content=true'), await digest(green, '&content=true')];
+    assert.equal(b.content, true);
+    assert.equal(g.digest, b.digest);
+    assert.notEqual(b.digest, (await digest(blue)).digest);
+    assert.equal((await http('GET', `${green.uri}/core/examples/cv-5`)).json.isFromMigration, true);
+
+    // A copy with other content at the same update time: ids and update times still agree.
+    const original = (await http('GET', `${blue.uri}/core/examples/cv-5`)).json;
+    const changed = await http('POST', `${green.uri}/management/migration-import`, { destinationFactoryLink: '/core/examples', documents: [{ ...original, name: 'tampered' }], overwrite: true });
+    assert.equal(changed.status, 200, changed.text);
+    const copy = (await http('GET', `${green.uri}/core/examples/cv-5`)).json;
+    assert.equal(copy.name, 'tampered');
+    assert.equal(copy.documentUpdateTimeMicros, original.documentUpdateTimeMicros);
+    assert.equal((await digest(green)).digest, (await digest(blue)).digest);
+    assert.notEqual((await digest(green, '&content=true')).digest, b.digest);
+    const listed = (await digest(green, '&content=true&list=true')).documents as Array<[string, number, string]>;
+    const blueListed = (await digest(blue, '&content=true&list=true')).documents as Array<[string, number, string]>;
+    assert.equal(listed.length, 300);
+    const hashOf = (docs: Array<[string, number, string]>, id: string) => docs.find((d) => d[0] === id)![2];
+    assert.match(hashOf(listed, 'cv-5'), /^[0-9a-f]{16}$/);
+    assert.notEqual(hashOf(listed, 'cv-5'), hashOf(blueListed, 'cv-5'));
+    assert.equal(hashOf(listed, 'cv-6'), hashOf(blueListed, 'cv-6'));
+
+    const args = ['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50'];
+    const r = await runCli([...args, '--verify=content']);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /verification failed: .*\ndifferences:\n {2}cv-5: content differs \(updated \d+ \(\d{4}-\d\d-\d\dT[\d:.]+Z\) on both sides\)/);
+    assert.match(r.stdout, /rolled back: 1 member\(s\)/);
+    assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'after-content-check', documentSelfLink: 'cv-after' })).status, 200);
+
+    const refused = await runCli([...args, '--verify=content', '--transform=/core/transforms/x']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--verify=content .* --transform/);
+    // Without content, the same copies pass: same ids and update times.
+    const plain = await runCli(args);
+    assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+    assert.match(plain.stdout, /3\/4 verify \(digest\): 301 documents on both sides/);
+    assert.equal((await runCli(['cutover', '--rollback', `--source=${blue.uri}`])).code, 0);
   });
 });

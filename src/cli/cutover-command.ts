@@ -17,7 +17,10 @@ export const CUTOVER_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
     help: 'link of the continuous migration task on the destination (comma-separated: one per factory): the final delta starts at its checkpoint (and the task is cancelled); without it, the delta reads every source document and skips those already migrated',
   },
   reason: { type: 'string', help: 'why writes are frozen (shown in every refused write; default: cutover to --destination)' },
-  verify: { type: 'string', help: 'digest (default: every document id and update time equal), count, or none' },
+  verify: {
+    type: 'string',
+    help: 'digest (default: every document id and update time equal), content (also every user field equal: no --transform), count, or none',
+  },
   drainTimeoutMicros: { type: 'int', help: 'how long a freeze waits for writes in flight (default 30000000)' },
   rollback: { type: 'bool', help: 'undo a cutover: unfreeze every member of --source' },
   token: { type: 'string', help: 'x-xenon-auth-token (auth on; a token works on both node groups)' },
@@ -85,7 +88,8 @@ export async function runCutover(args: readonly string[]): Promise<number> {
   if (!f['source']) throw new UsageError(`--source is required\n\n${cutoverUsage()}`);
   if (!f['rollback']) for (const req of ['destination', 'factory']) if (!f[req]) throw new UsageError(`--${req} is required\n\n${cutoverUsage()}`);
   const verify = String(f['verify'] ?? 'digest');
-  if (!['digest', 'count', 'none'].includes(verify)) throw new UsageError(`--verify must be digest, count or none, not ${verify}`);
+  if (!['digest', 'content', 'count', 'none'].includes(verify)) throw new UsageError(`--verify must be digest, content, count or none, not ${verify}`);
+  if (verify === 'content' && f['transform']) throw new UsageError('--verify=content compares the documents as they are on both sides: a --transform changes them (use --verify=digest)');
   const source = base(String(f['source']));
   const destination = base(String(f['destination'] ?? ''));
   const headers: Record<string, string> = f['token'] ? { 'x-xenon-auth-token': String(f['token']) } : {};
@@ -210,7 +214,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
         await steps.run(
           `3/4 verify (${verify})${several ? ` of ${plan.sourceFactory}` : ''}`,
           () => verifyEqual(client, blue, green, plan.sourceFactory, plan.destinationFactory, verify, headers),
-          (d) => `${d.documentCount} documents on both sides${verify === 'digest' ? `, digest ${d.digest.slice(0, 16)}…` : ''}`,
+          (d) => `${d.documentCount} documents on both sides${verify === 'digest' || verify === 'content' ? `, digest ${d.digest.slice(0, 16)}…` : ''}`,
         );
       } catch (err) {
         return await rollback(`verification${several ? ` of ${plan.sourceFactory}` : ''} failed: ${(err as Error).message}`);
@@ -359,6 +363,7 @@ async function deltaTask(
 /** Digests of the factory on every member of both groups: each group agrees within, and with the other. */
 async function verifyEqual(client: HttpClient, blue: Member[], green: Member[], sourceFactory: string, destinationFactory: string, mode: string, headers: Record<string, string>): Promise<Digest> {
   const asOf = Date.now() * 1000;
+  const content = mode === 'content';
   // A destination member may still be applying the last replicated writes: a few tries before a verdict.
   let last = '';
   let odd: { side: Side; d: DigestListing } | undefined;
@@ -367,7 +372,7 @@ async function verifyEqual(client: HttpClient, blue: Member[], green: Member[], 
   const tries = sides.length > 2 ? 5 : 1;
   for (let attempt = 0; attempt < tries; attempt++) {
     if (attempt > 0) await new Promise((r) => setTimeout(r, 1000));
-    const all = await Promise.all(sides.map(async (side) => ({ side, d: await digestOf(client, side, asOf, headers, { from: 0, to: Number.MAX_SAFE_INTEGER, list: false }) })));
+    const all = await Promise.all(sides.map(async (side) => ({ side, d: await digestOf(client, side, asOf, headers, { from: 0, to: Number.MAX_SAFE_INTEGER, list: false, content }) })));
     const same = (x: Digest, y: Digest) => x.documentCount === y.documentCount && (mode === 'count' || x.digest === y.digest);
     const ref = all[0]!.d;
     first = ref;
@@ -376,7 +381,7 @@ async function verifyEqual(client: HttpClient, blue: Member[], green: Member[], 
     last = all.map(({ side, d }) => `${side.name} ${side.m.base}: ${d.documentCount} documents, newest update ${d.newestUpdateTimeMicros}, digest ${d.digest.slice(0, 16)}…`).join('; ');
   }
   // Which documents differ, between the first source member and the first member that disagrees.
-  const diff = await differences(client, sides[0]!, odd!.side, asOf, headers, [first!, odd!.d]);
+  const diff = await differences(client, sides[0]!, odd!.side, asOf, headers, [first!, odd!.d], content);
   throw new Error(`${last}${diff.length > 0 ? `\ndifferences${diff.length >= DIFF_LIMIT ? ` (the first ${DIFF_LIMIT})` : ''}:\n  ${diff.join('\n  ')}` : ''}`);
 }
 
@@ -388,7 +393,8 @@ interface Side {
 
 interface DigestListing extends Digest {
   oldestUpdateTimeMicros: number;
-  documents?: Array<[string, number]>;
+  /** [id, update time], and with content the first 16 hex digits of its content's SHA-256. */
+  documents?: Array<[string, number, string?]>;
   splitUpdateTimesMicros?: number[];
 }
 
@@ -399,8 +405,8 @@ const LIST_BELOW = 200;
 /** Parts a differing range is cut into. */
 const SPLIT = 16;
 
-function digestOf(client: HttpClient, side: Side, asOf: number, headers: Record<string, string>, range: { from: number; to: number; list: boolean }): Promise<DigestListing> {
-  const q = `&fromUpdateTimeMicros=${range.from}&toUpdateTimeMicros=${range.to}${range.list ? '&list=true' : `&split=${SPLIT}`}`;
+function digestOf(client: HttpClient, side: Side, asOf: number, headers: Record<string, string>, range: { from: number; to: number; list: boolean; content: boolean }): Promise<DigestListing> {
+  const q = `&fromUpdateTimeMicros=${range.from}&toUpdateTimeMicros=${range.to}${range.list ? '&list=true' : `&split=${SPLIT}`}${range.content ? '&content=true' : ''}`;
   return client
     .send<DigestListing>(`${side.m.base}/management/factory-digest?factoryLink=${encodeURIComponent(side.factory)}&asOfMicros=${asOf}${q}`, { method: 'GET', headers, timeoutMs: 600_000 })
     .then((r) => r.body);
@@ -411,13 +417,16 @@ function digestOf(client: HttpClient, side: Side, asOf: number, headers: Record<
  * parts of about as many documents each until they hold few documents, which are then listed and compared (a bisection, as anti-entropy repairs
  * compare Merkle trees). Returns lines naming each document: only on one side, or at another update time.
  */
-async function differences(client: HttpClient, a: Side, b: Side, asOf: number, headers: Record<string, string>, whole: [DigestListing, DigestListing]): Promise<string[]> {
-  const onlyA = new Map<string, number>();
-  const onlyB = new Map<string, number>();
+async function differences(client: HttpClient, a: Side, b: Side, asOf: number, headers: Record<string, string>, whole: [DigestListing, DigestListing], content: boolean): Promise<string[]> {
+  /** By id: the update time and (content) the content hash of each document only one side holds so. */
+  const onlyA = new Map<string, [number, string | undefined]>();
+  const onlyB = new Map<string, [number, string | undefined]>();
   const found = () => onlyA.size + onlyB.size;
+  const digestsOf = (from: number, to: number, list: boolean) =>
+    Promise.all([digestOf(client, a, asOf, headers, { from, to, list, content }), digestOf(client, b, asOf, headers, { from, to, list, content })]);
   const walk = async (from: number, to: number, known?: [DigestListing, DigestListing]): Promise<void> => {
     if (found() >= DIFF_LIMIT) return;
-    const [x, y] = known ?? (await Promise.all([digestOf(client, a, asOf, headers, { from, to, list: false }), digestOf(client, b, asOf, headers, { from, to, list: false })]));
+    const [x, y] = known ?? (await digestsOf(from, to, false));
     if (x.documentCount === y.documentCount && x.digest === y.digest) return;
     const lo = Math.min(x.documentCount > 0 ? x.oldestUpdateTimeMicros : to, y.documentCount > 0 ? y.oldestUpdateTimeMicros : to);
     const hi = Math.max(x.newestUpdateTimeMicros, y.newestUpdateTimeMicros) + 1;
@@ -430,20 +439,22 @@ async function differences(client: HttpClient, a: Side, b: Side, asOf: number, h
       for (let k = 0; k + 1 < bounds.length; k++) await walk(bounds[k]!, bounds[k + 1]!);
       return;
     }
-    const [lx, ly] = await Promise.all([digestOf(client, a, asOf, headers, { from: lo, to: hi, list: true }), digestOf(client, b, asOf, headers, { from: lo, to: hi, list: true })]);
-    const inY = new Set((ly.documents ?? []).map(([id, t]) => `${id}\t${t}`));
-    const inX = new Set((lx.documents ?? []).map(([id, t]) => `${id}\t${t}`));
-    for (const [id, t] of lx.documents ?? []) if (!inY.has(`${id}\t${t}`)) onlyA.set(id, t);
-    for (const [id, t] of ly.documents ?? []) if (!inX.has(`${id}\t${t}`)) onlyB.set(id, t);
+    const [lx, ly] = await digestsOf(lo, hi, true);
+    const key = ([id, t, h]: [string, number, string?]) => `${id}\t${t}\t${h ?? ''}`;
+    const inY = new Set((ly.documents ?? []).map(key));
+    const inX = new Set((lx.documents ?? []).map(key));
+    for (const d of lx.documents ?? []) if (!inY.has(key(d))) onlyA.set(d[0], [d[1], d[2]]);
+    for (const d of ly.documents ?? []) if (!inX.has(key(d))) onlyB.set(d[0], [d[1], d[2]]);
   };
   await walk(0, Number.MAX_SAFE_INTEGER, whole);
   const when = (t: number) => `${t} (${new Date(t / 1000).toISOString()})`;
   const lines: string[] = [];
-  for (const [id, t] of onlyA) {
-    const other = onlyB.get(id);
-    if (other !== undefined) lines.push(`${id}: updated ${when(t)} on the ${a.name} ${a.m.base}, ${when(other)} on the ${b.name} ${b.m.base}`);
+  for (const [id, [t]] of onlyA) {
+    const other = onlyB.get(id)?.[0];
+    if (other === t) lines.push(`${id}: content differs (updated ${when(t)} on both sides)`);
+    else if (other !== undefined) lines.push(`${id}: updated ${when(t)} on the ${a.name} ${a.m.base}, ${when(other)} on the ${b.name} ${b.m.base}`);
     else lines.push(`${id}: only on the ${a.name} ${a.m.base} (updated ${when(t)})`);
   }
-  for (const [id, t] of onlyB) if (!onlyA.has(id)) lines.push(`${id}: only on the ${b.name} ${b.m.base} (updated ${when(t)})`);
+  for (const [id, [t]] of onlyB) if (!onlyA.has(id)) lines.push(`${id}: only on the ${b.name} ${b.m.base} (updated ${when(t)})`);
   return lines.slice(0, DIFF_LIMIT);
 }
