@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { http, runCli, startCli, startHost, tempDir, waitFor, type RunningHost } from './support/hosts.js';
 import { assertSameDocuments, blueGreenSuite, createExamples, migrate, migrationTask, waitForStage } from './support/data.js';
-import { startGroup, type GroupMember } from './support/cluster.js';
+import { FAST_GROUP, groupState, SECRET, startGroup, type GroupMember } from './support/cluster.js';
 
 /**
  * A client writing to blue until blue refuses (503): creates, patches and deletes documents, and
@@ -144,7 +144,7 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
     for (const args of [['cutover'], ['cutover', `--source=${blue.uri}`], ['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--verify=maybe']]) {
       const r = await runCli(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-      assert.match(r.stderr, /--source is required|--destination is required|--verify must be digest, count or none/);
+      assert.match(r.stderr, /--source is required|--destination is required|--verify must be digest, content, count or none/);
     }
     assert.equal((await http('GET', `${blue.uri}/management/write-freeze`)).json.frozen, false);
   });
@@ -182,6 +182,23 @@ describe('krypton cutover with a node group of two as blue', () => {
       assert.equal(w.json.kryptonCode, 'KRY_ERR_WRITES_FROZEN');
     }
     assert.equal((await http('PUT', `${members[1]!.uri}/management/write-freeze`, { frozen: false })).status, 200);
+  });
+
+  it('rolls back when a member joins blue during the window (it was never frozen)', async () => {
+    // --pollMillis=6000: the final delta lasts six seconds, time for a new member to start and join.
+    const cli = startCli(['cutover', `--source=${members[0]!.uri}`, `--destination=${green!.uri}`, '--factory=/core/examples', '--pollMillis=6000']);
+    await waitFor(async () => /1\/4 freeze writes on 2 member\(s\) .*: frozen/.test(cli.stdout()), 'blue frozen', 30_000, 10);
+    const late = await startHost(['--id=cob-late', `--groupSecret=${SECRET}`, ...FAST_GROUP, `--peerNodes=${members[0]!.uri}`]);
+    try {
+      await waitFor(async () => Object.keys((await groupState(members[0]!)).nodes).includes('cob-late'), 'the new member listed by blue', 20_000);
+      assert.equal(await cli.exited, 1, cli.stdout() + cli.stderr());
+      assert.match(cli.stderr(), /cob-late \(http:\/\/127\.0\.0\.1:\d+\) joined the node group of http:\/\/127\.0\.0\.1:\d+ during the window and was not frozen/);
+      assert.doesNotMatch(cli.stdout(), /4\/4 cutover/);
+      assert.match(cli.stdout(), /rolled back: 2 member\(s\)/);
+      for (const m of members) assert.equal((await http('GET', `${m.uri}/management/write-freeze`)).json.frozen, false);
+    } finally {
+      await late.stop();
+    }
   });
 });
 

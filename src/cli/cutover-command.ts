@@ -221,6 +221,18 @@ export async function runCutover(args: readonly string[]): Promise<number> {
       }
       if (interrupted) return await rollback('interrupted');
     }
+    // A member that joined blue during the window was never frozen: it may have taken writes the
+    // final delta missed. Blue's members are listed again before green is declared complete.
+    try {
+      const now = await members(client, source, headers);
+      const joined = now.filter((m) => !blue.some((b) => b.id === m.id));
+      if (joined.length > 0)
+        return await rollback(
+          `${joined.map((m) => `${m.id} (${m.base})`).join(', ')} joined the node group of ${source} during the window and was not frozen: it may have taken writes the final delta missed. Run the cutover again.`,
+        );
+    } catch (err) {
+      return await rollback(`listing the members of ${source} again failed: ${(err as Error).message}`);
+    }
     out.write(
       `4/4 cutover: ${destination} holds ${source}'s documents${several ? ` (${plans.length} factories)` : ''}; ${source} stays read-only (writes answered 503 KRY_ERR_WRITES_FROZEN). Send clients to ${destination} now.\n` +
         `writes were refused for ${ms(steps.elapsed())} so far. To undo: krypton cutover --rollback --source=${source}\n`,
