@@ -100,8 +100,9 @@ export async function loadExamples(uri: string, n: number, prefix = 'doc', batch
 }
 
 /** Runs Apache ab (the seeds' load tool) and returns requests per second. */
-export function ab(url: string, bodyFile: string, n: number, c: number): number {
-  const out = execFileSync('ab', ['-q', '-p', bodyFile, '-T', 'application/json', '-c', String(c), '-n', String(n), url], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+export function ab(url: string, bodyFile: string, n: number, c: number, keepAlive = false): number {
+  const args = ['-q', ...(keepAlive ? ['-k'] : []), '-p', bodyFile, '-T', 'application/json', '-c', String(c), '-n', String(n), url];
+  const out = execFileSync('ab', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   // ab counts a response whose length differs from the first as "failed (Length)": not a failure.
   const m = /Failed requests:\s+(\d+)(?:\s*\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\))?/.exec(out);
   const failed = m ? Number(m[1]) - Number(m[4] ?? 0) : -1;
