@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConnection, type Socket } from 'node:net';
-import { parseRequest } from '../src/core/fast-http.js';
+import { headerLines, parseRequest } from '../src/core/fast-http.js';
 import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
 
 interface RawResponse {
@@ -308,6 +308,13 @@ describe('HTTP fast path: the requests it reads', () => {
     assert.equal(parse('GET / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive, Close\r\n\r\n')?.keepAlive, false);
     assert.equal(parse('GET / HTTP/1.0\r\n\r\n')?.keepAlive, false);
     assert.equal(parse('GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n')?.keepAlive, true);
+  });
+
+  it('writes reply headers as lines, and refuses a name or value that would split the reply', () => {
+    assert.equal(headerLines({ 'content-type': 'application/json', 'content-length': 12 }), 'content-type: application/json\r\ncontent-length: 12\r\n');
+    assert.throws(() => headerLines({ location: '/a\r\nset-cookie: x' }), /Invalid character in header content \["location"\]/);
+    assert.throws(() => headerLines({ 'x-a\r\nb': 'v' }), /Invalid character/);
+    assert.throws(() => headerLines({ 'x-a': 'v\n' }), /Invalid character/);
   });
 
   it('leaves to node:http whatever is incomplete, unusual or ambiguous', () => {

@@ -354,7 +354,8 @@ class FastConnection implements ReplySink {
   };
 }
 
-function headerLines(headers: Record<string, string | number>): string {
+/** A reply's header lines, each ending in CRLF; throws, as node:http does, on a name or value that would end a line early. */
+export function headerLines(headers: Record<string, string | number>): string {
   let lines = '';
   for (const name in headers) {
     const value = String(headers[name]);
