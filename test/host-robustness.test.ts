@@ -106,8 +106,8 @@ describe('bad input never crashes the host nor half-writes', () => {
       assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'fuzz', documentSelfLink: 'fuzz', counter: 1, tags: ['a'] })).status, 200);
       const failures: string[] = [];
       for (const req of fuzzRequests(20261122, 2000)) {
-        const r = await raw(h.port, req.method, req.path, req.body);
-        const what = `${req.method} ${req.path} ${req.body?.slice(0, 120)} → ${r.status} ${r.body.slice(0, 200)}`;
+        const r = await raw(h.port, req.method, req.path, req.body, req.headers);
+        const what = `${req.method} ${req.path} ${JSON.stringify(req.headers)} ${req.body?.slice(0, 120)} → ${r.status} ${r.body.slice(0, 200)}`;
         if (r.status >= 500 || r.status === 0) failures.push(what);
         else if (r.status >= 400 && !r.body.includes('"documentKind":"com:vmware:xenon:common:ServiceErrorResponse"')) failures.push(`not a ServiceErrorResponse: ${what}`);
       }
@@ -126,6 +126,51 @@ describe('bad input never crashes the host nor half-writes', () => {
       assert.match(tooWide.json.message, /more than 10000 terms/);
       assert.equal((await http('GET', `${h.uri}/core/examples/available`)).status, 200);
       assert.equal((await http('POST', `${h.uri}/core/examples`, { name: 'after the fuzz' })).status, 200);
+    } finally {
+      assert.equal(await h.stop(), 0);
+    }
+  });
+
+  it('refuses versions and times past 2^53 - 1, so that no request can make the index refuse a write it acknowledged', async () => {
+    const h = await startHost();
+    try {
+      const migrated = { pragma: 'xn-from-migration' };
+      // A migrated document keeps its version: 1e308 was taken, and its next version (1e308 + 1 is
+      // 1e308) made the index refuse an acknowledged write, which halted every write on the host.
+      for (const [field, value] of [
+        ['documentVersion', 1e308],
+        ['documentVersion', '99999999999999999999'],
+        ['documentUpdateTimeMicros', 1e308],
+        ['documentExpirationTimeMicros', 2 ** 60],
+      ] as const) {
+        const r = await http('POST', `${h.uri}/core/examples`, { name: 'big', documentSelfLink: 'big', [field]: value }, migrated);
+        assert.equal(r.status, 400, `${field} ${value}: ${r.text.slice(0, 200)}`);
+        assert.match(r.json.message, new RegExp(`${field} must be an integer between`));
+      }
+      assert.equal((await http('GET', `${h.uri}/core/examples/big`)).status, 404);
+      // The largest version stored: 2^53 - 2. One more write of it would need a version that is not exact.
+      const edge = await http('POST', `${h.uri}/core/examples`, { name: 'edge', documentSelfLink: 'edge', documentVersion: 2 ** 53 - 2 }, migrated);
+      assert.equal(edge.status, 200, edge.text.slice(0, 200));
+      assert.equal(edge.json.documentVersion, 2 ** 53 - 2);
+      for (const [method, body] of [
+        ['PATCH', { counter: 5 }],
+        ['PUT', { name: 'edge2' }],
+        ['DELETE', undefined],
+      ] as const) {
+        const r = await http(method, `${h.uri}/core/examples/edge`, body);
+        assert.equal(r.status, 400, `${method}: ${r.text.slice(0, 200)}`);
+        assert.match(r.json.message, /past the largest version krypton stores/);
+      }
+      const atMax = await http('POST', `${h.uri}/core/examples`, { name: 'max', documentSelfLink: 'max', documentVersion: 2 ** 53 - 1 }, migrated);
+      assert.equal(atMax.status, 400, atMax.text.slice(0, 200));
+      // Nothing halted: the document is as it was, and the host takes writes and serves the index.
+      const after = await http('GET', `${h.uri}/core/examples/edge`);
+      assert.equal(after.status, 200);
+      assert.equal(after.json.documentVersion, 2 ** 53 - 2);
+      assert.equal(after.json.name, 'edge');
+      for (let i = 0; i < 3; i++) assert.equal((await http('POST', `${h.uri}/core/examples`, { name: `after-${i}` })).status, 200);
+      const listed = await http('GET', `${h.uri}/core/examples?$filter=${encodeURIComponent("name eq 'after-*'")}`);
+      assert.equal(listed.json.documentLinks.length, 3);
     } finally {
       assert.equal(await h.stop(), 0);
     }

@@ -81,11 +81,16 @@ export function longField(doc: Doc | undefined, name: string): number | undefine
   return undefined;
 }
 
-/** A request body's integer field: as longField, but a present value that is not an integer is a 400 (Gson's NumberFormatException). */
+/**
+ * A request body's integer field: as longField, but a present value that is not an integer is a 400
+ * (Gson's NumberFormatException), and so is one JavaScript cannot hold exactly (beyond 2^53 - 1,
+ * such as 1e308): stored, it could not be told from its neighbours (a version 1e308 + 1 is 1e308).
+ */
 export function requestLong(body: Doc, name: string): number | undefined {
   const v = body[name];
   if (v === undefined || v === null) return undefined;
   const n = longField(body, name);
   if (n === undefined) fail('VALIDATION', `${name} must be an integer: ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(n)) fail('VALIDATION', `${name} must be an integer between -(2^53 - 1) and 2^53 - 1 (krypton stores JavaScript numbers): ${JSON.stringify(v)}`);
   return n;
 }

@@ -400,6 +400,10 @@ export class DocumentWriter {
   }
 
   private compose(state: Doc, link: string, version: number, action: string, now: number, input: WriteInput, expiration: number): Doc {
+    // Every version of a link must differ from the others (the index refuses a second one, and a
+    // request's write is acknowledged before the index takes it): past 2^53 - 1, version + 1 is not
+    // exact. Only a migrated document can come near it (its version is kept).
+    if (!Number.isSafeInteger(version) || !Number.isSafeInteger(version + 1)) fail('VALIDATION', `${link}: documentVersion ${version} is past the largest version krypton stores (2^53 - 2)`);
     const updateTime = input.fromMigration && action !== 'DELETE' ? (longField(input.body, 'documentUpdateTimeMicros') ?? now) : now;
     const b = {
       documentVersion: version,

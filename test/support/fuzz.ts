@@ -76,6 +76,9 @@ const KEYS = [
   'keyValues',
   'documentSelfLink',
   'documentExpirationTimeMicros',
+  'documentVersion',
+  'documentUpdateTimeMicros',
+  'documentEpoch',
   'sourceFactoryLink',
   'destinationFactoryLink',
   'sourceNodeGroupReference',
@@ -92,6 +95,7 @@ const PATHS = [
   '/core/examples/fuzz',
   '/core/examples/fuzz/stats',
   '/core/examples/fuzz/config',
+  '/core/examples/x',
   '/core/examples/none',
   '/core/query-tasks',
   '/core/local-query-tasks',
@@ -117,10 +121,14 @@ const QUERIES = [
 ];
 const METHODS = ['GET', 'POST', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
+/** Pragmas that change how a write is taken (a migrated document keeps its version and time). */
+const PRAGMAS = ['xn-from-migration', 'xn-force-index-update', 'xn-from-migration, xn-force-index-update'];
+
 export interface FuzzRequest {
   method: (typeof METHODS)[number];
   path: string;
   body: string | undefined;
+  headers: Record<string, string>;
 }
 
 /** `n` requests from `seed`. DELETE /core/management (Xenon's shutdown) is never sent. */
@@ -139,6 +147,7 @@ export function fuzzRequests(seed: number, n: number): FuzzRequest[] {
     const method = pick(METHODS);
     const path = pick(PATHS) + pick(QUERIES);
     const body = method === 'GET' || method === 'DELETE' ? undefined : r() < 0.1 ? '{"broken": ' : JSON.stringify(value(0));
-    return { method, path, body };
+    const headers: Record<string, string> = r() < 0.25 ? { pragma: pick(PRAGMAS) } : {};
+    return { method, path, body, headers };
   });
 }
