@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createConnection, type Socket } from 'node:net';
 import { headerLines, parseRequest } from '../src/core/fast-http.js';
 import { http, startHost, waitFor, type RunningHost } from './support/hosts.js';
+import { prng } from './support/fuzz.js';
 
 interface RawResponse {
   status: number;
@@ -140,6 +141,48 @@ for (const fastPath of [true, false]) {
       assert.equal(rs[0]!.headers['connection'], 'keep-alive');
       assert.equal(rs[3]!.headers['connection'], 'close');
       await c.waitClosed('the connection closed after Connection: close');
+    });
+
+    it('answers 150 connections of pipelined requests cut at random bytes, each request in order (seeded)', async () => {
+      const r = prng(fastPath ? 20261207 : 20261208);
+      const int = (n: number) => Math.floor(r() * n);
+      const failures: string[] = [];
+      for (let round = 0; round < 15; round++) {
+        const connections = Array.from({ length: 10 }, async (_, k) => {
+          // 1–12 requests: POSTs (now and then one of 100–300 KB, which node:http reads), GETs of
+          // a missing link, listings; the last may ask to close.
+          const n = 1 + int(12);
+          const reqs = Array.from({ length: n }, (_, i) => {
+            const id = `cut-${fastPath}-${round}-${k}-${i}`;
+            const close = i === n - 1 && r() < 0.3 ? 'Connection: close\r\n' : '';
+            const kind = int(4);
+            if (kind <= 1) {
+              const pad = 'x'.repeat(r() < 0.1 ? 100_000 + int(200_000) : int(60));
+              return { text: post(JSON.stringify({ name: id, documentSelfLink: id, pad }), close), status: 200, link: `/core/examples/${id}`, close };
+            }
+            if (kind === 2) return { text: get(`/core/examples/${id}-none`, close), status: 404, link: undefined, close };
+            return { text: get('/core/examples?$top=1', close), status: 200, link: undefined, close };
+          });
+          const bytes = Buffer.from(reqs.map((q) => q.text).join(''));
+          const cuts = [...new Set([0, ...Array.from({ length: int(4) }, () => int(bytes.length)), bytes.length])].sort((a, b) => a - b);
+          const c = new RawClient(h.port);
+          await c.ready;
+          for (let i = 0; i + 1 < cuts.length; i++) {
+            c.write(bytes.subarray(cuts[i], cuts[i + 1]));
+            if (r() < 0.5) await sleep(int(3));
+          }
+          const rs = await c.waitResponses(n, `${n} responses on connection ${round}/${k}`);
+          c.destroy();
+          rs.forEach((res, i) => {
+            const q = reqs[i]!;
+            if (res.status !== q.status) failures.push(`${round}/${k} #${i}: ${res.status}, expected ${q.status}: ${res.body.slice(0, 120)}`);
+            else if (q.link && JSON.parse(res.body).documentSelfLink !== q.link) failures.push(`${round}/${k} #${i}: answered for another request`);
+          });
+          if (rs.length !== n) failures.push(`${round}/${k}: ${rs.length} responses to ${n} requests`);
+        });
+        await Promise.all(connections);
+      }
+      assert.deepEqual(failures, []);
     });
 
     it('hands a request split over several writes to node:http, which answers it and the next ones', async () => {
