@@ -2,6 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { CLI, http, startHost, waitFor, type RunningHost } from './support/hosts.js';
+import { PeerAuth } from '../src/cluster/peer-auth.js';
+import { peerKey } from '../src/cluster/cluster-settings.js';
 import { FAST_GROUP, SECRET, groupState, importExamples, localCopy, localCount, ownerOf, setQuorum, startGroup, waitConverged, type GroupMember } from './support/cluster.js';
 
 const QUORUM_KIND = 'com:vmware:xenon:services:common:NodeGroupService:UpdateQuorumRequest';
@@ -226,6 +228,25 @@ describe('node group: peer traffic is authenticated', () => {
     }
     assert.equal((await http('GET', `${g[1]!.uri}/core/examples/target`)).json.name, 'target');
     assert.ok(!(await groupState(g[0]!)).nodes.evil);
+  });
+
+  it('tells a sender that proves the group key but is not in its view yet to try again (503), and refuses it nothing else', async () => {
+    // What a member that has just restarted sees: the others forward writes to it before its join
+    // is answered and it lists them. That was a 403 the clients of those writes received.
+    const ghost = new PeerAuth(peerKey({ groupSecret: SECRET }), 'not-listed-yet');
+    const path = '/core/examples/target';
+    const fwd = await http('PATCH', `${g[0]!.uri}${path}`, { name: 'from a ghost' }, { pragma: 'xn-fwd', ...ghost.sign('PATCH', path) });
+    assert.equal(fwd.status, 503, fwd.text);
+    assert.match(fwd.json.message, /not-listed-yet is not a member in this node's view of the group \(yet\); try again/);
+    assert.deepEqual(fwd.json.details, ['SHOULD_RETRY']);
+    const rpl = await http(
+      'POST',
+      `${g[0]!.uri}/core/node-selectors/default/replication`,
+      { kind: 'krypton:cluster:ReplicationRequest', mode: 'synch', items: [] },
+      ghost.sign('POST', '/core/node-selectors/default/replication'),
+    );
+    assert.equal(rpl.status, 503, rpl.text);
+    assert.equal((await http('GET', `${g[0]!.uri}${path}`)).json.name, 'target');
   });
 
   it('a node with another group secret cannot join, with a clear error', async () => {

@@ -115,7 +115,9 @@ async function forward(group: NodeGroup, client: PeerClient, op: Operation, rout
     headers[PeerHeaders.DEADLINE] = String(Math.round((Date.now() + attempt) * 1000));
     try {
       const res = await client.send(url, { method: op.action as 'GET', body, headers, timeoutMs: attempt });
-      if (res.status === 409 && res.text.includes('SHOULD_RETRY') && Date.now() < deadline) {
+      // A redone replication (409), or an owner that does not list this node yet (503, it has just
+      // restarted): both say SHOULD_RETRY.
+      if ((res.status === 409 || res.status === 503) && res.text.includes('SHOULD_RETRY') && Date.now() < deadline) {
         await sleep(settings.gossipIntervalMicros / 2000);
         continue;
       }

@@ -99,11 +99,18 @@ function pathOnly(pathAndQuery: string): string {
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
 }
 
-/** The sender must prove the group key AND be a member in this node's view (replaced ids are not). */
+/**
+ * The sender must prove the group key AND be a member in this node's view (replaced ids are not).
+ * A sender that proves the key but is not in the view yet is told to try again (503 with
+ * SHOULD_RETRY), not refused: a member that has just restarted lists only itself until its join is
+ * answered, while the others already send it their writes (a 403 reached the clients of those
+ * writes). The sender's forwarding retries until its operation deadline.
+ */
 export function requireMember(op: Operation, auth: PeerAuth, group: NodeGroup, what: string): string {
   const id = auth.requirePeer(op, what);
   const n = group.node(id);
-  if (!n || n.status === 'REPLACED') fail('FORBIDDEN', `${what} ${NOT_A_PEER}: ${id} is not a member`);
+  if (n?.status === 'REPLACED') fail('FORBIDDEN', `${what} ${NOT_A_PEER}: ${id} was replaced`);
+  if (!n) fail('UNAVAILABLE', `${what} ${NOT_A_PEER}: ${id} is not a member in this node's view of the group (yet); try again`, { details: ['SHOULD_RETRY'] });
   return id;
 }
 
