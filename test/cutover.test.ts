@@ -138,6 +138,16 @@ describe('krypton cutover: write freeze, final delta, verification, cutover and 
     const back = await runCli(['cutover', '--rollback', `--source=${blue.uri}`]);
     assert.equal(back.code, 0, back.stderr);
     assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'unfrozen' })).status, 200);
+
+    // Ctrl-C once the cutover is complete changes nothing: exit 0, blue stays frozen (the signal
+    // used to kill the command while it closed its connections, which a script read as a failure).
+    const late = startCli(['cutover', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples']);
+    await waitFor(async () => /4\/4 cutover/.test(late.stdout()), 'the cutover complete', 30_000, 1);
+    late.proc.kill('SIGINT');
+    assert.equal(await late.exited, 0, late.stdout() + late.stderr());
+    assert.doesNotMatch(late.stdout(), /interrupted/);
+    assert.equal((await http('POST', `${blue.uri}/core/examples`, { name: 'cut over' })).status, 503);
+    assert.equal((await runCli(['cutover', '--rollback', `--source=${blue.uri}`])).code, 0);
   });
 
   it('refuses bad flags with exit code 2 and freezes nothing', async () => {

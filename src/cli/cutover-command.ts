@@ -85,18 +85,22 @@ export async function runCutover(args: readonly string[]): Promise<number> {
   const client = new HttpClient(4);
   const out = process.stdout;
   let interrupted = false;
+  // Once the outcome is decided (cut over, or rolled back), Ctrl-C changes nothing: the command
+  // only closes its connections. Without a handler then, the signal killed it and a script read a
+  // cutover that had completed as a failed one.
+  let settled = false;
   // A second Ctrl-C quits without waiting for the rollback: the members frozen so far stay frozen,
   // and the message says how to unfreeze them.
-  const onSecondSigint = () => {
-    process.stderr.write(`krypton: quit before rolling back: members of ${source} may still refuse writes; unfreeze them with: krypton cutover --rollback --source=${source}\n`);
-    process.exit(130);
-  };
   const onSigint = () => {
+    if (settled) return;
+    if (interrupted) {
+      process.stderr.write(`krypton: quit before rolling back: members of ${source} may still refuse writes; unfreeze them with: krypton cutover --rollback --source=${source}\n`);
+      process.exit(130);
+    }
     interrupted = true;
     out.write('interrupted: rolling back after the current step (Ctrl-C again quits at once)\n');
-    process.once('SIGINT', onSecondSigint);
   };
-  process.once('SIGINT', onSigint);
+  process.on('SIGINT', onSigint);
   try {
     const blue = await members(client, source, headers);
     if (f['rollback']) {
@@ -228,9 +232,9 @@ export async function runCutover(args: readonly string[]): Promise<number> {
     );
     return 0;
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGINT', onSecondSigint);
+    settled = true;
     await client.close();
+    process.off('SIGINT', onSigint);
   }
 }
 
