@@ -86,8 +86,8 @@ export async function runCutover(args: readonly string[]): Promise<number> {
   const out = process.stdout;
   let interrupted = false;
   // Once the outcome is decided (cut over, or rolled back), Ctrl-C changes nothing: the command
-  // only closes its connections. Without a handler then, the signal killed it and a script read a
-  // cutover that had completed as a failed one.
+  // only closes its connections and exits. Without a handler then, the signal killed it and a
+  // script read a cutover that had completed as a failed one.
   let settled = false;
   // A second Ctrl-C quits without waiting for the rollback: the members frozen so far stay frozen,
   // and the message says how to unfreeze them.
@@ -232,9 +232,11 @@ export async function runCutover(args: readonly string[]): Promise<number> {
     );
     return 0;
   } finally {
+    // The handler stays until the process exits (the CLI exits with the returned code): without a
+    // listener, a SIGINT takes the default action at once, and killed the command even between
+    // this return and its exit.
     settled = true;
     await client.close();
-    process.off('SIGINT', onSigint);
   }
 }
 
