@@ -21,6 +21,15 @@ describe('krypton migrate (CLI) and task lifecycle edges', () => {
     await assertSameDocuments(blue.uri, green.uri);
   });
 
+  it('exits 0 when Ctrl-C comes once the task has FINISHED', async () => {
+    const cli = startCli(['migrate', `--source=${blue.uri}`, `--destination=${green.uri}`, '--factory=/core/examples', '--pollMillis=50']);
+    let ended = false;
+    void cli.exited.then(() => (ended = true));
+    await waitFor(async () => /FINISHED: migrated/.test(cli.stdout()) || ended, 'the task finished', 30_000, 1);
+    cli.proc.kill('SIGINT');
+    assert.equal(await cli.exited, 0, cli.stdout() + cli.stderr());
+  });
+
   it('applies --query from a file and --to another factory link', async () => {
     const dir = tempDir();
     const q = join(dir, 'q.json');

@@ -70,15 +70,21 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
   // Ctrl-C from here on cancels the task, even while it is being created (it is cancelled as soon
   // as its link is known), so an interrupted CLI never leaves a task running on the destination.
   let cancelled = false;
+  // Once the task has ended, Ctrl-C changes nothing: the command exits with the task's outcome.
+  // The handler stays until the process exits: without a listener, SIGINT takes its default
+  // action at once and killed the command after a FINISHED task (see cutover-command.ts).
+  let ended = false;
   const onSigint = () => {
+    if (ended) return;
+    if (cancelled) process.exit(130); // a second Ctrl-C quits at once
     cancelled = true;
   };
-  process.once('SIGINT', onSigint); // a second Ctrl-C quits at once
+  process.on('SIGINT', onSigint);
   let created: ClientResponse<TaskDoc>;
   try {
     created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: buildTask(f), headers });
   } catch (err) {
-    process.off('SIGINT', onSigint);
+    ended = true;
     await client.close();
     throw err;
   }
@@ -92,7 +98,7 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
     });
     return outcome === 'FINISHED' ? 0 : outcome === 'CANCELLED' && cancelled ? 130 : 1;
   } finally {
-    process.off('SIGINT', onSigint);
+    ended = true;
     await client.close();
   }
 }
