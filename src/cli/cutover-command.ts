@@ -1,6 +1,7 @@
 import { HttpClient } from '../core/http-client.js';
 import type { Doc } from '../core/document.js';
 import { parseFlags, UsageError, usage, type FlagSpec } from './flags.js';
+import { watchCtrlC } from './ctrl-c.js';
 import { verifyEqual, type Member } from './cutover-verify.js';
 import { buildTask, followTask, MIGRATE_FLAGS, type TaskDoc } from './migrate-command.js';
 
@@ -84,23 +85,12 @@ export async function runCutover(args: readonly string[]): Promise<number> {
   const headers: Record<string, string> = f['token'] ? { 'x-xenon-auth-token': String(f['token']) } : {};
   const client = new HttpClient(4);
   const out = process.stdout;
-  let interrupted = false;
-  // Once the outcome is decided (cut over, or rolled back), Ctrl-C changes nothing: the command
-  // only closes its connections and exits. Without a handler then, the signal killed it and a
-  // script read a cutover that had completed as a failed one.
-  let settled = false;
   // A second Ctrl-C quits without waiting for the rollback: the members frozen so far stay frozen,
   // and the message says how to unfreeze them.
-  const onSigint = () => {
-    if (settled) return;
-    if (interrupted) {
-      process.stderr.write(`krypton: quit before rolling back: members of ${source} may still refuse writes; unfreeze them with: krypton cutover --rollback --source=${source}\n`);
-      process.exit(130);
-    }
-    interrupted = true;
-    out.write('interrupted: rolling back after the current step (Ctrl-C again quits at once)\n');
-  };
-  process.on('SIGINT', onSigint);
+  const ctrlC = watchCtrlC(
+    () => out.write('interrupted: rolling back after the current step (Ctrl-C again quits at once)\n'),
+    () => process.stderr.write(`krypton: quit before rolling back: members of ${source} may still refuse writes; unfreeze them with: krypton cutover --rollback --source=${source}\n`),
+  );
   try {
     const blue = await members(client, source, headers);
     if (f['rollback']) {
@@ -169,7 +159,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
     } catch (err) {
       return await rollback(`freezing ${source} failed: ${(err as Error).message}`);
     }
-    if (interrupted) return await rollback('interrupted');
+    if (ctrlC.pressed) return await rollback('interrupted');
     // 2. Final delta: one migration run per factory over what changed since its continuous task's checkpoint.
     for (const plan of plans) {
       try {
@@ -183,9 +173,9 @@ export async function runCutover(args: readonly string[]): Promise<number> {
             const { outcome, task: last } = await followTask(client, `${destination}${link}`, headers, {
               continuous: false,
               pollMillis: Number(f['pollMillis'] ?? 50),
-              cancelled: () => interrupted,
+              cancelled: () => ctrlC.pressed,
             });
-            if (outcome === 'CANCELLED' && interrupted) throw new Error(`interrupted: the final delta${several ? ` of ${plan.sourceFactory}` : ''} was cancelled`);
+            if (outcome === 'CANCELLED' && ctrlC.pressed) throw new Error(`interrupted: the final delta${several ? ` of ${plan.sourceFactory}` : ''} was cancelled`);
             if (outcome !== 'FINISHED')
               throw new Error(`the final delta${several ? ` of ${plan.sourceFactory}` : ''} ended ${outcome}${last.taskInfo.failure?.message ? `: ${last.taskInfo.failure.message}` : ''}`);
             return last;
@@ -195,7 +185,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
       } catch (err) {
         return await rollback((err as Error).message);
       }
-      if (interrupted) return await rollback('interrupted');
+      if (ctrlC.pressed) return await rollback('interrupted');
     }
     // 3. Verify: the same documents (ids and update times) on every member of both groups.
     for (const plan of plans) {
@@ -212,7 +202,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
       } catch (err) {
         return await rollback(`verification${several ? ` of ${plan.sourceFactory}` : ''} failed: ${(err as Error).message}`);
       }
-      if (interrupted) return await rollback('interrupted');
+      if (ctrlC.pressed) return await rollback('interrupted');
     }
     // A member that joined blue during the window was never frozen: it may have taken writes the
     // final delta missed. Blue's members are listed again before green is declared complete.
@@ -232,10 +222,7 @@ export async function runCutover(args: readonly string[]): Promise<number> {
     );
     return 0;
   } finally {
-    // The handler stays until the process exits (the CLI exits with the returned code): without a
-    // listener, a SIGINT takes the default action at once, and killed the command even between
-    // this return and its exit.
-    settled = true;
+    ctrlC.settle();
     await client.close();
   }
 }

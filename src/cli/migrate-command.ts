@@ -3,6 +3,7 @@ import cliProgress from 'cli-progress';
 import { type ClientResponse, HttpClient } from '../core/http-client.js';
 import type { Doc } from '../core/document.js';
 import { parseFlags, UsageError, usage, type FlagSpec } from './flags.js';
+import { watchCtrlC } from './ctrl-c.js';
 
 export const MIGRATE_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   source: { type: 'string', help: 'source (blue) host URI, e.g. http://localhost:8000' },
@@ -69,22 +70,12 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
   const headers: Record<string, string> = f['token'] ? { 'x-xenon-auth-token': String(f['token']) } : {};
   // Ctrl-C from here on cancels the task, even while it is being created (it is cancelled as soon
   // as its link is known), so an interrupted CLI never leaves a task running on the destination.
-  let cancelled = false;
-  // Once the task has ended, Ctrl-C changes nothing: the command exits with the task's outcome.
-  // The handler stays until the process exits: without a listener, SIGINT takes its default
-  // action at once and killed the command after a FINISHED task (see cutover-command.ts).
-  let ended = false;
-  const onSigint = () => {
-    if (ended) return;
-    if (cancelled) process.exit(130); // a second Ctrl-C quits at once
-    cancelled = true;
-  };
-  process.on('SIGINT', onSigint);
+  const ctrlC = watchCtrlC();
   let created: ClientResponse<TaskDoc>;
   try {
     created = await client.send<TaskDoc>(`${destination}/management/migration-tasks`, { method: 'POST', body: buildTask(f), headers });
   } catch (err) {
-    ended = true;
+    ctrlC.settle();
     await client.close();
     throw err;
   }
@@ -94,11 +85,11 @@ export async function runMigrate(args: readonly string[]): Promise<number> {
     const { outcome } = await followTask(client, `${destination}${link}`, headers, {
       continuous: f['continuous'] === true,
       pollMillis: Number(f['pollMillis'] ?? 500),
-      cancelled: () => cancelled,
+      cancelled: () => ctrlC.pressed,
     });
-    return outcome === 'FINISHED' ? 0 : outcome === 'CANCELLED' && cancelled ? 130 : 1;
+    return outcome === 'FINISHED' ? 0 : outcome === 'CANCELLED' && ctrlC.pressed ? 130 : 1;
   } finally {
-    ended = true;
+    ctrlC.settle();
     await client.close();
   }
 }
