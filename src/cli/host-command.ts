@@ -29,6 +29,10 @@ export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   },
   maintenanceIntervalMicros: { type: 'int', help: 'host maintenance period: expiry purge (default 1000000)' },
   indexFlushDelayMs: { type: 'int', help: 'longest wait of an acknowledged write in the commit log before it is applied to the index in a batch (default 50)' },
+  indexWriterNice: {
+    type: 'int',
+    help: 'how much lower (nice, 0-19) the index writer thread runs while it only applies writes already acknowledged, on Linux when the host may raise it back; 0: always at the host priority (default 19)',
+  },
   queryTaskExpirationMicros: { type: 'int', help: 'default lifetime of query tasks and pages (default 600000000)' },
   queryPageLimit: { type: 'int', help: 'live query pages kept at most; beyond it the oldest is dropped (its link answers 404) (default 50000)' },
   queryTaskLimit: {
@@ -77,6 +81,7 @@ export function hostOptionsFromFlags(flags: FlagValues): Partial<HostOptions> {
   if (o['queryPageLimit'] === 0) throw new UsageError('--queryPageLimit must be positive');
   if (o['queryTaskLimit'] === 0) throw new UsageError('--queryTaskLimit must be positive');
   if (o['subscriptionLimit'] === 0) throw new UsageError('--subscriptionLimit must be positive');
+  if (typeof o['indexWriterNice'] === 'number' && o['indexWriterNice'] > 19) throw new UsageError(`--indexWriterNice must be between 0 and 19: ${o['indexWriterNice']}`);
   if (typeof o['publicUri'] === 'string' && !isHttpUri(o['publicUri'])) throw new UsageError(`--publicUri must be an http(s) URI: ${o['publicUri']}`);
   if (typeof o['logLevel'] === 'string' && !LOG_LEVELS.includes(o['logLevel'])) throw new UsageError(`--logLevel must be one of ${LOG_LEVELS.join(', ')}: ${o['logLevel']}`);
   const reason = Array.isArray(o['peerNodes']) && o['peerNodes'].length > 0 ? missingPeerKeyReason(o as Partial<HostOptions>) : undefined;

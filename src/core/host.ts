@@ -49,6 +49,8 @@ export interface HostOptions {
   maintenanceIntervalMicros: number;
   /** Longest wait of a logged write before the index applies it (see store/commit-queue.ts). */
   indexFlushDelayMs: number;
+  /** How much lower (nice) the index writer thread runs while nobody waits for it (see store/thread-priority.ts); 0: never. */
+  indexWriterNice: number;
   /** Default lifetime of query tasks and their pages. */
   queryTaskExpirationMicros: number;
   /** Live query pages kept at most (see QueryPages); the oldest goes first. */
@@ -85,6 +87,7 @@ export const DEFAULT_HOST_OPTIONS: HostOptions = Object.freeze({
   httpFastPath: true,
   maintenanceIntervalMicros: 1_000_000,
   indexFlushDelayMs: 50,
+  indexWriterNice: 19,
   queryTaskExpirationMicros: 600_000_000,
   queryPageLimit: 50_000,
   queryTaskLimit: 100_000,
@@ -248,7 +251,11 @@ export class Host {
   async start(install: (host: Host) => Promise<void> | void): Promise<void> {
     if (this.options.sandbox !== ':memory:') this.sandboxLock = SandboxLock.acquire(this.options.sandbox);
     try {
-      this.store = SqliteStore.open(this.options.sandbox, { flushDelayMs: this.options.indexFlushDelayMs, largestDocumentBytes: this.options.requestPayloadSizeLimit });
+      this.store = SqliteStore.open(this.options.sandbox, {
+        flushDelayMs: this.options.indexFlushDelayMs,
+        largestDocumentBytes: this.options.requestPayloadSizeLimit,
+        writerNice: this.options.indexWriterNice,
+      });
       const upgraded = this.store.upgraded;
       if (upgraded) this.log.info(upgraded, `upgraded the index from format ${upgraded.from} to ${upgraded.to}`);
       const { writes, failed } = this.store.replayed;

@@ -11,6 +11,7 @@ import { CommitLog, encodeRecordParts } from './commit-log.js';
 import { CommitQueue, type Durability, type WriterBackend } from './commit-queue.js';
 import { rawRows, SnapshotPool, type IndexReader, type Snapshot } from './snapshots.js';
 import { StatementCache } from './statement-cache.js';
+import { ThreadPriority } from './thread-priority.js';
 import { applyOps, BatchApplier, LOG_SEQ_KEY, logPositionOp, type WriteOp } from './write-ops.js';
 
 export interface OpenOptions {
@@ -24,6 +25,11 @@ export interface OpenOptions {
   largestDocumentBytes?: number;
   /** SQLite's automatic checkpoint threshold in pages for this connection (undefined: SQLite's, 1,000). */
   walAutocheckpointPages?: number | undefined;
+  /**
+   * How much lower (nice, 1–19) the writer thread runs while it only applies acknowledged writes
+   * (see thread-priority.ts); 0 (default): always at the host's priority.
+   */
+  writerNice?: number;
 }
 
 const WORKER_FILE = new URL('./writer-worker.js', import.meta.url);
@@ -137,7 +143,7 @@ export class SqliteStore implements IndexReader {
     const logDir = join(dir, 'commit-log');
     const lastSeq = this.replay(logDir);
     this.log = CommitLog.open(logDir, lastSeq);
-    this.commits = new CommitQueue(this.startWriter(dir, writerHeapMb(options.largestDocumentBytes)), this.log, lastSeq, options.flushDelayMs);
+    this.commits = new CommitQueue(this.startWriter(dir, writerHeapMb(options.largestDocumentBytes), options.writerNice ?? 0), this.log, lastSeq, options.flushDelayMs);
   }
 
   /**
@@ -204,7 +210,7 @@ export class SqliteStore implements IndexReader {
   }
 
   /** Starts the writer thread: batches go by message; `applied` (shared memory) lets a reader wait for one. */
-  private startWriter(dir: string, heapMb: number): WriterBackend {
+  private startWriter(dir: string, heapMb: number, writerNice: number): WriterBackend {
     const applied = new Int32Array(new SharedArrayBuffer(4));
     this.checkpointer = existsSync(fileURLToPath(CHECKPOINT_WORKER_FILE))
       ? new Worker(CHECKPOINT_WORKER_FILE, {
@@ -222,19 +228,35 @@ export class SqliteStore implements IndexReader {
     });
     this.writer = worker;
     let stopped: Error | undefined;
-    worker.on('message', (m: { id: number; results?: Array<string | undefined> }) => this.commits.onApplied(m.id, m.results ?? []));
+    // The writer's priority: known once it sends its thread id; until then the last wish is kept.
+    let priority: ThreadPriority | undefined;
+    let background = false;
+    worker.on('message', (m: { id: number; results?: Array<string | undefined>; tid?: number }) => {
+      if (m.id !== undefined) this.commits.onApplied(m.id, m.results ?? []);
+      else if (m.tid !== undefined) {
+        priority = ThreadPriority.of(m.tid, writerNice);
+        priority?.set(background);
+      }
+    });
     const failAll = (err: Error) => {
       stopped ??= err;
       this.commits.fail(kryptonError('STORAGE', `index writer stopped: ${err.message}`, { cause: err }));
     };
     worker.on('error', failAll);
-    worker.on('exit', (code) => failAll(new Error(`writer thread exited with code ${code}`)));
+    worker.on('exit', (code) => {
+      priority = undefined; // its thread id may be another thread's from now on
+      failAll(new Error(`writer thread exited with code ${code}`));
+    });
     return {
       post: (id, groups, logSeqs) => {
         if (stopped) throw stopped;
         // Text: a string is copied once into the message, a graph of op objects is cloned field by
         // field. A logged write sends its log record; another, the record's parts (no text to build).
         worker.postMessage({ id, records: groups.map((g) => g.record ?? encodeRecordParts(0, g.ops)), logSeqs });
+      },
+      prioritize: (someoneWaits) => {
+        background = !someoneWaits;
+        priority?.set(background);
       },
       waitApplied: (id) => {
         for (;;) {

@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './sqlite-store.js';
 import { CommitLog, decodeRecord } from './commit-log.js';
 import { BatchApplier, LOG_SEQ_KEY } from './write-ops.js';
+import { currentThreadId } from './thread-priority.js';
 
 /**
  * The writer thread: owns the index's write connection. The main thread parses requests, runs
@@ -12,6 +13,8 @@ const store = SqliteStore.open(workerData.dir as string, { writer: 'sync', walAu
 /** The last applied batch id, shared with the main thread (a read there may wait for a batch). */
 const applied = new Int32Array(workerData.applied as SharedArrayBuffer);
 const applier = new BatchApplier(store);
+// The main thread sets this thread's priority (see thread-priority.ts): it needs the kernel's id for it.
+parentPort!.postMessage({ tid: currentThreadId() });
 /**
  * After a halt (see BatchApplier): applies the commit log's records the index lacks, in order, each
  * chunk with its log position. Returns the last sequence number applied and how many records that

@@ -1,0 +1,87 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+// The built modules, as a host runs them: the writer thread needs the compiled writer-worker.js.
+import { SqliteStore } from '../dist/store/sqlite-store.js';
+import type { WriteOp } from '../dist/store/write-ops.js';
+import { http, startHost, tempDir, waitFor } from './support/hosts.js';
+
+const write = (link: string): WriteOp => ({
+  t: 'write',
+  v: { link, factory: '/f', version: 0, kind: null, updateTime: 1, action: 'POST', expiration: 0, owner: null, authPrincipal: null, json: JSON.stringify({ documentSelfLink: link }) },
+  knownNew: true,
+});
+
+/** The nice value of each thread of process `pid` (Linux /proc: the 19th field of a task's stat). */
+function threadNices(pid: number | 'self'): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+const lowered = (pid: number | 'self' = 'self') => [...threadNices(pid)].filter(([, nice]) => nice > 0).map(([tid, nice]) => ({ tid, nice }));
+
+/** Whether a process here may raise its priority again after lowering it (root with CAP_SYS_NICE, or a high RLIMIT_NICE). */
+const canRaiseBack = process.platform === 'linux' && spawnSync(process.execPath, ['-e', "const os = require('node:os'); os.setPriority(10); os.setPriority(0);"]).status === 0;
+
+describe('the index writer thread priority', { skip: process.platform !== 'linux' && 'thread priorities are read from Linux /proc' }, () => {
+  it('lowers the writer while it only applies acknowledged writes, and raises it the moment anyone waits for it', async () => {
+    const store = SqliteStore.open(tempDir(), { flushDelayMs: 60_000, writerNice: 19 });
+    try {
+      assert.equal(store.submit([write('/f/a')], 'logged'), undefined);
+      if (!canRaiseBack) {
+        // It could not be raised back when a reader needs it: it is never lowered.
+        await store.commits.drain();
+        await new Promise((r) => setTimeout(r, 200));
+        assert.deepEqual(lowered(), []);
+        return;
+      }
+      // Nobody waits for the queued logged write: one thread (the writer) runs 19 lower.
+      const [writer] = await waitFor(async () => (lowered().length === 1 ? lowered() : undefined), 'the writer lowered');
+      assert.equal(writer!.nice, 19);
+      // An import is answered only after its commit: its submitter waits, the writer is raised at once.
+      const imported = store.submit([write('/f/b')], 'import')!;
+      assert.deepEqual(lowered(), [], 'raised while an import waits');
+      await imported;
+      assert.deepEqual(lowered(), [writer], 'lowered again once the import is committed');
+      // A reader settling on an acknowledged write waits for the writer too.
+      assert.equal(store.submit([write('/f/c')], 'logged'), undefined);
+      assert.deepEqual(lowered(), [writer], 'a logged write alone keeps it lowered');
+      const read = store.read(() => store.getLatest('/f/c'));
+      assert.deepEqual(lowered(), [], 'raised while a reader settles');
+      assert.equal((await read)?.link, '/f/c');
+      assert.deepEqual(lowered(), [writer]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('krypton host lowers only the index writer, and --indexWriterNice=0 never does', async () => {
+    const body = { name: 'example-1', counter: 1 };
+    const lowering = await startHost();
+    const plain = await startHost(['--indexWriterNice=0']);
+    try {
+      for (const h of [lowering, plain]) for (let i = 0; i < 20; i++) assert.equal((await http('POST', `${h.uri}/core/examples`, body)).status, 200);
+      const query = { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'example-1' } }, options: ['COUNT'] } };
+      for (const h of [lowering, plain]) assert.equal((await http('POST', `${h.uri}/core/query-tasks`, query)).json.results.documentCount, 20);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(lowered(plain.proc.pid!), []);
+      if (canRaiseBack)
+        assert.deepEqual(
+          lowered(lowering.proc.pid!).map((t) => t.nice),
+          [19],
+          'one thread, the writer, lowered by 19',
+        );
+      else assert.deepEqual(lowered(lowering.proc.pid!), []);
+    } finally {
+      await Promise.all([lowering.stop(), plain.stop()]);
+    }
+  });
+});
