@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { lowerThisThread } from './thread-priority.js';
 
 /**
  * The checkpointer thread: copies the WAL's committed pages into the database file, beside the
@@ -15,8 +16,11 @@ import Database from 'better-sqlite3';
  * and does nothing when another checkpoint runs. The writer keeps SQLite's automatic checkpoint at
  * a higher threshold (see WRITER_WAL_AUTOCHECKPOINT_PAGES in sqlite-store.ts): it bounds the WAL
  * even if this thread falls behind or stops, and by then finds nearly every page already copied.
- * A failed checkpoint here is left to the next one, or to the writer's.
+ * A failed checkpoint here is left to the next one, or to the writer's. Nobody waits for this
+ * thread (but a close, which stops it), so it runs at a background priority throughout (see
+ * thread-priority.ts): lowering needs no privilege, and it is never raised.
  */
+lowerThisThread(workerData.nice as number);
 const db = new Database(join(workerData.dir as string, 'index.sqlite'));
 db.pragma('synchronous = NORMAL');
 db.pragma('cache_size = -2048');

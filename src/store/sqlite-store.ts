@@ -214,7 +214,7 @@ export class SqliteStore implements IndexReader {
     const applied = new Int32Array(new SharedArrayBuffer(4));
     this.checkpointer = existsSync(fileURLToPath(CHECKPOINT_WORKER_FILE))
       ? new Worker(CHECKPOINT_WORKER_FILE, {
-          workerData: { dir, applied: applied.buffer, intervalMs: CHECKPOINT_INTERVAL_MS },
+          workerData: { dir, applied: applied.buffer, intervalMs: CHECKPOINT_INTERVAL_MS, nice: writerNice },
           resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
         })
       : undefined;

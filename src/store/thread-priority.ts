@@ -52,6 +52,17 @@ export class ThreadPriority {
   }
 }
 
+/** Lowers the calling thread's priority by `nice` (Linux; no privilege needed) for good; nothing elsewhere or on failure. */
+export function lowerThisThread(nice: number): void {
+  const tid = nice > 0 && process.platform === 'linux' ? currentThreadId() : undefined;
+  if (tid === undefined) return;
+  try {
+    setPriority(tid, Math.min(19, getPriority(tid) + nice));
+  } catch {
+    // Left at the host's priority.
+  }
+}
+
 /** The calling thread's kernel id (Linux, from /proc/thread-self: "<pid>/task/<tid>"); undefined elsewhere. */
 export function currentThreadId(): number | undefined {
   try {
