@@ -28,8 +28,15 @@ function threadNices(pid: number | 'self'): Map<number, number> {
 }
 const lowered = (pid: number | 'self' = 'self') => [...threadNices(pid)].filter(([, nice]) => nice > 0).map(([tid, nice]) => ({ tid, nice }));
 
-/** Whether a process here may raise its priority again after lowering it (root with CAP_SYS_NICE, or a high RLIMIT_NICE). */
-const canRaiseBack = process.platform === 'linux' && spawnSync(process.execPath, ['-e', "const os = require('node:os'); os.setPriority(10); os.setPriority(0);"]).status === 0;
+/** Whether node started so (`prefix`: a command that execs it) may raise its priority again after lowering it (CAP_SYS_NICE, or a high RLIMIT_NICE). */
+function mayRaiseBack(prefix: string[] = []): boolean {
+  const command = [...prefix, process.execPath, '-e', "const os = require('node:os'); os.setPriority(10); os.setPriority(0);"];
+  return process.platform === 'linux' && spawnSync(command[0]!, command.slice(1)).status === 0;
+}
+const canRaiseBack = mayRaiseBack();
+/** util-linux setpriv dropping CAP_SYS_NICE: a host as an unprivileged user, or in a container without SYS_NICE. */
+const WITHOUT_CAP_SYS_NICE = ['setpriv', '--bounding-set=-sys_nice', '--inh-caps=-sys_nice', '--'];
+const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
 
 describe('the index writer thread priority', { skip: process.platform !== 'linux' && 'thread priorities are read from Linux /proc' }, () => {
   it('lowers the writer while it only applies acknowledged writes, and raises it the moment anyone waits for it', async () => {
@@ -89,6 +96,24 @@ describe('the index writer thread priority', { skip: process.platform !== 'linux
       );
     } finally {
       await Promise.all([lowering.stop(), plain.stop()]);
+    }
+  });
+
+  it('never lowers the writer of a host that could not raise it back (no CAP_SYS_NICE); its checkpointer still is', { skip: !hasSetpriv && 'needs util-linux setpriv' }, async () => {
+    const h = await startHost([], { execWith: WITHOUT_CAP_SYS_NICE });
+    try {
+      for (let i = 0; i < 20; i++) assert.equal((await http('POST', `${h.uri}/core/examples`, { name: `n-${i}`, counter: i })).status, 200);
+      const query = { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'n-*', matchType: 'WILDCARD' } }, options: ['COUNT'] } };
+      assert.equal((await http('POST', `${h.uri}/core/query-tasks`, query)).json.results.documentCount, 20);
+      await new Promise((r) => setTimeout(r, 200));
+      // Where even that host could raise it back (an RLIMIT_NICE of 20 or more), the writer is lowered too.
+      assert.deepEqual(
+        lowered(h.proc.pid!).map((t) => t.nice),
+        mayRaiseBack(WITHOUT_CAP_SYS_NICE) ? [19, 19] : [19],
+      );
+      assert.equal(await h.stop(), 0);
+    } finally {
+      if (h.proc.exitCode === null) await h.stop();
     }
   });
 });

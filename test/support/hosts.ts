@@ -48,10 +48,12 @@ export interface RunningHost {
 }
 
 /** Starts `krypton host` as a real process and waits for its ready line. */
-export async function startHost(args: string[] = [], opts: { sandbox?: string; port?: number; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunningHost> {
+/** `opts.execWith`: a command that runs the host's node command line (it must exec it, keeping the pid: `setpriv …`). */
+export async function startHost(args: string[] = [], opts: { sandbox?: string; port?: number; timeoutMs?: number; env?: Record<string, string>; execWith?: string[] } = {}): Promise<RunningHost> {
   const port = opts.port ?? (await freePort());
   const sandbox = opts.sandbox ?? tempDir();
-  const proc = spawn(process.execPath, [CLI, 'host', `--port=${port}`, `--sandbox=${sandbox}`, '--logLevel=warn', ...args], {
+  const command = [...(opts.execWith ?? []), process.execPath, CLI, 'host', `--port=${port}`, `--sandbox=${sandbox}`, '--logLevel=warn', ...args];
+  const proc = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...(opts.env ?? {}) },
   });
