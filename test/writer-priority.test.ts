@@ -27,6 +27,15 @@ function threadNices(pid: number | 'self'): Map<number, number> {
   return out;
 }
 const lowered = (pid: number | 'self' = 'self') => [...threadNices(pid)].filter(([, nice]) => nice > 0).map(([tid, nice]) => ({ tid, nice }));
+/** A thread's scheduling class (the 41st field of its stat): 0 SCHED_OTHER, 5 SCHED_IDLE. */
+function policyOf(tid: number, pid: number | 'self' = 'self'): number {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+}
+const SCHED_OTHER = 0;
+const SCHED_IDLE = 5;
+/** util-linux chrt, which sets the idle class (without it the writer is only lowered by its nice value). */
+const hasChrt = spawnSync('chrt', ['--version']).status === 0;
 
 /** Whether node started so (`prefix`: a command that execs it) may raise its priority again after lowering it (CAP_SYS_NICE, or a high RLIMIT_NICE). */
 function mayRaiseBack(prefix: string[] = []): boolean {
@@ -61,11 +70,18 @@ describe('the index writer thread priority', { skip: process.platform !== 'linux
         background.map((t) => t.nice),
         [19, 19],
       );
+      const checkpointer = background.map((t) => t.tid).sort((a, b) => a - b)[0]!;
+      const writer = background.find((t) => t.tid !== checkpointer)!.tid;
+      // A second in the background: the writer takes the idle class too (chrt), the checkpointer never.
+      if (hasChrt) await waitFor(async () => policyOf(writer) === SCHED_IDLE, 'the writer in SCHED_IDLE', 10_000);
+      assert.equal(policyOf(checkpointer), SCHED_OTHER);
       // An import is answered only after its commit: its submitter waits, the writer is raised at once.
       const imported = store.submit([write('/f/b')], 'import')!;
       const during = lowered();
-      assert.equal(during.length, 1, 'the writer is raised while an import waits; the checkpointer stays lowered');
+      assert.deepEqual(during, [background.find((t) => t.tid === checkpointer)], 'the writer is raised while an import waits; the checkpointer stays lowered');
       await imported;
+      // Its class follows (a chrt, a few milliseconds), and stays until a second in the background again.
+      await waitFor(async () => policyOf(writer) === SCHED_OTHER, 'the writer back in SCHED_OTHER', 10_000);
       assert.deepEqual(lowered(), background, 'lowered again once the import is committed');
       // A reader settling on an acknowledged write waits for the writer too.
       assert.equal(store.submit([write('/f/c')], 'logged'), undefined);
@@ -94,6 +110,17 @@ describe('the index writer thread priority', { skip: process.platform !== 'linux
         lowered(lowering.proc.pid!).map((t) => t.nice),
         canRaiseBack ? [19, 19] : [19],
       );
+      // A second after the writes, the writer of the host that may raise it back is in the idle class.
+      const idle = () => [...threadNices(lowering.proc.pid!).keys()].filter((tid) => policyOf(tid, lowering.proc.pid!) === SCHED_IDLE);
+      if (canRaiseBack && hasChrt) await waitFor(async () => idle().length === 1, 'the writer in SCHED_IDLE', 10_000);
+      else {
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.deepEqual(idle(), []);
+      }
+      assert.deepEqual(
+        [...threadNices(plain.proc.pid!).keys()].filter((tid) => policyOf(tid, plain.proc.pid!) !== SCHED_OTHER),
+        [],
+      );
     } finally {
       await Promise.all([lowering.stop(), plain.stop()]);
     }
@@ -111,6 +138,14 @@ describe('the index writer thread priority', { skip: process.platform !== 'linux
         lowered(h.proc.pid!).map((t) => t.nice),
         mayRaiseBack(WITHOUT_CAP_SYS_NICE) ? [19, 19] : [19],
       );
+      if (!mayRaiseBack(WITHOUT_CAP_SYS_NICE)) {
+        // Nor does it take the idle class, which it could not leave either.
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.deepEqual(
+          [...threadNices(h.proc.pid!).keys()].filter((tid) => policyOf(tid, h.proc.pid!) !== SCHED_OTHER),
+          [],
+        );
+      }
       assert.equal(await h.stop(), 0);
     } finally {
       if (h.proc.exitCode === null) await h.stop();

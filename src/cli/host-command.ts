@@ -31,7 +31,7 @@ export const HOST_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
   indexFlushDelayMs: { type: 'int', help: 'longest wait of an acknowledged write in the commit log before it is applied to the index in a batch (default 50)' },
   indexWriterNice: {
     type: 'int',
-    help: 'how much lower (nice, 0-19) the index writer thread runs while it only applies writes already acknowledged (Linux, where the host may raise it back), and the WAL checkpointer thread throughout; 0: both at the host priority (default 19)',
+    help: 'how much lower (nice, 0-19) the index writer thread runs while it only applies writes already acknowledged, after a second also in the idle scheduling class (Linux, where the host may raise it back; chrt), and the WAL checkpointer thread throughout; 0: both at the host priority (default 19)',
   },
   queryTaskExpirationMicros: { type: 'int', help: 'default lifetime of query tasks and pages (default 600000000)' },
   queryPageLimit: { type: 'int', help: 'live query pages kept at most; beyond it the oldest is dropped (its link answers 404) (default 50000)' },

@@ -58,9 +58,11 @@ export interface WriterBackend {
  * storage error). 'logged': once they are in the commit log (see commit-log.ts); the index catches
  * up within milliseconds and reads see them at once (overlay, sync). 'import': as 'applied', but
  * readers do not wait for it (sync): the writer answers nobody before the commit (a batched
- * migration import), so no client can expect to read it earlier.
+ * migration import), so no client can expect to read it earlier. 'housekeeping': as 'applied', but
+ * its submitter is the host's own periodic work (the expiry purge), which does not raise the
+ * writer's priority (see updatePriority): a reader waiting for it does.
  */
-export type Durability = 'logged' | 'applied' | 'import';
+export type Durability = 'logged' | 'applied' | 'import' | 'housekeeping';
 
 export interface PostedGroup {
   ops: WriteOp[];
@@ -70,6 +72,8 @@ export interface PostedGroup {
 interface Entry extends PostedGroup {
   /** Readers wait for it (sync): every entry but an 'import'. */
   awaited: boolean;
+  /** Its submitter awaits the commit and the writer runs at the host's priority meanwhile: 'applied' and 'import'. */
+  urgent?: boolean;
   seq: number;
   logged: boolean;
   /** The length of its documents' text (see MAX_BATCH_BYTES). */
@@ -115,7 +119,7 @@ export class CommitQueue {
    */
   private firstNotApplied: number | undefined;
   private resuming = false;
-  /** Entries queued or posted whose submitter awaits the commit ('applied', 'import'). */
+  /** Entries queued or posted whose submitter awaits the commit urgently (Entry.urgent). */
   private commitWaiters = 0;
   /** Inside a blocking sync(). */
   private syncing = false;
@@ -179,8 +183,9 @@ export class CommitQueue {
     return new Promise((resolve, reject) => {
       const awaited = durability !== 'import';
       if (awaited) this.awaited++;
-      this.commitWaiters++;
-      this.queue.push({ ops, seq: ++this.seq, logged: false, awaited, resolve, reject, bytes: documentBytes(ops) });
+      const urgent = durability !== 'housekeeping';
+      if (urgent) this.commitWaiters++;
+      this.queue.push({ ops, seq: ++this.seq, logged: false, awaited, urgent, resolve, reject, bytes: documentBytes(ops) });
       this.schedule(true);
       this.updatePriority();
     });
@@ -335,7 +340,7 @@ export class CommitQueue {
     for (const e of batch.entries) {
       if (e.awaited) this.awaited--;
       if (!e.logged) {
-        this.commitWaiters--;
+        if (e.urgent) this.commitWaiters--;
         continue;
       }
       this.backlog--;
@@ -492,7 +497,7 @@ export class CommitQueue {
     for (const e of queued) {
       if (e.logged) continue;
       if (e.awaited) this.awaited--;
-      this.commitWaiters--;
+      if (e.urgent) this.commitWaiters--;
       e.reject!(err);
     }
     for (const b of [...this.posted]) this.onApplied(b.id, err);

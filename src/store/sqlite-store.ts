@@ -244,7 +244,8 @@ export class SqliteStore implements IndexReader {
     };
     worker.on('error', failAll);
     worker.on('exit', (code) => {
-      priority = undefined; // its thread id may be another thread's from now on
+      priority?.stop(); // its thread id may be another thread's from now on
+      priority = undefined;
       failAll(new Error(`writer thread exited with code ${code}`));
     });
     return {
@@ -441,7 +442,6 @@ export class SqliteStore implements IndexReader {
     return links.length;
   }
 
-  /** Queues the purge of expired documents on the writer. */
   /** True while writes are refused because the index could not take an acknowledged one (CommitQueue.halt). */
   get writesHalted(): boolean {
     return this.commits.isHalted;
@@ -452,8 +452,9 @@ export class SqliteStore implements IndexReader {
     return this.commits.resume();
   }
 
+  /** Queues the purge of expired documents on the writer (host housekeeping: it does not raise the writer's priority). */
   purgeExpired(nowMicros: number): Promise<void> {
-    return this.commits.submit([{ t: 'purgeExpired', now: nowMicros }]) ?? Promise.resolve();
+    return this.commits.submit([{ t: 'purgeExpired', now: nowMicros }], 'housekeeping') ?? Promise.resolve();
   }
 
   /** Commits ops through the group commit (the writer thread when there is one); see Durability and CommitQueue.submit. */
