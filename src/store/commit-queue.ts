@@ -315,8 +315,8 @@ export class CommitQueue {
    * Tells the backend whether anyone waits for the writer: a submitter awaiting its commit (an
    * import), a reader settling, a writer held by the backlog, a drain, a blocking sync. Nobody does
    * while it applies only writes already acknowledged from the commit log: that work can run when
-   * the machine has a core to spare, after the requests (measured under the seeds' POST load on 2
-   * cores: +5% requests/s). Called at each change; the backend is told only when the answer changes.
+   * the machine has a core to spare, after the requests (see store/thread-priority.ts). Called at
+   * each change; the backend is told only when the answer changes.
    */
   private updatePriority(): void {
     if (!this.backend.prioritize) return;
