@@ -126,6 +126,28 @@ describe('the index writer thread priority', { skip: process.platform !== 'linux
     }
   });
 
+  it('uses the nice value alone where util-linux chrt cannot be found', { skip: !canRaiseBack && 'the writer is lowered only where it may be raised back' }, async () => {
+    const h = await startHost([], { env: { PATH: '/nonexistent' } });
+    try {
+      for (let i = 0; i < 20; i++) assert.equal((await http('POST', `${h.uri}/core/examples`, { name: `p-${i}`, counter: i })).status, 200);
+      await new Promise((r) => setTimeout(r, 1500));
+      const pid = h.proc.pid!;
+      assert.deepEqual(
+        lowered(pid).map((t) => [t.nice, policyOf(t.tid, pid)]),
+        [
+          [19, SCHED_OTHER],
+          [19, SCHED_OTHER],
+        ],
+      );
+      // It still serves, and reads see every write.
+      const query = { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'name', matchValue: 'p-*', matchType: 'WILDCARD' } }, options: ['COUNT'] } };
+      assert.equal((await http('POST', `${h.uri}/core/query-tasks`, query)).json.results.documentCount, 20);
+      assert.equal(await h.stop(), 0);
+    } finally {
+      if (h.proc.exitCode === null) await h.stop();
+    }
+  });
+
   it('never lowers the writer of a host that could not raise it back (no CAP_SYS_NICE); its checkpointer still is', { skip: !hasSetpriv && 'needs util-linux setpriv' }, async () => {
     const h = await startHost([], { execWith: WITHOUT_CAP_SYS_NICE });
     try {

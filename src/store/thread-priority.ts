@@ -33,7 +33,7 @@ export class ThreadPriority {
   /** The `chrt` changing the class, while one runs (one at a time; reconcile after it). */
   private changing = false;
   private idleTimer: NodeJS.Timeout | undefined;
-  /** `chrt` is missing or failed: the nice value alone from then on. */
+  /** `chrt` is missing or failed: the thread never enters the idle class again (leaving it is still tried). */
   private noIdleClass = false;
   private stopped = false;
 
@@ -94,9 +94,12 @@ export class ThreadPriority {
     clearTimeout(this.idleTimer);
   }
 
-  /** Runs `chrt` until the class set is the class wanted (one at a time). */
+  /**
+   * Runs `chrt` until the class set is the class wanted (one at a time). A failure ends the idle
+   * class for good; a failure to leave it is tried again at the next raise, not in a loop.
+   */
   private reconcile(): void {
-    if (this.changing || this.stopped || this.noIdleClass || this.wantIdle === this.isIdle) return;
+    if (this.changing || this.stopped || this.wantIdle === this.isIdle || (this.wantIdle && this.noIdleClass)) return;
     const toIdle = this.wantIdle;
     this.changing = true;
     let ended = false;
@@ -104,8 +107,11 @@ export class ThreadPriority {
       if (ended) return;
       ended = true;
       this.changing = false;
-      if (ok) this.isIdle = toIdle;
-      else this.noIdleClass = true;
+      if (!ok) {
+        this.noIdleClass = true;
+        return;
+      }
+      this.isIdle = toIdle;
       this.reconcile();
     };
     const child = spawn('chrt', [toIdle ? '--idle' : '--other', '--pid', '0', String(this.tid)], { stdio: 'ignore' });
