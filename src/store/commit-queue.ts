@@ -139,7 +139,10 @@ export class CommitQueue {
     private seq: number,
     private readonly flushDelayMs = DEFAULT_FLUSH_DELAY_MS,
     private readonly maxBatch = 2048,
-  ) {}
+  ) {
+    // Nobody waits yet: the writer starts in the background. Later changes come with waiters only.
+    this.updatePriority();
+  }
 
   /** Called with each group's ops once durable (logged or committed), before its writer is answered. */
   onCommitted(listener: (ops: readonly WriteOp[]) => void): void {
@@ -172,10 +175,8 @@ export class CommitQueue {
       this.awaited++;
       this.committed(ops);
       this.schedule(this.queue.length >= this.maxBatch);
-      if (this.backlog <= MAX_BACKLOG) {
-        this.updatePriority();
-        return undefined;
-      }
+      // A logged write adds no waiter (its writer is answered now): the priority changes only if it is held.
+      if (this.backlog <= MAX_BACKLOG) return undefined;
       const held = new Promise<void>((resolve) => this.backlogWaiters.push(resolve));
       this.updatePriority();
       return held;

@@ -57,7 +57,7 @@ export class ThreadPriority {
     } catch {
       return undefined;
     }
-    const background = Math.min(19, normal + nice);
+    const background = lowerBy(normal, nice);
     if (background === normal || !mayRaiseTo(normal)) return undefined;
     return new ThreadPriority(tid, normal, background, idleClassAfterMs ?? Number.POSITIVE_INFINITY);
   }
@@ -129,10 +129,15 @@ export function lowerThisThread(nice: number): void {
   const tid = nice > 0 && process.platform === 'linux' ? currentThreadId() : undefined;
   if (tid === undefined) return;
   try {
-    setPriority(tid, Math.min(19, getPriority(tid) + nice));
+    setPriority(tid, lowerBy(getPriority(tid), nice));
   } catch {
     // Left at the host's priority.
   }
+}
+
+/** A nice value `by` lower than `nice`, within the lowest there is (19). */
+function lowerBy(nice: number, by: number): number {
+  return Math.min(19, nice + by);
 }
 
 /** The calling thread's kernel id (Linux, from /proc/thread-self: "<pid>/task/<tid>"); undefined elsewhere. */
